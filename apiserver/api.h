@@ -1,0 +1,133 @@
+/* apiserver/api.h -- the API server's shared types: configuration, the per-request record
+ * that handlers fill in, the route table and the reply helpers.
+ *
+ * Threading: libmicrohttpd runs an internal epoll thread pool (--threads, default 4). Every
+ * handler runs on one of those threads and makes synchronous etcd calls through the shared,
+ * thread-safe `struct etcd`. Handlers keep no state between requests: everything lives in
+ * etcd (docs/architecture.md has the key layout), so any number of API servers can run
+ * against one etcd, and a restarted one loses nothing.
+ */
+#ifndef APISERVER_API_H
+#define APISERVER_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+struct etcd;
+struct MHD_Connection;
+struct MHD_Daemon;
+
+struct api_config {
+    const char *listen_addr; /* "0.0.0.0" */
+    int port;                /* 9292 */
+    int insecure_http;       /* serve plain HTTP (explicit flag only) */
+    const char *tls_cert_file, *tls_key_file; /* NULL: generated, kept in etcd */
+    const char *tls_san;     /* extra subjectAltName entries for the generated cert */
+    const char *cert_out;    /* write the served certificate PEM here (may be NULL) */
+    const char *server_name; /* "kontena-master" */
+    const char *initial_admin_password; /* create user "admin" if it does not exist */
+    unsigned threads;        /* MHD thread pool size */
+    size_t max_body;         /* request body cap in bytes (413 above) */
+    unsigned conn_timeout_s; /* idle connection timeout */
+};
+
+struct api {
+    struct api_config cfg;
+    struct etcd *etcd;
+    struct MHD_Daemon *mhd;
+    char *tls_cert_pem, *tls_key_pem, *tls_fingerprint;
+};
+
+/* The authenticated caller. */
+struct principal {
+    json_t *user;       /* the user object from etcd (owned) */
+    const char *email;  /* borrowed from user */
+    char token_key[96]; /* etcd key of the token used */
+    char token_id[20];
+};
+
+struct req {
+    struct api *api;
+    struct MHD_Connection *conn;
+    const char *method;
+    char *path;         /* decoded path, no query */
+    struct buf body;
+    int too_large;
+    json_t *json;       /* parsed body: an object (empty object for an empty body) */
+    struct principal *who; /* NULL when the route needs no auth */
+    char source_ip[64];
+
+    /* What the handler produces. */
+    unsigned status;
+    json_t *reply;
+
+    /* Audit record, filled by handlers of mutating routes. */
+    const char *audit_event;    /* "create", "update", "delete", ...; NULL = not audited */
+    const char *audit_type;     /* "Grid", "User", "Token", ... */
+    char audit_name[160];       /* resource name */
+    char audit_id[200];         /* resource id */
+    char audit_grid[80];        /* grid name or "" */
+};
+
+/* Route handler: params[] are the ":name" path segments in order (decoded, NUL-terminated). */
+typedef void (*api_handler)(struct req *r, char **params);
+
+enum route_auth { AUTH_NONE, AUTH_TOKEN };
+
+struct route {
+    const char *method;
+    const char *pattern; /* "/v1/grids/:grid/users/:email" */
+    enum route_auth auth;
+    api_handler fn;
+    const char *audit_event; /* default audit event for the route, NULL = not audited */
+    const char *audit_type;
+};
+
+/* Reply helpers: set r->status and r->reply (reply steals j). */
+void reply_json(struct req *r, unsigned status, json_t *j);
+void reply_error(struct req *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 422 {"error":{field: message}} */
+void reply_invalid(struct req *r, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 422 with a ready error object (stolen) */
+void reply_invalid_obj(struct req *r, json_t *errors);
+/* Map a store/etcd failure to a reply: NOTFOUND 404, CONFLICT 409, RETRY 503, else 500. */
+void reply_status(struct req *r, enum status st, const struct err *e);
+/* Query parameter or NULL. */
+const char *req_query(struct req *r, const char *name);
+/* Request header or NULL. */
+const char *req_header(struct req *r, const char *name);
+
+/* Route tables of each module, NULL-method terminated. */
+extern const struct route auth_routes[];
+extern const struct route grid_routes[];
+
+/* Server lifecycle (server.c). */
+enum status api_start(struct api *a, struct err *e);
+void api_stop(struct api *a);
+
+/* Bootstrap (auth.c): create the admin user if it does not exist yet. */
+enum status auth_bootstrap_admin(struct api *a, const char *password, struct err *e);
+/* Resolve "Authorization: Bearer ..." into r->who. On failure fills the 403 reply. */
+int auth_authenticate(struct req *r);
+void principal_free(struct principal *p);
+
+/* Permissions (auth.c). */
+int perm_master_admin(const json_t *user);
+int perm_user_admin(const json_t *user);
+int perm_grid_admin(const json_t *user, const char *grid);
+int perm_grid_access(const json_t *user, const char *grid);
+
+/* Audit (audit.c): write r's audit record, if any. Never fails the request. */
+void audit_record(struct req *r);
+
+/* TLS material (tlsboot.c): load the configured files or the generated certificate kept in
+ * etcd (generating it on first start). Fills a->tls_*. */
+enum status tls_bootstrap(struct api *a, struct err *e);
+
+#endif
