@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install every Debian package the project needs to build, test and run, idempotently:
+# packages already present are left alone, and apt-get runs (update first) only when
+# something is missing. Needs root (or sudo).
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake gcc make pkg-config
+  libcurl4-openssl-dev libjansson-dev libssl-dev libmicrohttpd-dev
+  libwebsockets-dev libyaml-dev
+  # tests
+  libcriterion-dev curl ca-certificates
+  # runtime: the embedded default etcd and etcdctl
+  etcd-server etcd-client
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "install-deps: missing ${missing[*]} and not root (no sudo)" >&2; exit 1
+  fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian's etcd-server package may start a system etcd on 2379; ours runs on its own port
+# and data directory (hack/up.sh), so either way is fine.
+echo "install-deps: done"
