@@ -342,6 +342,10 @@ static void h_login(struct req *r, char **params)
         goto out;
     }
     reply_json(r, 201, token_view(r, tok, user, plain));
+    /* The audit entry of a successful login names the user who logged in. */
+    r->who = xcalloc(1, sizeof(*r->who));
+    r->who->user = json_incref(user);
+    r->who->email = jstr(user, "email");
 out:
     free(key);
     free(plain);

@@ -2,6 +2,7 @@
  * server.c; docs/architecture.md describes the process. */
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,10 +85,15 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int die_usage(const char *fmt, const char *arg)
+static int die_usage(const char *fmt, ...) PRINTF_LIKE(1, 2);
+static int die_usage(const char *fmt, ...)
 {
+    va_list ap;
+
     fprintf(stderr, "kontena-apiserver: ");
-    fprintf(stderr, fmt, arg);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fprintf(stderr, "\nSee 'kontena-apiserver --help'.\n");
     return 2;
 }

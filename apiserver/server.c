@@ -380,12 +380,12 @@ enum status api_start(struct api *a, struct err *e)
         flags |= MHD_USE_TLS;
 
     struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL}, /* first: see MHD docs */
         {MHD_OPTION_SOCK_ADDR, 0, &sin},
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)a->cfg.threads, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)a->cfg.conn_timeout_s, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, 4000, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {a->cfg.insecure_http ? MHD_OPTION_END : MHD_OPTION_HTTPS_MEM_KEY, 0, a->tls_key_pem},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, a->tls_cert_pem},
         {MHD_OPTION_END, 0, NULL},

@@ -215,25 +215,25 @@ Test(api, grid_with_nodes_is_kept_unless_forced)
 {
     char *tok = login("admin", api.admin_password), *cmd_out = NULL;
     struct http_reply r;
-    char *argv[] = {"etcdctl", "--endpoints", etcd.endpoint, "put", "/kontena/nodes/g2/node-1",
+    const char *argv[] = {"etcdctl", "--endpoints", etcd.endpoint, "put", "/kontena/nodes/gtwo/node-1",
                     "{\"name\":\"node-1\"}", NULL};
 
-    req("POST", "/v1/grids", tok, "{\"name\":\"g2\"}", &r);
+    req("POST", "/v1/grids", tok, "{\"name\":\"gtwo\"}", &r);
     cr_assert_eq(r.status, 201);
     http_reply_release(&r);
     cr_assert_eq(proc_run(argv, NULL, NULL, &cmd_out, NULL), 0, "etcdctl put");
     free(cmd_out);
-    req("GET", "/v1/grids/g2", tok, NULL, &r);
+    req("GET", "/v1/grids/gtwo", tok, NULL, &r);
     cr_assert_eq(json_integer_value(json_object_get(r.json, "node_count")), 1);
     http_reply_release(&r);
-    req("DELETE", "/v1/grids/g2", tok, NULL, &r);
+    req("DELETE", "/v1/grids/gtwo", tok, NULL, &r);
     cr_assert_eq(r.status, 422, "%s", r.body);
     cr_assert(strstr(r.body, "1 node(s)") != NULL, "%s", r.body);
     http_reply_release(&r);
-    req("DELETE", "/v1/grids/g2?force=true", tok, NULL, &r);
+    req("DELETE", "/v1/grids/gtwo?force=true", tok, NULL, &r);
     cr_assert_eq(r.status, 200, "%s", r.body);
     http_reply_release(&r);
-    req("GET", "/v1/grids/g2", tok, NULL, &r);
+    req("GET", "/v1/grids/gtwo", tok, NULL, &r);
     cr_assert_eq(r.status, 404);
     http_reply_release(&r);
     req("GET", "/v1/user", tok, NULL, &r);
@@ -348,7 +348,7 @@ Test(api, etcd_holds_readable_json_and_no_secrets)
 {
     char *tok = login("admin", api.admin_password), *dump = NULL, *line, *save = NULL;
     struct http_reply r;
-    char *argv[] = {"etcdctl", "--endpoints", etcd.endpoint, "get", "--prefix", "/kontena/", NULL};
+    const char *argv[] = {"etcdctl", "--endpoints", etcd.endpoint, "get", "--prefix", "/kontena/", NULL};
     int keys = 0, is_value = 0;
 
     req("POST", "/v1/grids", tok, "{\"name\":\"readable\"}", &r);
@@ -378,7 +378,7 @@ Test(api, restart_loses_nothing)
     char *tok = login("admin", api.admin_password);
     struct http_reply r;
     char *fp1 = NULL, *fp2 = NULL;
-    char *argv[] = {"etcdctl", "--endpoints", etcd.endpoint, "get", "--print-value-only",
+    const char *argv[] = {"etcdctl", "--endpoints", etcd.endpoint, "get", "--print-value-only",
                     "/kontena/master/tls", NULL};
 
     req("POST", "/v1/grids", tok, "{\"name\":\"durable\",\"initial_size\":3}", &r);
@@ -405,8 +405,8 @@ Test(api, tls_is_the_default_and_verifiable)
 {
     char *pem = xasprintf("%s/master.pem", api.dir), *out = NULL, *err = NULL;
     char *u = url("/v1/ping");
-    char *strict[] = {"curl", "-sS", "-o", "/dev/null", u, NULL};
-    char *pinned[] = {"curl", "-sS", "-o", "/dev/null", "--cacert", pem, u, NULL};
+    const char *strict[] = {"curl", "-sS", "-o", "/dev/null", u, NULL};
+    const char *pinned[] = {"curl", "-sS", "-o", "/dev/null", "--cacert", pem, u, NULL};
 
     cr_assert(strncmp(api.url, "https://", 8) == 0);
     cr_assert_neq(proc_run(strict, NULL, NULL, &out, &err), 0,

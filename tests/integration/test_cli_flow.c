@@ -32,16 +32,16 @@ TestSuite(cli, .init = setup, .fini = teardown, .timeout = 90);
  * call). */
 static char *out, *err;
 
-#define KONTENA(...) run((char *[]){__VA_ARGS__, NULL})
+#define KONTENA(...) run((const char *[]){__VA_ARGS__, NULL})
 
-static int run(char *args[])
+static int run(const char *args[])
 {
     FREE_AND_NULL(out);
     FREE_AND_NULL(err);
     return api_cli_env(&api, NULL, NULL, &out, &err, args);
 }
 
-static int run_env(char *env[], char *args[])
+static int run_env(const char *env[], const char *args[])
 {
     FREE_AND_NULL(out);
     FREE_AND_NULL(err);
@@ -125,7 +125,7 @@ Test(cli, grid_lifecycle)
 Test(cli, token_create_use_revoke)
 {
     char *token, *id, env_tok[200];
-    char *env[] = {env_tok, NULL};
+    const char *env[] = {env_tok, NULL};
 
     login_admin();
     cr_assert_eq(KONTENA("master", "token", "create", "--token", "-d", "ci-token"), 0, "%s", err);
@@ -134,13 +134,13 @@ Test(cli, token_create_use_revoke)
     cr_assert_eq(KONTENA("master", "token", "ls"), 0);
     cr_assert(strstr(out, "ci-token") != NULL, "%s", out);
     snprintf(env_tok, sizeof(env_tok), "KONTENA_TOKEN=%s", token);
-    cr_assert_eq(run_env(env, (char *[]){"whoami", NULL}), 0, "token works: %s", err);
+    cr_assert_eq(run_env(env, (const char *[]){"whoami", NULL}), 0, "token works: %s", err);
     cr_assert_eq(KONTENA("master", "token", "show", token), 0, "%s", err);
     id = xstrndup(out, strcspn(out, ":"));
     cr_assert_eq(KONTENA("master", "token", "rm", "--force", id), 0, "%s", err);
     cr_assert_eq(KONTENA("master", "token", "ls", "-q"), 0);
     cr_assert_null(strstr(out, id), "removed id still listed: %s", out);
-    cr_assert_eq(run_env(env, (char *[]){"grid", "ls", NULL}), 1, "revoked token must fail");
+    cr_assert_eq(run_env(env, (const char *[]){"grid", "ls", NULL}), 1, "revoked token must fail");
     cr_assert(strstr(err, "403") != NULL && strstr(err, "Invalid token") != NULL, "%s", err);
     free(token);
     free(id);
@@ -199,10 +199,10 @@ Test(cli, every_command_has_help)
         {"grid", "trusted-subnet", "ls"}, {"grid", "trusted-subnet", "add"},
         {"grid", "trusted-subnet", "rm"}, {"whoami"}, {"master"}, {"grid"}};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        char *args[6] = {0};
+        const char *args[6] = {0};
         int n = 0;
         for (; n < 4 && paths[i][n]; n++)
-            args[n] = (char *)paths[i][n];
+            args[n] = paths[i][n];
         args[n] = "--help";
         cr_assert_eq(run(args), 0, "%s --help", paths[i][0]);
         cr_assert(strstr(out, "Usage:") && strstr(out, "Options:"), "help of %s %s: %s",

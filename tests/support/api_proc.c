@@ -14,7 +14,7 @@ static int launch(struct api_proc *p)
     char listen[64], *log = xasprintf("%s/apiserver.log", p->dir);
     char *cert = xasprintf("%s/master.pem", p->dir);
     char *bin = xasprintf("%s/kontena-apiserver", KONTENA_BIN_DIR);
-    char *argv[16];
+    const char *argv[16];
     int n = 0, rc = 0;
     char *ping = xasprintf("%s/v1/ping", p->url);
 
@@ -88,10 +88,10 @@ void api_proc_cleanup(struct api_proc *p)
     memset(p, 0, sizeof(*p));
 }
 
-int api_cli_env(struct api_proc *p, char *const env[], const char *input, char **out,
-                char **err, char *const args[])
+int api_cli_env(struct api_proc *p, const char *const env[], const char *input, char **out,
+                char **err, const char *const args[])
 {
-    char *argv[64], *envv[32];
+    const char *argv[64], *envv[32];
     char *bin = xasprintf("%s/kontena", KONTENA_BIN_DIR);
     char *home = xasprintf("HOME=%s", p->dir);
     char *cfg = xasprintf("KONTENA_CONFIG=%s/kontena_client.json", p->dir);
@@ -115,12 +115,12 @@ int api_cli_env(struct api_proc *p, char *const env[], const char *input, char *
 
 int api_cli(struct api_proc *p, const char *input, char **out, char **err, ...)
 {
-    char *args[64];
+    const char *args[64];
     va_list ap;
     int n = 0;
 
     va_start(ap, err);
-    for (char *a; (a = va_arg(ap, char *)) != NULL && n < 63;)
+    for (const char *a; (a = va_arg(ap, const char *)) != NULL && n < 63;)
         args[n++] = a;
     va_end(ap);
     args[n] = NULL;

@@ -34,7 +34,7 @@ void api_proc_cleanup(struct api_proc *p);
 int api_cli(struct api_proc *p, const char *input, char **out, char **err, ...)
     __attribute__((sentinel));
 /* Same with extra environment entries ("K=V", NULL-ended). */
-int api_cli_env(struct api_proc *p, char *const env[], const char *input, char **out,
-                char **err, char *const args[]);
+int api_cli_env(struct api_proc *p, const char *const env[], const char *input, char **out,
+                char **err, const char *const args[]);
 
 #endif

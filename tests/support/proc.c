@@ -40,13 +40,13 @@ int proc_free_port(void)
     return port;
 }
 
-static void apply_env(char *const env[])
+static void apply_env(const char *const env[])
 {
     for (size_t i = 0; env && env[i]; i++)
-        putenv(env[i]);
+        putenv((char *)env[i]);
 }
 
-pid_t proc_spawn(char *const argv[], char *const env[], const char *log_path)
+pid_t proc_spawn(const char *const argv[], const char *const env[], const char *log_path)
 {
     pid_t parent = getpid(), pid = fork();
 
@@ -68,7 +68,7 @@ pid_t proc_spawn(char *const argv[], char *const env[], const char *log_path)
             dup2(devnull, 0);
     }
     apply_env(env);
-    execvp(argv[0], argv);
+    execvp(argv[0], (char *const *)argv);
     fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
     _exit(127);
 }
@@ -139,7 +139,8 @@ static void drain(int fd, struct buf *b, int *open_flag)
     }
 }
 
-int proc_run(char *const argv[], char *const env[], const char *input, char **out, char **err)
+int proc_run(const char *const argv[], const char *const env[], const char *input, char **out,
+             char **err)
 {
     int pin[2], pout[2], perr[2], status = 0;
     struct buf bo, be;
@@ -157,7 +158,7 @@ int proc_run(char *const argv[], char *const env[], const char *input, char **ou
         dup2(pout[1], 1);
         dup2(perr[1], 2);
         apply_env(env);
-        execvp(argv[0], argv);
+        execvp(argv[0], (char *const *)argv);
         fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
         _exit(127);
     }
@@ -212,7 +213,7 @@ char *proc_tempdir(const char *prefix)
 
 void proc_rmtree(const char *path)
 {
-    char *argv[] = {"rm", "-rf", (char *)path, NULL};
+    const char *argv[] = {"rm", "-rf", path, NULL};
     if (path && *path && strcmp(path, "/") != 0)
         proc_run(argv, NULL, NULL, NULL, NULL);
 }

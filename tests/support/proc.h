@@ -15,7 +15,7 @@ int proc_free_port(void);
 
 /* Start argv[0] (searched in PATH) with extra environment entries env ("K=V", NULL-ended,
  * may be NULL) added to ours; stdout+stderr appended to log_path. Returns the pid or -1. */
-pid_t proc_spawn(char *const argv[], char *const env[], const char *log_path);
+pid_t proc_spawn(const char *const argv[], const char *const env[], const char *log_path);
 
 /* Send sig and wait for the process (up to timeout_ms, then SIGKILL). Returns its wait
  * status, or -1. */
@@ -27,10 +27,11 @@ int proc_wait_http(const char *url, long want, int timeout_ms);
 
 /* Run a command to completion with env additions, feeding `input` (may be NULL) to its
  * stdin; returns the exit status (0..255, or 128+signal) and the captured stdout and
- * stderr in fresh memory (*out/*err may be NULL to discard). */
-int proc_run(char *const argv[], char *const env[], const char *input, char **out, char **err);
+ * stderr in fresh memory (out and err may be NULL to discard). */
+int proc_run(const char *const argv[], const char *const env[], const char *input, char **out,
+             char **err);
 
-/* mkdtemp under $TMPDIR or /tmp with the given name prefix; fresh memory. */
+/* mkdtemp in $TMPDIR (or /tmp) with the given name prefix; fresh memory. */
 char *proc_tempdir(const char *prefix);
 /* rm -rf path. */
 void proc_rmtree(const char *path);
