@@ -1,0 +1,168 @@
+/* cli/cli.h -- the kontena CLI: command table, per-run context and the helpers commands share.
+ *
+ * Every command is one entry in a table (git's `commands[]`): its full path ("grid create"),
+ * aliases, the function that runs it, a one-line description, its positional parameters and
+ * its options. Groups ("grid", "master user") are entries without a function; their
+ * sub-commands are the entries whose path extends theirs by one word. Each cli/cmd_*.c file
+ * defines the table of its group, cli/commands.c lists those tables, finds the command
+ * for an argv, prints --help and runs it.
+ *
+ * Commands talk to the master only through its HTTP API (cli/api.h), keep their state in
+ * the client config (cli/config.h) and print through cli/output.h. A command returns its
+ * exit status: 0 on success, 1 after printing an error.
+ */
+#ifndef CLI_CLI_H
+#define CLI_CLI_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "common/err.h"
+
+struct api;
+struct config;
+struct server;
+struct opts;
+struct cli;
+
+/* Option flags (struct cli_opt.flags). */
+#define CLI_OPT_NEG 0x01      /* boolean written --[no-]x: --x sets it, --no-x clears it */
+#define CLI_OPT_MULTI 0x02    /* takes a value and may be given more than once */
+#define CLI_OPT_INT 0x04      /* value must be an integer */
+#define CLI_OPT_REQUIRED 0x08 /* must be given */
+#define CLI_OPT_HIDDEN 0x10   /* accepted but not shown in --help */
+
+/* One option of a command. An option with `arg == NULL` is a flag. All strings are static. */
+struct cli_opt {
+    char short_name;       /* 'n' for -n, 0 for none */
+    const char *long_name; /* "name" for --name; also the key for opts_str() and friends */
+    const char *arg;       /* value placeholder shown in help ("NAME"), NULL for a flag */
+    unsigned flags;        /* CLI_OPT_* */
+    const char *help;
+    const char *def; /* default value (also shown in help), NULL for none */
+    const char *env; /* environment variable that supplies the default, NULL for none */
+};
+
+/* One positional parameter. The name carries its arity, as in the help text: "NAME" is
+ * required, "[URL]" optional, "EMAIL ..." one or more, "[NAME] ..." any number. Only the
+ * last parameter may repeat. */
+struct cli_param {
+    const char *name;
+    const char *help;
+};
+
+typedef int cli_fn(struct cli *c, struct opts *o);
+
+struct cli_cmd {
+    const char *path;               /* words after "kontena", "" for the top level */
+    const char *aliases;            /* other names of the last word, space separated, or NULL */
+    cli_fn *fn;                     /* NULL for a group */
+    const char *desc;               /* first line of --help; more lines after '\n' */
+    const struct cli_param *params; /* {NULL}-terminated, or NULL */
+    const struct cli_opt *opts;     /* {0}-terminated, or NULL */
+    int hidden;                     /* not listed in help or completion */
+};
+
+/* The tables of each group, {NULL}-terminated. */
+extern const struct cli_cmd cli_master_cmds[];
+extern const struct cli_cmd cli_master_user_cmds[];
+extern const struct cli_cmd cli_master_token_cmds[];
+extern const struct cli_cmd cli_grid_cmds[];
+extern const struct cli_cmd cli_grid_subnet_cmds[];
+extern const struct cli_cmd cli_grid_user_cmds[];
+extern const struct cli_cmd cli_audit_cmds[];
+extern const struct cli_cmd cli_whoami_cmds[];
+extern const struct cli_cmd cli_version_cmds[];
+extern const struct cli_cmd cli_complete_cmds[];
+
+/* Iterate over every command, the top level first: i = 0, 1, ... until NULL. */
+const struct cli_cmd *cli_cmd_at(size_t i);
+/* The command with this exact path (aliases not considered), or NULL. */
+const struct cli_cmd *cli_cmd_find(const char *path);
+/* The sub-command of group `parent` called `word` (name or alias), or NULL. */
+const struct cli_cmd *cli_cmd_child(const struct cli_cmd *parent, const char *word);
+/* Whether child's path is parent's plus one word. */
+int cli_cmd_is_child(const struct cli_cmd *parent, const struct cli_cmd *child);
+/* Last word of the command's path ("add" for "grid user add"). */
+const char *cli_cmd_name(const struct cli_cmd *cmd);
+/* Print the --help text of cmd to out. */
+void cli_help(const struct cli_cmd *cmd, FILE *out);
+
+/* Run the CLI on argv (argv[0] is the program name); returns the exit status. */
+int cli_main(int argc, char **argv);
+/* `kontena complete ...`, handled before option parsing (cmd_complete.c): argv holds the
+ * words after "complete". */
+int cli_complete(struct cli *c, int argc, char **argv);
+
+/* Per-run state. The config and the API client are made on first use. */
+struct cli {
+    const struct cli_cmd *cmd;
+    int debug;
+    struct config *cfg;    /* owned; cli_config() loads it */
+    struct server *server; /* borrowed from cfg: the master the API client talks to */
+    struct api *api;       /* owned; cli_connect() makes it */
+};
+
+/* Load the config if not yet loaded. NULL after printing the error. */
+struct config *cli_config(struct cli *c);
+/* Resolve the current master (cli.md §1.5) and make the API client for it with its token.
+ * Returns 0, or prints "You are not logged into a Kontena Master..." and returns 1. */
+int cli_connect(struct cli *c);
+/* Like cli_connect() but for a known server and token (login); replaces c->api. */
+void cli_use_server(struct cli *c, struct server *s, const char *token);
+/* The grid commands act on: --grid (when the command has it and it was given), then
+ * KONTENA_GRID, then the current master's grid. NULL after printing
+ * "You have not selected a grid. Use: kontena grid". Needs cli_connect() first. */
+const char *cli_grid(struct cli *c, struct opts *o);
+/* Print the API client's last error as " [error] ..." and return 1. */
+int cli_fail_api(struct cli *c);
+/* Save the config; prints the error and returns 1 on failure. No-op while KONTENA_URL is
+ * set. */
+int cli_save_config(struct cli *c);
+/* Whether -o json was asked for. Returns -1 after printing a usage error for an unknown
+ * format. */
+int cli_want_json(struct cli *c, struct opts *o);
+/* Print v as indented JSON on stdout. */
+void cli_print_json(const json_t *v);
+/* A JSON scalar as text (strings as they are, numbers in decimal, true/false); null_text
+ * for null, a missing value or a container. Caller frees. */
+char *cli_json_text(const json_t *v, const char *null_text);
+/* Escape s for use as one segment of a URL path or a query value; caller frees. */
+char *cli_escape(const char *s);
+/* Make the current master use grid `name` after checking that it exists: prints
+ * "Using grid: <name>" unless silent. Returns the exit status. (cmd_grid.c) */
+int cli_grid_use(struct cli *c, const char *name, int silent);
+/* Select the first grid of the master if it has no current grid (login). (cmd_grid.c) */
+int cli_grid_autoselect(struct cli *c, int silent);
+
+/* Options shared by many commands, for use inside a command's option table. */
+#define CLI_OPT_OUTPUT                                                                             \
+    {                                                                                              \
+        'o', "output", "FORMAT", 0, "Output format: table or json", NULL, NULL                     \
+    }
+#define CLI_OPT_QUIET                                                                              \
+    {                                                                                              \
+        'q', "quiet", NULL, 0, "Output the identifying column only", NULL, NULL                    \
+    }
+#define CLI_OPT_FORCE                                                                              \
+    {                                                                                              \
+        'f', "force", NULL, 0, "Force remove (no confirmation)", NULL, NULL                        \
+    }
+#define CLI_OPT_GRID                                                                               \
+    {                                                                                              \
+        0, "grid", "GRID", 0, "Specify grid to use", NULL, NULL                                    \
+    }
+#define CLI_OPT_END                                                                                \
+    {                                                                                              \
+        0, NULL, NULL, 0, NULL, NULL, NULL                                                         \
+    }
+#define CLI_PARAM_END                                                                              \
+    {                                                                                              \
+        NULL, NULL                                                                                 \
+    }
+#define CLI_CMD_END                                                                                \
+    {                                                                                              \
+        NULL, NULL, NULL, NULL, NULL, NULL, 0                                                      \
+    }
+
+#endif
