@@ -354,7 +354,7 @@ static volatile sig_atomic_t echo_off;
 static void restore_echo(int sig)
 {
     if (echo_off)
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -389,12 +389,12 @@ char *prompt_line(const char *prompt, int echo)
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         old_int = signal(SIGINT, restore_echo);
         old_term = signal(SIGTERM, restore_echo);
-        if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0)
+        if (tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0)
             echo_off = 1;
     }
     answer = getline_stripped();
     if (echo_off) {
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
         echo_off = 0;
         signal(SIGINT, old_int);
         signal(SIGTERM, old_term);
