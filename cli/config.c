@@ -158,17 +158,19 @@ void config_set_current(struct config *cfg, const struct server *s)
 struct server *config_master(struct config *cfg)
 {
     const char *url = getenv("KONTENA_URL"), *name = getenv("KONTENA_MASTER");
+    struct server *s;
 
     if (name && !*name)
         name = NULL;
     if (url && *url) {
         for (size_t i = 0; i < cfg->nservers; i++) {
-            struct server *s = cfg->servers[i];
+            s = cfg->servers[i];
             if (url_eq(s->url, url) && (!name || (s->name && !strcmp(s->name, name))))
                 return s;
         }
-        if (config_find_url(cfg, url))
-            return config_find_url(cfg, url);
+        s = config_find_url(cfg, url);
+        if (s)
+            return s;
         if (!cfg->env_server)
             cfg->env_server = server_new(name ? name : "default", url);
         return cfg->env_server;
