@@ -460,12 +460,23 @@ static int token_for_caller(struct req *r, const char *id, json_t **tok, char **
 
 static void h_token_show(struct req *r, char **params)
 {
-    json_t *tok;
+    json_t *tok, *owner = NULL;
     char *key;
+    const char *u;
 
     if (!token_for_caller(r, params[0], &tok, &key))
         return;
-    reply_json(r, 200, token_view(r, tok, NULL, NULL));
+    u = jstr(tok, "user");
+    if (u && strcmp(u, r->who->email) == 0) {
+        owner = json_incref(r->who->user);
+    } else if (u) { /* a master admin looking at someone else's token */
+        char *ukey = key_user(u);
+        if (store_get(r->api->etcd, ukey, &owner, NULL, NULL) != ST_OK)
+            owner = NULL;
+        free(ukey);
+    }
+    reply_json(r, 200, token_view(r, tok, owner, NULL));
+    json_decref(owner);
     json_decref(tok);
     free(key);
 }

@@ -396,6 +396,16 @@ Test(api, restart_loses_nothing)
     req("GET", "/v1/users", tok, NULL, &r);
     cr_assert(strstr(r.body, "eve@example.com") != NULL);
     http_reply_release(&r);
+    {
+        char *path = xasprintf("/oauth2/tokens/%s", tok);
+        req("GET", path, tok, NULL, &r);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "user"), "name")),
+                         "admin", "token show names its owner: %s", r.body);
+        cr_assert(json_is_null(json_object_get(r.json, "access_token")), "never shown again");
+        http_reply_release(&r);
+        free(path);
+    }
     free(fp1);
     free(fp2);
     free(tok);
