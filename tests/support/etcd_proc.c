@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "common/timeutil.h"
+
 #include "common/banned.h"
 
 #define START_TIMEOUT_MS 15000
@@ -143,8 +144,7 @@ static size_t body_write(char *ptr, size_t size, size_t n, void *arg)
 }
 
 /* GET or POST (when post is not NULL) path; 1 if it answered 200 with `want` in the body. */
-static int probe(const struct etcd_proc *p, const char *path, const char *post,
-                 const char *want)
+static int probe(const struct etcd_proc *p, const char *path, const char *post, const char *want)
 {
     CURL *h = curl_easy_init();
     struct body b = {.len = 0};
@@ -186,8 +186,7 @@ static int wait_ready(struct etcd_proc *p)
             p->pid = 0;
             return -1;
         }
-        if (probe(p, "/health", NULL, "true") &&
-            probe(p, "/v3/cluster/member/list", "{}", want))
+        if (probe(p, "/health", NULL, "true") && probe(p, "/v3/cluster/member/list", "{}", want))
             return 1;
         time_sleep_ms(50);
     }
@@ -199,8 +198,8 @@ static int spawn(struct etcd_proc *p)
     pid_t parent = getpid(), pid;
     int r;
 
-    snprintf(p->endpoint, sizeof(p->endpoint), "%s://127.0.0.1:%d",
-             p->cert_file ? "https" : "http", p->client_port);
+    snprintf(p->endpoint, sizeof(p->endpoint), "%s://127.0.0.1:%d", p->cert_file ? "https" : "http",
+             p->client_port);
     fflush(NULL);
     pid = fork();
     if (pid == -1) {

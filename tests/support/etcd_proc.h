@@ -33,9 +33,9 @@
 #define ETCD_PROC_MAX_ARGS 8
 
 struct etcd_proc {
-    pid_t pid;           /* 0 when not running */
-    char dir[256];       /* temp dir; "" before the first start */
-    char endpoint[64];   /* "http://127.0.0.1:PORT" ("https://" with TLS) */
+    pid_t pid;         /* 0 when not running */
+    char dir[256];     /* temp dir; "" before the first start */
+    char endpoint[64]; /* "http://127.0.0.1:PORT" ("https://" with TLS) */
     int client_port;
     int peer_port;
     /* Set before etcd_proc_start(), kept for restarts. Borrowed: they must outlive p. */
