@@ -1,9 +1,9 @@
 /* tests/support/etcd_proc.c -- start, stop and restart a real etcd (see etcd_proc.h). */
 #include "tests/support/etcd_proc.h"
+#include "tests/support/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -30,25 +30,6 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-int etcd_proc_free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-    if (fd == -1)
-        return -1;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
 }
 
 static const char *member_name(const struct etcd_proc *p)
@@ -234,8 +215,8 @@ int etcd_proc_start(struct etcd_proc *p)
         return -1;
     }
     for (int i = 0; i < START_TRIES; i++) {
-        p->client_port = etcd_proc_free_port();
-        p->peer_port = etcd_proc_free_port();
+        p->client_port = proc_free_port();
+        p->peer_port = proc_free_port();
         if (p->client_port <= 0 || p->peer_port <= 0 || p->client_port == p->peer_port)
             continue;
         if (spawn(p) == 0)
@@ -298,23 +279,11 @@ void etcd_proc_kill(struct etcd_proc *p)
     reap(p, STOP_TIMEOUT_MS);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
-void etcd_proc_rm_rf(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 void etcd_proc_cleanup(struct etcd_proc *p)
 {
     etcd_proc_stop(p);
     if (p->dir[0])
-        etcd_proc_rm_rf(p->dir);
+        proc_rmtree(p->dir);
     p->dir[0] = '\0';
 }
 

@@ -62,9 +62,6 @@ void etcd_proc_cleanup(struct etcd_proc *p);
  * root role), then `auth enable`. Afterwards every request needs a token. */
 int etcd_proc_enable_auth(struct etcd_proc *p, const char *root_password);
 
-/* A loopback TCP port that was free a moment ago (nothing listens on it right after). */
-int etcd_proc_free_port(void);
-/* rm -rf path (no symlinks followed). For a per-run temp root cleaned in POST_ALL. */
-void etcd_proc_rm_rf(const char *path);
+/* Free ports and temp-dir removal: tests/support/proc.h. */
 
 #endif

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -211,9 +213,17 @@ char *proc_tempdir(const char *prefix)
     return path;
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
 void proc_rmtree(const char *path)
 {
-    const char *argv[] = {"rm", "-rf", path, NULL};
     if (path && *path && strcmp(path, "/") != 0)
-        proc_run(argv, NULL, NULL, NULL, NULL);
+        nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); /* never follows symlinks */
 }

@@ -33,7 +33,7 @@ int proc_run(const char *const argv[], const char *const env[], const char *inpu
 
 /* mkdtemp in $TMPDIR (or /tmp) with the given name prefix; fresh memory. */
 char *proc_tempdir(const char *prefix);
-/* rm -rf path. */
-void proc_rmtree(const char *path);
+/* rm -rf path, in-process. */
+void proc_rmtree(const char *path); /* never follows symlinks */
 
 #endif

@@ -19,6 +19,7 @@
 #include "etcdclient/etcd.h"
 #include "etcdclient/etcd_watch.h"
 #include "tests/support/etcd_proc.h"
+#include "tests/support/proc.h"
 
 #define ENV_ENDPOINT "TEST_ETCD_ENDPOINT"
 
@@ -46,7 +47,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
     (void)stats;
     etcd_proc_cleanup(&shared);
     if (run_dir[0])
-        etcd_proc_rm_rf(run_dir);
+        proc_rmtree(run_dir);
 }
 
 static const char *endpoint;
@@ -458,7 +459,7 @@ Test(client, failover_to_live_endpoint)
     struct err e = ERR_INIT;
 
     PREFIX("failover");
-    snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", etcd_proc_free_port());
+    snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", proc_free_port());
     snprintf(eps, sizeof(eps), "%s, %s/", dead, endpoint);
     c = client_for(eps);
     cr_assert_str_eq(etcd_current_endpoint(c), dead, "starts with the first");
@@ -790,7 +791,7 @@ Test(watch, stop_during_backoff_is_prompt)
     struct watcher x;
     int64_t took;
 
-    snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", etcd_proc_free_port());
+    snprintf(dead, sizeof(dead), "http://127.0.0.1:%d", proc_free_port());
     c = client_for(dead);
     watcher_start(&x, c, &o);
     cr_assert(watcher_wait(&x, &x.disconnected, 3, 5000), "reconnects with backoff");
@@ -1035,7 +1036,7 @@ Test(private, tls)
     etcd_destroy(c);
 
     etcd_proc_cleanup(&p);
-    etcd_proc_rm_rf(dir);
+    proc_rmtree(dir);
     free(cert);
     free(key);
     free(fp);
