@@ -28,6 +28,18 @@ static void teardown(void)
 
 TestSuite(api, .init = setup, .fini = teardown, .timeout = 60);
 
+/* Each test ends by stopping the API server and checking it exited with status 0, so a
+ * sanitizer report or a crash at shutdown fails the test. (Criterion does not count
+ * failures inside .fini, hence the wrapper.) */
+#define API_TEST(name)                                                                          \
+    static void name##_body(void);                                                             \
+    Test(api, name)                                                                        \
+    {                                                                                          \
+        name##_body();                                                                         \
+        cr_assert_eq(api_proc_stop(&api), 0, "kontena-apiserver did not exit cleanly");       \
+    }                                                                                          \
+    static void name##_body(void)
+
 static char *url(const char *path)
 {
     return xasprintf("%s%s", api.url, path);
@@ -63,7 +75,7 @@ static const char *jerr(struct http_reply *r)
     return json_string_value(json_object_get(r->json, "error"));
 }
 
-Test(api, root_and_ping_answer_without_auth)
+API_TEST(root_and_ping_answer_without_auth)
 {
     struct http_reply r;
     req("GET", "/", NULL, NULL, &r);
@@ -77,7 +89,7 @@ Test(api, root_and_ping_answer_without_auth)
     http_reply_release(&r);
 }
 
-Test(api, bad_tokens_get_403_in_the_original_shape)
+API_TEST(bad_tokens_get_403_in_the_original_shape)
 {
     struct http_reply r;
     req("GET", "/v1/user", NULL, NULL, &r);
@@ -92,7 +104,7 @@ Test(api, bad_tokens_get_403_in_the_original_shape)
     http_reply_release(&r);
 }
 
-Test(api, wrong_password_is_refused)
+API_TEST(wrong_password_is_refused)
 {
     struct http_reply r;
     req("POST", "/oauth2/token", NULL,
@@ -106,7 +118,7 @@ Test(api, wrong_password_is_refused)
     http_reply_release(&r);
 }
 
-Test(api, malformed_and_oversized_bodies)
+API_TEST(malformed_and_oversized_bodies)
 {
     char *tok = login("admin", api.admin_password);
     struct http_reply r;
@@ -146,7 +158,7 @@ Test(api, malformed_and_oversized_bodies)
     free(tok);
 }
 
-Test(api, garbage_never_crashes_the_server)
+API_TEST(garbage_never_crashes_the_server)
 {
     /* Bounded fuzz: 300 random bodies at the mutating endpoints; nothing may answer 5xx. */
     static const char *paths[] = {"/v1/grids", "/v1/users", "/oauth2/token", "/oauth2/authorize",
@@ -174,7 +186,7 @@ Test(api, garbage_never_crashes_the_server)
     free(tok);
 }
 
-Test(api, validation_errors_are_422_per_field)
+API_TEST(validation_errors_are_422_per_field)
 {
     char *tok = login("admin", api.admin_password);
     struct http_reply r;
@@ -211,7 +223,7 @@ Test(api, validation_errors_are_422_per_field)
     free(tok);
 }
 
-Test(api, grid_with_nodes_is_kept_unless_forced)
+API_TEST(grid_with_nodes_is_kept_unless_forced)
 {
     char *tok = login("admin", api.admin_password), *cmd_out = NULL;
     struct http_reply r;
@@ -243,7 +255,7 @@ Test(api, grid_with_nodes_is_kept_unless_forced)
     free(tok);
 }
 
-Test(api, roles_gate_what_users_may_do)
+API_TEST(roles_gate_what_users_may_do)
 {
     char *admin = login("admin", api.admin_password), *bob;
     struct http_reply r;
@@ -300,7 +312,7 @@ Test(api, roles_gate_what_users_may_do)
     free(bob);
 }
 
-Test(api, audit_records_who_what_and_outcome)
+API_TEST(audit_records_who_what_and_outcome)
 {
     char *tok = login("admin", api.admin_password);
     struct http_reply r;
@@ -344,7 +356,7 @@ Test(api, audit_records_who_what_and_outcome)
     free(tok);
 }
 
-Test(api, etcd_holds_readable_json_and_no_secrets)
+API_TEST(etcd_holds_readable_json_and_no_secrets)
 {
     char *tok = login("admin", api.admin_password), *dump = NULL, *line, *save = NULL;
     struct http_reply r;
@@ -373,7 +385,7 @@ Test(api, etcd_holds_readable_json_and_no_secrets)
     free(tok);
 }
 
-Test(api, restart_loses_nothing)
+API_TEST(restart_loses_nothing)
 {
     char *tok = login("admin", api.admin_password);
     struct http_reply r;
@@ -411,7 +423,7 @@ Test(api, restart_loses_nothing)
     free(tok);
 }
 
-Test(api, tls_is_the_default_and_verifiable)
+API_TEST(tls_is_the_default_and_verifiable)
 {
     char *pem = xasprintf("%s/master.pem", api.dir), *out = NULL, *err = NULL;
     char *u = url("/v1/ping");

@@ -28,6 +28,18 @@ static void teardown(void)
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 90);
 
+/* Each test ends by stopping the API server and checking it exited with status 0, so a
+ * sanitizer report or a crash at shutdown fails the test. (Criterion does not count
+ * failures inside .fini, hence the wrapper.) */
+#define CLI_TEST(name)                                                                          \
+    static void name##_body(void);                                                             \
+    Test(cli, name)                                                                        \
+    {                                                                                          \
+        name##_body();                                                                         \
+        cr_assert_eq(api_proc_stop(&api), 0, "kontena-apiserver did not exit cleanly");       \
+    }                                                                                          \
+    static void name##_body(void)
+
 /* Run the CLI; returns its exit status and keeps the output in out/err (freed by the next
  * call). */
 static char *out, *err;
@@ -57,7 +69,7 @@ static void login_admin(void)
     free(pem);
 }
 
-Test(cli, login_whoami_logout)
+CLI_TEST(login_whoami_logout)
 {
     login_admin();
     cr_assert(strstr(out, "Authenticated to Kontena Master test-master at ") != NULL, "%s", out);
@@ -72,7 +84,7 @@ Test(cli, login_whoami_logout)
     cr_assert_neq(KONTENA("whoami"), 0, "logged out: whoami must fail");
 }
 
-Test(cli, wrong_password_fails_clearly)
+CLI_TEST(wrong_password_fails_clearly)
 {
     char *pem = xasprintf("%s/master.pem", api.dir);
     int rc = KONTENA("master", "login", "--ca-cert", pem, "-u", "admin", "-p", "not-the-password",
@@ -82,14 +94,14 @@ Test(cli, wrong_password_fails_clearly)
     free(pem);
 }
 
-Test(cli, untrusted_certificate_is_refused)
+CLI_TEST(untrusted_certificate_is_refused)
 {
     int rc = KONTENA("master", "login", "-u", "admin", "-p", api.admin_password, api.url);
     cr_assert_eq(rc, 1, "a self-signed certificate must not be trusted silently");
     cr_assert_neq(strlen(err), 0);
 }
 
-Test(cli, grid_lifecycle)
+CLI_TEST(grid_lifecycle)
 {
     login_admin();
     cr_assert_eq(KONTENA("grid", "create", "--initial-size", "3", "demo"), 0, "%s", err);
@@ -122,7 +134,7 @@ Test(cli, grid_lifecycle)
     cr_assert_eq(KONTENA("grid", "show", "demo"), 1);
 }
 
-Test(cli, token_create_use_revoke)
+CLI_TEST(token_create_use_revoke)
 {
     char *token, *id, env_tok[200];
     const char *env[] = {env_tok, NULL};
@@ -146,7 +158,7 @@ Test(cli, token_create_use_revoke)
     free(id);
 }
 
-Test(cli, users_and_roles)
+CLI_TEST(users_and_roles)
 {
     login_admin();
     cr_assert_eq(KONTENA("master", "user", "add", "--password", "carol-password", "carol@example.com"),
@@ -164,7 +176,7 @@ Test(cli, users_and_roles)
     cr_assert_null(strstr(out, "carol"), "%s", out);
 }
 
-Test(cli, audit_log_shows_changes)
+CLI_TEST(audit_log_shows_changes)
 {
     login_admin();
     cr_assert_eq(KONTENA("grid", "create", "audited"), 0, "%s", err);
@@ -176,7 +188,7 @@ Test(cli, audit_log_shows_changes)
     cr_assert(strstr(out, "audited") != NULL, "%s", out);
 }
 
-Test(cli, state_survives_an_apiserver_restart)
+CLI_TEST(state_survives_an_apiserver_restart)
 {
     login_admin();
     cr_assert_eq(KONTENA("grid", "create", "keep"), 0, "%s", err);
@@ -186,7 +198,7 @@ Test(cli, state_survives_an_apiserver_restart)
     cr_assert_eq(KONTENA("whoami"), 0);
 }
 
-Test(cli, every_command_has_help)
+CLI_TEST(every_command_has_help)
 {
     static const char *paths[][4] = {
         {"master", "login"}, {"master", "logout"}, {"master", "ls"}, {"master", "use"},

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "common/xmalloc.h"
 #include "tests/support/proc.h"
@@ -64,21 +65,37 @@ int api_proc_start(struct api_proc *p, const char *etcd_endpoint, int insecure_h
 int api_proc_stop(struct api_proc *p)
 {
     int st = proc_stop(p->pid, SIGTERM, 5000);
+    char *log;
+
     p->pid = 0;
-    return st;
+    if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    /* A sanitizer report, a crash or a hang at shutdown: show the server's log. */
+    log = xasprintf("%s/apiserver.log", p->dir);
+    fprintf(stderr, "kontena-apiserver did not exit cleanly (wait status %d); its log:\n", st);
+    {
+        FILE *f = fopen(log, "r");
+        char line[1024];
+        while (f && fgets(line, sizeof(line), f))
+            fputs(line, stderr);
+        if (f)
+            fclose(f);
+    }
+    free(log);
+    return -1;
 }
 
 int api_proc_restart(struct api_proc *p)
 {
-    if (p->pid)
-        api_proc_stop(p);
+    if (p->pid && api_proc_stop(p) != 0)
+        return -1;
     return launch(p);
 }
 
-void api_proc_cleanup(struct api_proc *p)
+int api_proc_cleanup(struct api_proc *p)
 {
-    if (p->pid)
-        api_proc_stop(p);
+    int rc = p->pid ? api_proc_stop(p) : 0;
+
     if (p->dir && !getenv("KEEP_TEST_DIRS"))
         proc_rmtree(p->dir);
     free(p->dir);
@@ -86,6 +103,7 @@ void api_proc_cleanup(struct api_proc *p)
     free(p->url);
     free(p->admin_password);
     memset(p, 0, sizeof(*p));
+    return rc;
 }
 
 int api_cli_env(struct api_proc *p, const char *const env[], const char *input, char **out,

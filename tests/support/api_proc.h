@@ -23,11 +23,13 @@ struct api_proc {
 
 /* Start (dir created when NULL). Returns 0, or -1 with the log path printed to stderr. */
 int api_proc_start(struct api_proc *p, const char *etcd_endpoint, int insecure_http);
-/* SIGTERM and wait; the dir is kept, so api_proc_restart() serves the same port. */
+/* SIGTERM and wait; the dir is kept, so api_proc_restart() serves the same port. Returns 0
+ * when the server exited with status 0, else -1 after printing its log (so a sanitizer
+ * report or a crash at shutdown fails the test). */
 int api_proc_stop(struct api_proc *p);
 int api_proc_restart(struct api_proc *p);
-/* Stop, remove the dir, free. */
-void api_proc_cleanup(struct api_proc *p);
+/* Stop (same result as api_proc_stop), remove the dir, free. */
+int api_proc_cleanup(struct api_proc *p);
 
 /* Run `kontena args...` (NULL-terminated) with the test's HOME/KONTENA_CONFIG, optional
  * stdin input. Returns the exit status; *out and *err (may be NULL) get fresh copies. */
