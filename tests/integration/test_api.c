@@ -6,39 +6,11 @@
 #include <string.h>
 
 #include "common/xmalloc.h"
-#include "tests/support/api_proc.h"
-#include "tests/support/etcd_proc.h"
+#include "tests/support/api_fixture.h"
 #include "tests/support/http.h"
 #include "tests/support/proc.h"
 
-static struct etcd_proc etcd;
-static struct api_proc api;
-
-static void setup(void)
-{
-    cr_assert_eq(etcd_proc_start(&etcd), 0, "cannot start etcd");
-    cr_assert_eq(api_proc_start(&api, etcd.endpoint, 0), 0, "cannot start kontena-apiserver");
-}
-
-static void teardown(void)
-{
-    api_proc_cleanup(&api);
-    etcd_proc_cleanup(&etcd);
-}
-
-TestSuite(api, .init = setup, .fini = teardown, .timeout = 60);
-
-/* Each test ends by stopping the API server and checking it exited with status 0, so a
- * sanitizer report or a crash at shutdown fails the test. (Criterion does not count
- * failures inside .fini, hence the wrapper.) */
-#define API_TEST(name)                                                                          \
-    static void name##_body(void);                                                             \
-    Test(api, name)                                                                        \
-    {                                                                                          \
-        name##_body();                                                                         \
-        cr_assert_eq(api_proc_stop(&api), 0, "kontena-apiserver did not exit cleanly");       \
-    }                                                                                          \
-    static void name##_body(void)
+TestSuite(api, .init = api_fixture_setup, .fini = api_fixture_teardown, .timeout = 60);
 
 static char *url(const char *path)
 {
@@ -75,7 +47,7 @@ static const char *jerr(struct http_reply *r)
     return json_string_value(json_object_get(r->json, "error"));
 }
 
-API_TEST(root_and_ping_answer_without_auth)
+API_TEST(api, root_and_ping_answer_without_auth)
 {
     struct http_reply r;
     req("GET", "/", NULL, NULL, &r);
@@ -89,7 +61,7 @@ API_TEST(root_and_ping_answer_without_auth)
     http_reply_release(&r);
 }
 
-API_TEST(bad_tokens_get_403_in_the_original_shape)
+API_TEST(api, bad_tokens_get_403_in_the_original_shape)
 {
     struct http_reply r;
     req("GET", "/v1/user", NULL, NULL, &r);
@@ -104,7 +76,7 @@ API_TEST(bad_tokens_get_403_in_the_original_shape)
     http_reply_release(&r);
 }
 
-API_TEST(wrong_password_is_refused)
+API_TEST(api, wrong_password_is_refused)
 {
     struct http_reply r;
     req("POST", "/oauth2/token", NULL,
@@ -118,7 +90,7 @@ API_TEST(wrong_password_is_refused)
     http_reply_release(&r);
 }
 
-API_TEST(malformed_and_oversized_bodies)
+API_TEST(api, malformed_and_oversized_bodies)
 {
     char *tok = login("admin", api.admin_password);
     struct http_reply r;
@@ -158,7 +130,7 @@ API_TEST(malformed_and_oversized_bodies)
     free(tok);
 }
 
-API_TEST(garbage_never_crashes_the_server)
+API_TEST(api, garbage_never_crashes_the_server)
 {
     /* Bounded fuzz: 300 random bodies at the mutating endpoints; nothing may answer 5xx. */
     static const char *paths[] = {"/v1/grids", "/v1/users", "/oauth2/token", "/oauth2/authorize",
@@ -186,7 +158,7 @@ API_TEST(garbage_never_crashes_the_server)
     free(tok);
 }
 
-API_TEST(validation_errors_are_422_per_field)
+API_TEST(api, validation_errors_are_422_per_field)
 {
     char *tok = login("admin", api.admin_password);
     struct http_reply r;
@@ -223,7 +195,7 @@ API_TEST(validation_errors_are_422_per_field)
     free(tok);
 }
 
-API_TEST(grid_with_nodes_is_kept_unless_forced)
+API_TEST(api, grid_with_nodes_is_kept_unless_forced)
 {
     char *tok = login("admin", api.admin_password), *cmd_out = NULL;
     struct http_reply r;
@@ -255,7 +227,7 @@ API_TEST(grid_with_nodes_is_kept_unless_forced)
     free(tok);
 }
 
-API_TEST(roles_gate_what_users_may_do)
+API_TEST(api, roles_gate_what_users_may_do)
 {
     char *admin = login("admin", api.admin_password), *bob;
     struct http_reply r;
@@ -312,7 +284,7 @@ API_TEST(roles_gate_what_users_may_do)
     free(bob);
 }
 
-API_TEST(audit_records_who_what_and_outcome)
+API_TEST(api, audit_records_who_what_and_outcome)
 {
     char *tok = login("admin", api.admin_password);
     struct http_reply r;
@@ -356,7 +328,7 @@ API_TEST(audit_records_who_what_and_outcome)
     free(tok);
 }
 
-API_TEST(etcd_holds_readable_json_and_no_secrets)
+API_TEST(api, etcd_holds_readable_json_and_no_secrets)
 {
     char *tok = login("admin", api.admin_password), *dump = NULL, *line, *save = NULL;
     struct http_reply r;
@@ -385,7 +357,7 @@ API_TEST(etcd_holds_readable_json_and_no_secrets)
     free(tok);
 }
 
-API_TEST(restart_loses_nothing)
+API_TEST(api, restart_loses_nothing)
 {
     char *tok = login("admin", api.admin_password);
     struct http_reply r;
@@ -423,7 +395,7 @@ API_TEST(restart_loses_nothing)
     free(tok);
 }
 
-API_TEST(tls_is_the_default_and_verifiable)
+API_TEST(api, tls_is_the_default_and_verifiable)
 {
     char *pem = xasprintf("%s/master.pem", api.dir), *out = NULL, *err = NULL;
     char *u = url("/v1/ping");

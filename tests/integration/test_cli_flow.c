@@ -7,38 +7,10 @@
 #include <string.h>
 
 #include "common/xmalloc.h"
-#include "tests/support/api_proc.h"
-#include "tests/support/etcd_proc.h"
+#include "tests/support/api_fixture.h"
 #include "tests/support/proc.h"
 
-static struct etcd_proc etcd;
-static struct api_proc api;
-
-static void setup(void)
-{
-    cr_assert_eq(etcd_proc_start(&etcd), 0, "cannot start etcd");
-    cr_assert_eq(api_proc_start(&api, etcd.endpoint, 0), 0, "cannot start kontena-apiserver");
-}
-
-static void teardown(void)
-{
-    api_proc_cleanup(&api);
-    etcd_proc_cleanup(&etcd);
-}
-
-TestSuite(cli, .init = setup, .fini = teardown, .timeout = 90);
-
-/* Each test ends by stopping the API server and checking it exited with status 0, so a
- * sanitizer report or a crash at shutdown fails the test. (Criterion does not count
- * failures inside .fini, hence the wrapper.) */
-#define CLI_TEST(name)                                                                          \
-    static void name##_body(void);                                                             \
-    Test(cli, name)                                                                        \
-    {                                                                                          \
-        name##_body();                                                                         \
-        cr_assert_eq(api_proc_stop(&api), 0, "kontena-apiserver did not exit cleanly");       \
-    }                                                                                          \
-    static void name##_body(void)
+TestSuite(cli, .init = api_fixture_setup, .fini = api_fixture_teardown, .timeout = 90);
 
 /* Run the CLI; returns its exit status and keeps the output in out/err (freed by the next
  * call). */
@@ -69,7 +41,7 @@ static void login_admin(void)
     free(pem);
 }
 
-CLI_TEST(login_whoami_logout)
+API_TEST(cli, login_whoami_logout)
 {
     login_admin();
     cr_assert(strstr(out, "Authenticated to Kontena Master test-master at ") != NULL, "%s", out);
@@ -84,7 +56,7 @@ CLI_TEST(login_whoami_logout)
     cr_assert_neq(KONTENA("whoami"), 0, "logged out: whoami must fail");
 }
 
-CLI_TEST(wrong_password_fails_clearly)
+API_TEST(cli, wrong_password_fails_clearly)
 {
     char *pem = xasprintf("%s/master.pem", api.dir);
     int rc = KONTENA("master", "login", "--ca-cert", pem, "-u", "admin", "-p", "not-the-password",
@@ -94,14 +66,14 @@ CLI_TEST(wrong_password_fails_clearly)
     free(pem);
 }
 
-CLI_TEST(untrusted_certificate_is_refused)
+API_TEST(cli, untrusted_certificate_is_refused)
 {
     int rc = KONTENA("master", "login", "-u", "admin", "-p", api.admin_password, api.url);
     cr_assert_eq(rc, 1, "a self-signed certificate must not be trusted silently");
     cr_assert_neq(strlen(err), 0);
 }
 
-CLI_TEST(grid_lifecycle)
+API_TEST(cli, grid_lifecycle)
 {
     login_admin();
     cr_assert_eq(KONTENA("grid", "create", "--initial-size", "3", "demo"), 0, "%s", err);
@@ -134,7 +106,7 @@ CLI_TEST(grid_lifecycle)
     cr_assert_eq(KONTENA("grid", "show", "demo"), 1);
 }
 
-CLI_TEST(token_create_use_revoke)
+API_TEST(cli, token_create_use_revoke)
 {
     char *token, *id, env_tok[200];
     const char *env[] = {env_tok, NULL};
@@ -158,7 +130,7 @@ CLI_TEST(token_create_use_revoke)
     free(id);
 }
 
-CLI_TEST(users_and_roles)
+API_TEST(cli, users_and_roles)
 {
     login_admin();
     cr_assert_eq(KONTENA("master", "user", "add", "--password", "carol-password", "carol@example.com"),
@@ -176,7 +148,7 @@ CLI_TEST(users_and_roles)
     cr_assert_null(strstr(out, "carol"), "%s", out);
 }
 
-CLI_TEST(audit_log_shows_changes)
+API_TEST(cli, audit_log_shows_changes)
 {
     login_admin();
     cr_assert_eq(KONTENA("grid", "create", "audited"), 0, "%s", err);
@@ -188,7 +160,7 @@ CLI_TEST(audit_log_shows_changes)
     cr_assert(strstr(out, "audited") != NULL, "%s", out);
 }
 
-CLI_TEST(state_survives_an_apiserver_restart)
+API_TEST(cli, state_survives_an_apiserver_restart)
 {
     login_admin();
     cr_assert_eq(KONTENA("grid", "create", "keep"), 0, "%s", err);
@@ -198,7 +170,7 @@ CLI_TEST(state_survives_an_apiserver_restart)
     cr_assert_eq(KONTENA("whoami"), 0);
 }
 
-CLI_TEST(every_command_has_help)
+API_TEST(cli, every_command_has_help)
 {
     static const char *paths[][4] = {
         {"master", "login"}, {"master", "logout"}, {"master", "ls"}, {"master", "use"},
