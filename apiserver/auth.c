@@ -111,7 +111,8 @@ static json_t *token_view(struct req *r, const json_t *tok, const json_t *user, 
     const char *expires_at = jstr(tok, "expires_at");
 
     if (expires_at) {
-        int64_t left = (time_iso8601_parse(expires_at) - time_now_us()) / 1000000;
+        /* Rounded up: a token asked for 600 s shows 600, not 599. */
+        int64_t left = (time_iso8601_parse(expires_at) - time_now_us() + 999999) / 1000000;
         exp = json_integer(left > 0 ? left : 0);
     }
     return json_pack("{s:O,s:s,s:s?,s:n,s:O,s:n,s:o,s:O,s:O,s:O,s:O?,s:{s:O?,s:O?,s:O?},s:{s:s}}",
