@@ -46,8 +46,6 @@ struct api {
 struct principal {
     json_t *user;       /* the user object from etcd (owned) */
     const char *email;  /* borrowed from user */
-    char token_key[96]; /* etcd key of the token used */
-    char token_id[20];
 };
 
 struct req {
@@ -123,8 +121,14 @@ int perm_user_admin(const json_t *user);
 int perm_grid_admin(const json_t *user, const char *grid);
 int perm_grid_access(const json_t *user, const char *grid);
 
+/* The user as the API shows it (no password hash); fresh object (auth.c). */
+json_t *user_view(const json_t *u);
+
 /* Audit (audit.c): write r's audit record, if any. Never fails the request. */
 void audit_record(struct req *r);
+/* The newest `limit` entries (of one grid, or all when grid is NULL), oldest first. */
+enum status audit_list(struct api *a, const char *grid, int64_t limit, json_t **out,
+                       struct err *e);
 
 /* TLS material (tlsboot.c): load the configured files or the generated certificate kept in
  * etcd (generating it on first start). Fills a->tls_*. */

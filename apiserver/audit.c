@@ -21,9 +21,6 @@
 #define AUDIT_PAGE 500
 #define AUDIT_MAX_SCAN 50000
 
-enum status audit_list(struct api *a, const char *grid, int64_t limit, json_t **out,
-                       struct err *e);
-
 void audit_record(struct req *r)
 {
     int64_t now = time_now_us();

@@ -41,21 +41,6 @@ static const char *role_description(const char *name)
     return NULL;
 }
 
-static int json_array_has_string(const json_t *arr, const char *s)
-{
-    size_t i;
-    json_t *v;
-
-    json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-        return 1;
-    return 0;
-}
-
-static const char *jstr(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
 /* --- permissions ------------------------------------------------------------------------- */
 
 int perm_master_admin(const json_t *user)
@@ -86,7 +71,6 @@ int perm_grid_access(const json_t *user, const char *grid)
 
 /* --- JSON views -------------------------------------------------------------------------- */
 
-json_t *user_view(const json_t *u);
 json_t *user_view(const json_t *u)
 {
     json_t *rl = json_array(), *v;
@@ -223,13 +207,26 @@ static void reply_bad_token(struct req *r, const char *desc)
     reply_json(r, 403, json_pack("{s:s,s:s}", "error", "invalid_token", "error_description", desc));
 }
 
+/* Read key for auth: on failure fill the reply (missing -> 403 Invalid token) and
+ * return NULL. */
+static json_t *auth_read(struct req *r, const char *key)
+{
+    json_t *obj = NULL;
+    struct err e = ERR_INIT;
+    enum status st = store_get(r->api->etcd, key, &obj, NULL, &e);
+
+    if (st == ST_NOTFOUND)
+        reply_bad_token(r, "Invalid token");
+    else if (st != ST_OK)
+        reply_status(r, st, &e);
+    return obj;
+}
+
 int auth_authenticate(struct req *r)
 {
     const char *h = req_header(r, "Authorization");
     char sha[65], *key;
-    json_t *tok = NULL, *user = NULL;
-    struct err e = ERR_INIT;
-    enum status st;
+    json_t *tok, *user = NULL;
 
     if (!h || strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) == 0 || strlen(h + 7) > 256) {
         reply_bad_token(r, "Invalid token");
@@ -237,41 +234,22 @@ int auth_authenticate(struct req *r)
     }
     crypto_sha256_hex(h + 7, strlen(h + 7), sha);
     key = key_token(sha);
-    st = store_get(r->api->etcd, key, &tok, NULL, &e);
-    if (st == ST_NOTFOUND) {
-        reply_bad_token(r, "Invalid token");
-        goto fail;
-    } else if (st != ST_OK) {
-        reply_status(r, st, &e);
-        goto fail;
-    }
-    if (token_expired(tok)) {
-        reply_bad_token(r, "Token expired");
-        goto fail;
-    }
+    tok = auth_read(r, key);
     free(key);
-    key = key_user(jstr(tok, "user") ? jstr(tok, "user") : "");
-    st = store_get(r->api->etcd, key, &user, NULL, &e);
-    if (st == ST_NOTFOUND) {
-        reply_bad_token(r, "Invalid token");
-        goto fail;
-    } else if (st != ST_OK) {
-        reply_status(r, st, &e);
-        goto fail;
+    if (tok && token_expired(tok)) {
+        reply_bad_token(r, "Token expired");
+    } else if (tok) {
+        key = key_user(jstr(tok, "user") ? jstr(tok, "user") : "");
+        user = auth_read(r, key);
+        free(key);
     }
+    json_decref(tok);
+    if (!user)
+        return 0;
     r->who = xcalloc(1, sizeof(*r->who));
     r->who->user = user;
     r->who->email = jstr(user, "email");
-    snprintf(r->who->token_key, sizeof(r->who->token_key), KEY_TOKENS "%s", sha);
-    snprintf(r->who->token_id, sizeof(r->who->token_id), "%.*s", TOKEN_ID_LEN, sha);
-    free(key);
-    json_decref(tok);
     return 1;
-fail:
-    free(key);
-    json_decref(tok);
-    json_decref(user);
-    return 0;
 }
 
 void principal_free(struct principal *p)

@@ -21,24 +21,6 @@
 
 #define TXN_ATTEMPTS 8
 
-json_t *user_view(const json_t *u);
-enum status audit_list(struct api *a, const char *grid, int64_t limit, json_t **out,
-                       struct err *e);
-
-static const char *jstr(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-static int in_array(const json_t *arr, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
-        return 1;
-    return 0;
-}
-
 /* Users (objects + their keys' mod revisions) as parallel arrays. */
 struct user_set {
     json_t *users; /* array of user objects */
@@ -88,7 +70,7 @@ static int64_t count_members(const struct user_set *s, const char *grid)
 {
     int64_t n = 0;
     for (size_t i = 0; i < s->n; i++)
-        if (in_array(json_object_get(json_array_get(s->users, i), "grids"), grid))
+        if (json_array_has_string(json_object_get(json_array_get(s->users, i), "grids"), grid))
             n++;
     return n;
 }
@@ -321,15 +303,13 @@ static void h_grid_create(struct req *r, char **params)
     snprintf(r->audit_grid, sizeof(r->audit_grid), "%s", name);
 
     time_iso8601_now(now, sizeof(now));
-    if (!token) {
+    if (!token) { /* as the original: 64 random bytes, base64 */
         unsigned char raw[64];
-        char *hex = crypto_random_hex(sizeof(raw)), *b64;
-        for (size_t i = 0; i < sizeof(raw); i++)
-            sscanf(hex + 2 * i, "%2hhx", &raw[i]);
+        char *b64;
+        crypto_random_bytes(raw, sizeof(raw));
         b64 = crypto_b64_encode(raw, sizeof(raw));
         g = json_pack("{s:s}", "token", b64);
         free(b64);
-        free(hex);
     } else {
         g = json_pack("{s:s}", "token", token);
     }
@@ -358,7 +338,7 @@ static void h_grid_create(struct req *r, char **params)
             grids = json_array();
             json_object_set_new(u, "grids", grids);
         }
-        if (!in_array(grids, name))
+        if (!json_array_has_string(grids, name))
             json_array_append_new(grids, json_string(name));
         gs = store_dump(g);
         usr = store_dump(u);
@@ -508,11 +488,10 @@ static void h_grid_delete(struct req *r, char **params)
         if (st != ST_OK)
             break;
         if ((nodes || stacks) && !forced) {
-            reply_json(r, 422, json_pack("{s:{s:s}}", "error", "grid", ""));
-            json_object_set_new(json_object_get(r->reply, "error"), "grid",
-                                json_sprintf("Grid %s still has %lld node(s) and %lld stack(s): "
-                                             "remove them first, or force the removal",
-                                             name, (long long)nodes, (long long)stacks));
+            reply_invalid(r, "grid",
+                          "Grid %s still has %lld node(s) and %lld stack(s): remove them first, "
+                          "or force the removal",
+                          name, (long long)nodes, (long long)stacks);
             st = ST_OK;
             break;
         }
@@ -532,7 +511,7 @@ static void h_grid_delete(struct req *r, char **params)
         for (size_t i = 0; i < us.n; i++) {
             json_t *u = json_array_get(us.users, i), *grids = json_object_get(u, "grids");
             char *s;
-            if (!in_array(grids, name))
+            if (!json_array_has_string(grids, name))
                 continue;
             for (size_t k = json_array_size(grids); k-- > 0;)
                 if (strcmp(json_string_value(json_array_get(grids, k)), name) == 0)
@@ -578,7 +557,7 @@ static void h_grid_users(struct req *r, char **params)
     out = json_array();
     for (size_t i = 0; i < us.n; i++) {
         json_t *u = json_array_get(us.users, i);
-        if (in_array(json_object_get(u, "grids"), params[0]))
+        if (json_array_has_string(json_object_get(u, "grids"), params[0]))
             json_array_append_new(out, user_view(u));
     }
     user_set_release(&us);
@@ -600,7 +579,7 @@ static enum status edit_membership(json_t *u, void *arg, struct err *e)
         json_object_set_new(u, "grids", grids);
     }
     if (m->add) {
-        if (!in_array(grids, m->grid))
+        if (!json_array_has_string(grids, m->grid))
             json_array_append_new(grids, json_string(m->grid));
         return ST_OK;
     }

@@ -57,6 +57,21 @@ int valid_email(const char *s)
     return 1;
 }
 
+int json_array_has_string(const json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(arr, i, v) if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+        return 1;
+    return 0;
+}
+
+const char *jstr(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
 int json_all_strings(const json_t *arr)
 {
     size_t i;

@@ -12,5 +12,9 @@ int valid_cidr4(const char *s);
 int valid_email(const char *s);
 /* Every element of a JSON array is a string (NULL array counts as valid). */
 int json_all_strings(const json_t *arr);
+/* arr (may be NULL or not an array) holds the string s. */
+int json_array_has_string(const json_t *arr, const char *s);
+/* obj[key] as a string, or NULL when missing or not a string. */
+const char *jstr(const json_t *obj, const char *key);
 
 #endif

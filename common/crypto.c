@@ -52,15 +52,20 @@ static int from_hex(const char *in, size_t hexlen, unsigned char *out)
     return 0;
 }
 
+void crypto_random_bytes(void *out, size_t n)
+{
+    if (RAND_bytes(out, (int)n) != 1) {
+        fprintf(stderr, "fatal: the random number generator failed\n");
+        abort();
+    }
+}
+
 char *crypto_random_hex(size_t nbytes)
 {
     unsigned char *raw = xmalloc(nbytes);
     char *out = xmalloc(2 * nbytes + 1);
 
-    if (RAND_bytes(raw, (int)nbytes) != 1) {
-        fprintf(stderr, "fatal: the random number generator failed\n");
-        abort();
-    }
+    crypto_random_bytes(raw, nbytes);
     to_hex(raw, nbytes, out);
     free(raw);
     return out;

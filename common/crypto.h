@@ -9,6 +9,8 @@
 
 #include "common/err.h"
 
+/* n random bytes into out. Aborts if the RNG fails. */
+void crypto_random_bytes(void *out, size_t n);
 /* nbytes random bytes as lower-case hex (2*nbytes chars). Aborts if the RNG fails. */
 char *crypto_random_hex(size_t nbytes);
 /* SHA-256 of data as 64 lower-case hex chars into out[65]. */
