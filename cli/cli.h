@@ -116,6 +116,9 @@ void cli_use_server(struct cli *c, struct server *s, const char *token);
 const char *cli_grid(struct cli *c, struct opts *o);
 /* Print the API client's last error as " [error] ..." and return 1. */
 int cli_fail_api(struct cli *c);
+/* DELETE path while the spinner started by the caller runs: 0 and the spinner "done" on
+ * success, else the API error printed and 1. */
+int cli_api_delete(struct cli *c, const char *path);
 /* Save the config; prints the error and returns 1 on failure. No-op while KONTENA_URL is
  * set. */
 int cli_save_config(struct cli *c);

@@ -508,8 +508,8 @@ static int cmd_grid_rm(struct cli *c, struct opts *o)
     for (int i = 0; i < o->nargs; i++) {
         const char *name = o->args[i];
         char *msg = unresolved_msg(name), *path;
-        json_t *grid = fetch_grid(c, name, msg), *reply = NULL;
-        enum status st;
+        json_t *grid = fetch_grid(c, name, msg);
+        int rc;
 
         free(msg);
         if (!grid)
@@ -519,12 +519,10 @@ static int cmd_grid_rm(struct cli *c, struct opts *o)
             return 1;
         path = grid_path(name, opts_flag(o, "with-resources") ? "?force=true" : NULL);
         spinner_start(0, "Removing %s grid", name);
-        st = api_call(c->api, "DELETE", path, NULL, &reply);
+        rc = cli_api_delete(c, path);
         free(path);
-        json_decref(reply);
-        if (st != ST_OK)
-            return cli_fail_api(c);
-        spinner_done();
+        if (rc)
+            return rc;
         if (c->server->grid && !strcmp(c->server->grid, name)) {
             config_set_str(&c->server->grid, NULL);
             if (cli_save_config(c))

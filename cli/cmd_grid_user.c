@@ -97,19 +97,16 @@ static int cmd_grid_user_rm(struct cli *c, struct opts *o)
         return 1;
     for (int i = 0; i < o->nargs; i++) {
         char *esc = cli_escape(o->args[i]), *path = xasprintf("%s/%s", base, esc);
-        json_t *reply = NULL;
-        enum status st;
+        int rc;
 
         spinner_start(0, "Removing user %s from grid %s", o->args[i], grid);
-        st = api_call(c->api, "DELETE", path, NULL, &reply);
-        json_decref(reply);
+        rc = cli_api_delete(c, path);
         free(path);
         free(esc);
-        if (st != ST_OK) {
+        if (rc) {
             free(base);
-            return cli_fail_api(c);
+            return rc;
         }
-        spinner_done();
     }
     free(base);
     return 0;

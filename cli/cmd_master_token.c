@@ -193,16 +193,13 @@ static int cmd_token_rm(struct cli *c, struct opts *o)
         return 1;
     for (int i = 0; i < o->nargs; i++) {
         char *path = token_path(o->args[i]);
-        json_t *reply = NULL;
-        enum status st;
+        int rc;
 
         spinner_start(0, "Removing token %s", o->args[i]);
-        st = api_call(c->api, "DELETE", path, NULL, &reply);
+        rc = cli_api_delete(c, path);
         free(path);
-        json_decref(reply);
-        if (st != ST_OK)
-            return cli_fail_api(c);
-        spinner_done();
+        if (rc)
+            return rc;
     }
     return 0;
 }

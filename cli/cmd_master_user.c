@@ -151,16 +151,13 @@ static int cmd_user_rm(struct cli *c, struct opts *o)
         return 1;
     for (int i = 0; i < o->nargs; i++) {
         char *path = user_path(o->args[i], "");
-        json_t *reply = NULL;
-        enum status st;
+        int rc;
 
         spinner_start(0, "Removing user %s", o->args[i]);
-        st = api_call(c->api, "DELETE", path, NULL, &reply);
+        rc = cli_api_delete(c, path);
         free(path);
-        json_decref(reply);
-        if (st != ST_OK)
-            return cli_fail_api(c);
-        spinner_done();
+        if (rc)
+            return rc;
     }
     return 0;
 }

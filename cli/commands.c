@@ -236,6 +236,18 @@ int cli_fail_api(struct cli *c)
     return cli_error("%s", api_error(c->api));
 }
 
+int cli_api_delete(struct cli *c, const char *path)
+{
+    json_t *reply = NULL;
+    enum status st = api_call(c->api, "DELETE", path, NULL, &reply);
+
+    json_decref(reply);
+    if (st != ST_OK)
+        return cli_fail_api(c);
+    spinner_done();
+    return 0;
+}
+
 int cli_save_config(struct cli *c)
 {
     struct err e = ERR_INIT;
