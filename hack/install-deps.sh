@@ -11,8 +11,13 @@ PACKAGES=(
   libwebsockets-dev libyaml-dev
   # tests
   libcriterion-dev curl ca-certificates
+  # the stack-file fuzzer (libFuzzer) and the sanitizer runtime that goes with it
+  clang libclang-rt-14-dev
   # runtime: the embedded default etcd and etcdctl
   etcd-server etcd-client
+  # runtime: the Docker engine the agent drives, and busybox for test images (no registry
+  # is reachable: test images are `docker import`s of a busybox-static rootfs)
+  docker.io busybox-static iproute2
 )
 
 missing=()
