@@ -71,6 +71,11 @@ extern const struct cli_cmd cli_grid_cmds[];
 extern const struct cli_cmd cli_grid_subnet_cmds[];
 extern const struct cli_cmd cli_grid_user_cmds[];
 extern const struct cli_cmd cli_audit_cmds[];
+extern const struct cli_cmd cli_stack_cmds[];
+extern const struct cli_cmd cli_stack_label_cmds[];
+extern const struct cli_cmd cli_service_cmds[];
+extern const struct cli_cmd cli_service_deploy_cmds[];
+extern const struct cli_cmd cli_service_env_cmds[];
 extern const struct cli_cmd cli_whoami_cmds[];
 extern const struct cli_cmd cli_version_cmds[];
 extern const struct cli_cmd cli_complete_cmds[];
@@ -137,6 +142,33 @@ char *cli_escape(const char *s);
 int cli_grid_use(struct cli *c, const char *name, int silent);
 /* Select the first grid of the master if it has no current grid (login). (cmd_grid.c) */
 int cli_grid_autoselect(struct cli *c, int silent);
+
+/* ---- services and stacks (cmd_service*.c, cmd_stack*.c) ---- */
+
+/* A service as the user named it: "svc" (stack-less, the pseudo-stack "null"), "stack/svc"
+ * or "grid/stack/svc" (cli.md §6). Every string is owned. */
+struct svc_ref {
+    char *grid, *stack, *name;
+    char *path;  /* "/v1/services/<grid>/<stack>/<svc>", segments escaped */
+    char *typed; /* the name as typed, for messages */
+};
+/* Parse typed; the grid comes from cli_grid() unless typed names one. Needs cli_connect().
+ * Returns 0, or 1 after printing the error. */
+int svc_ref_parse(struct cli *c, struct opts *o, const char *typed, struct svc_ref *r);
+void svc_ref_release(struct svc_ref *r);
+
+/* Wait for the service deploy record `deploy` (as the API returned it) of the service at
+ * svc_path to finish: polls GET <svc_path>/deploys/<id> once a second, for at most
+ * timeout_s seconds. The spinner the caller started goes on running; when the record's
+ * `reason` changes, the current spinner ends and a new one "<label>: <reason>" starts.
+ * Success: the spinner done and one "⊛ Deployed instance ..." line per instance; returns 0.
+ * Failure or timeout: " [error] 500 : <reason>:" (or "deploy timed out") and returns 1.
+ * (cmd_service_deploy.c) */
+int cli_service_deploy_wait(struct cli *c, const char *svc_path, const json_t *deploy,
+                            const char *label, long timeout_s);
+/* `--timeout SECONDS` of the deploying commands, validated: > 0. -1 after printing a usage
+ * error. */
+long cli_deploy_timeout(struct cli *c, struct opts *o);
 
 /* Options shared by many commands, for use inside a command's option table. */
 #define CLI_OPT_OUTPUT                                                                             \
