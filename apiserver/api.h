@@ -104,6 +104,14 @@ const char *req_header(struct req *r, const char *name);
 /* Route tables of each module, NULL-method terminated. */
 extern const struct route auth_routes[];
 extern const struct route grid_routes[];
+extern const struct route stack_routes[];   /* stacks.c */
+extern const struct route service_routes[]; /* services.c */
+extern const struct route deploy_routes[];  /* deploys.c */
+
+/* The grid object (fresh) if it exists and r's caller may see it; otherwise NULL after
+ * replying 404 "Grid <name> not found" (same answer for both: grid names are not disclosed)
+ * or the store error (grids.c). *rev (may be NULL) gets its mod_revision. */
+json_t *grid_load(struct req *r, const char *name, int64_t *rev);
 
 /* Server lifecycle (server.c). */
 enum status api_start(struct api *a, struct err *e);

@@ -102,8 +102,8 @@ static enum status grid_view(struct api *a, const json_t *g, const struct user_s
     return ST_OK;
 }
 
-/* Load the grid, check the caller may see it. Replies 404/403 itself on failure. */
-static json_t *grid_load(struct req *r, const char *name, int64_t *rev)
+/* Load the grid, check the caller may see it (declared in api.h). */
+json_t *grid_load(struct req *r, const char *name, int64_t *rev)
 {
     char *key = key_grid(name);
     json_t *g = NULL;

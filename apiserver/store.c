@@ -12,8 +12,10 @@
 
 /* Prefixes under which later issues keep per-grid resources: "<prefix><grid>/...". */
 const char *const grid_child_prefixes[] = {
-    "/kontena/nodes/", "/kontena/stacks/", "/kontena/services/", "/kontena/instances/",
-    "/kontena/ipam/",  "/kontena/secrets/", "/kontena/volumes/", NULL,
+    "/kontena/nodes/",   "/kontena/stacks/",        "/kontena/services/",
+    "/kontena/instances/", "/kontena/deploys/", "/kontena/stack_deploys/",
+    "/kontena/ipam/",    "/kontena/secrets/",       "/kontena/volumes/",
+    NULL,
 };
 
 char *key_user(const char *email)
@@ -29,6 +31,26 @@ char *key_token(const char *sha256hex)
 char *key_grid(const char *grid)
 {
     return xasprintf(KEY_GRIDS "%s", grid);
+}
+
+char *key_stack(const char *grid, const char *stack)
+{
+    return xasprintf(KEY_STACKS "%s/%s", grid, stack);
+}
+
+char *key_service(const char *grid, const char *stack, const char *service)
+{
+    return xasprintf(KEY_SERVICES "%s/%s/%s", grid, stack, service);
+}
+
+char *key_deploy(const char *grid, const char *id)
+{
+    return xasprintf(KEY_DEPLOYS "%s/%s", grid, id);
+}
+
+char *key_stack_deploy(const char *grid, const char *id)
+{
+    return xasprintf(KEY_STACK_DEPLOYS "%s/%s", grid, id);
 }
 
 char *key_grid_child_prefix(const char *kind_prefix, const char *grid)
@@ -116,6 +138,57 @@ enum status store_list(struct etcd *c, const char *prefix, int direct_only, json
     }
     etcd_range_result_release(&res);
     return ST_OK;
+}
+
+enum status store_list_set(struct etcd *c, const char *prefix, int direct_only,
+                           struct store_set *out, struct err *e)
+{
+    struct etcd_range_opts o = {.range_end = ETCD_PREFIX};
+    struct etcd_range_result res = {0};
+    size_t plen = strlen(prefix);
+    enum status st;
+
+    memset(out, 0, sizeof(*out));
+    st = etcd_range(c, prefix, &o, &res, e);
+    if (st != ST_OK)
+        return st;
+    out->objs = json_array();
+    out->keys = xcalloc(res.n + 1, sizeof(*out->keys));
+    out->revs = xcalloc(res.n + 1, sizeof(*out->revs));
+    for (size_t i = 0; i < res.n; i++) {
+        json_t *j = NULL;
+        struct err pe = ERR_INIT;
+        if (direct_only && strchr(res.kvs[i].key + plen, '/'))
+            continue;
+        if (parse(res.kvs[i].key, res.kvs[i].value, res.kvs[i].value_len, &j, &pe) != ST_OK) {
+            log_warn("msg=\"skipping unreadable object: %s\"", pe.msg);
+            continue;
+        }
+        json_array_append_new(out->objs, j);
+        out->keys[out->n] = xstrdup(res.kvs[i].key);
+        out->revs[out->n] = res.kvs[i].mod_revision;
+        out->n++;
+    }
+    etcd_range_result_release(&res);
+    return ST_OK;
+}
+
+void store_set_release(struct store_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->keys[i]);
+    free(s->keys);
+    free(s->revs);
+    json_decref(s->objs);
+    memset(s, 0, sizeof(*s));
+}
+
+long store_set_find(const struct store_set *s, const char *key)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->keys[i], key) == 0)
+            return (long)i;
+    return -1;
 }
 
 enum status store_count(struct etcd *c, const char *prefix, int64_t *n, struct err *e)

@@ -20,9 +20,18 @@ struct etcd;
 #define KEY_GRIDS "/kontena/grids/"
 #define KEY_AUDIT "/kontena/audit/"
 #define KEY_TLS "/kontena/master/tls"
+#define KEY_STACKS "/kontena/stacks/"
+#define KEY_SERVICES "/kontena/services/"
+#define KEY_DEPLOYS "/kontena/deploys/"
+#define KEY_STACK_DEPLOYS "/kontena/stack_deploys/"
+#define KEY_INSTANCES "/kontena/instances/"
 char *key_user(const char *email);
 char *key_token(const char *sha256hex);
 char *key_grid(const char *grid);
+char *key_stack(const char *grid, const char *stack);
+char *key_service(const char *grid, const char *stack, const char *service); /* stack "null" */
+char *key_deploy(const char *grid, const char *id);
+char *key_stack_deploy(const char *grid, const char *id);
 /* Per-grid prefixes of the resources later issues add; a grid removal clears them all. */
 extern const char *const grid_child_prefixes[];
 char *key_grid_child_prefix(const char *kind_prefix, const char *grid); /* "<kind><grid>/" */
@@ -41,6 +50,20 @@ enum status store_put_if(struct etcd *c, const char *key, const json_t *obj, int
  * skipped. */
 enum status store_list(struct etcd *c, const char *prefix, int direct_only, json_t **out,
                        struct err *e) WARN_UNUSED_RESULT;
+/* Objects under prefix with their keys and mod revisions (parallel arrays, key order).
+ * Unparsable values are skipped. Release with store_set_release(). */
+struct store_set {
+    json_t *objs; /* array */
+    char **keys;
+    int64_t *revs;
+    size_t n;
+};
+enum status store_list_set(struct etcd *c, const char *prefix, int direct_only,
+                           struct store_set *out, struct err *e) WARN_UNUSED_RESULT;
+void store_set_release(struct store_set *s);
+/* Index of key in s, or -1. */
+long store_set_find(const struct store_set *s, const char *key);
+
 /* Number of keys under prefix. */
 enum status store_count(struct etcd *c, const char *prefix, int64_t *n,
                         struct err *e) WARN_UNUSED_RESULT;
