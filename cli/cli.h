@@ -72,6 +72,7 @@ extern const struct cli_cmd cli_grid_subnet_cmds[];
 extern const struct cli_cmd cli_grid_user_cmds[];
 extern const struct cli_cmd cli_audit_cmds[];
 extern const struct cli_cmd cli_stack_cmds[];
+extern const struct cli_cmd cli_stack_file_cmds[];
 extern const struct cli_cmd cli_stack_label_cmds[];
 extern const struct cli_cmd cli_service_cmds[];
 extern const struct cli_cmd cli_service_deploy_cmds[];
@@ -169,6 +170,34 @@ int cli_service_deploy_wait(struct cli *c, const char *svc_path, const json_t *d
 /* `--timeout SECONDS` of the deploying commands, validated: > 0. -1 after printing a usage
  * error. */
 long cli_deploy_timeout(struct cli *c, struct opts *o);
+
+/* Stacks (cmd_stack.c), shared with the stack file commands (cmd_stack_file.c). */
+/* "/v1/stacks/<grid>/<name><suffix>", segments escaped; caller frees. */
+char *stack_path(const char *grid, const char *name, const char *suffix);
+/* GET the stack; NULL after printing the API error (a 404 included). New reference. */
+json_t *stack_fetch(struct cli *c, const char *grid, const char *name);
+/* `stack deploy` of one stack: POST .../deploy under the spinner "Triggering deployment of
+ * stack <name>", then, when wait is set, wait for it (at most timeout_s seconds). Returns 0,
+ * or 1 after printing the error. */
+int stack_deploy(struct cli *c, const char *grid, const char *name, int wait, long timeout_s);
+/* `stack rm --force` of one stack: its children first (deepest first, "> Removing
+ * dependency <child> .."), unless keep_deps; then DELETE and wait until it answers 404.
+ * Returns 0, or 1 after printing the error. */
+int stack_remove(struct cli *c, const char *grid, const char *name, int keep_deps);
+
+/* Key-level changes from an installed stack (GET /v1/stacks/..., services as the master shows
+ * them) to an install body (stack-file.md §11), appended to out as strings:
+ * "~ web.image: \"a:1\" → \"a:2\"", "+ web.ports[1]: {...}", "- web.env[0]: \"A=1\"",
+ * "+ db: new service, image x", "- old: service removed", "~ version: ...". Nothing
+ * appended when the file would change nothing. (cmd_stack_diff.c) */
+void stack_diff(const json_t *installed, const json_t *payload, json_t *out);
+
+/* The stack file reader's host (cli/stackfile/vars.h) for this run: prompts when stdin is a
+ * terminal; with a grid (and cli_connect() done) the service resolvers ask the master; grid
+ * NULL is offline `stack validate`. No vault yet. (stackhost.c) */
+struct vars_host;
+struct vars_host *stackhost_create(struct cli *c, const char *grid);
+void stackhost_destroy(struct vars_host *h); /* NULL is fine */
 
 /* Options shared by many commands, for use inside a command's option table. */
 #define CLI_OPT_OUTPUT                                                                             \
