@@ -26,16 +26,16 @@
 #include <openssl/evp.h>
 
 #include "cli/stackfile/vars.h"
+#include "common/banned.h"
 #include "common/buf.h"
 #include "common/crypto.h"
 #include "common/xmalloc.h"
-#include "common/banned.h"
 
-#define MAX_DEPTH 200              /* nested on-demand resolution */
-#define MAX_RANDOM_LEN 65536       /* random_string length cap */
-#define MAX_FILE_SIZE (4 << 20)    /* file: resolver cap */
-#define MAX_LINE 65536             /* prompt answer cap */
-#define MAX_ATTEMPTS 10            /* invalid prompt answers before giving up */
+#define MAX_DEPTH 200           /* nested on-demand resolution */
+#define MAX_RANDOM_LEN 65536    /* random_string length cap */
+#define MAX_FILE_SIZE (4 << 20) /* file: resolver cap */
+#define MAX_LINE 65536          /* prompt answer cap */
+#define MAX_ATTEMPTS 10         /* invalid prompt answers before giving up */
 
 /* For buffers without a cap, which cannot fail (allocation aborts). */
 #define BUF_OK(call) BUG_ON((call) != ST_OK)
@@ -57,8 +57,8 @@ struct var {
     int builtin;
     enum vtype type;
     int required;
-    json_t *cli;   /* command-line value (owned), wins over def's value: */
-    json_t *dflt;  /* default (owned) */
+    json_t *cli;  /* command-line value (owned), wins over def's value: */
+    json_t *dflt; /* default (owned) */
     struct hinted *from;
     size_t nfrom;
     struct hinted *to;
@@ -237,10 +237,14 @@ static const struct optspec optspecs[] = {
 };
 
 static const char *const kind_desc[] = {
-    [K_BOOL] = "true or false",       [K_INT] = "an integer",
-    [K_STR] = "a string",             [K_SCALAR] = "a scalar",
-    [K_LIST] = "a list",              [K_STRLIST] = "a list of strings",
-    [K_BOOL_OR_STR] = "true, false or a string", [K_ANY] = "anything",
+    [K_BOOL] = "true or false",
+    [K_INT] = "an integer",
+    [K_STR] = "a string",
+    [K_SCALAR] = "a scalar",
+    [K_LIST] = "a list",
+    [K_STRLIST] = "a list of strings",
+    [K_BOOL_OR_STR] = "true, false or a string",
+    [K_ANY] = "anything",
 };
 
 static int kind_ok(const json_t *o, enum okind k)
@@ -321,14 +325,16 @@ static enum status normalise_enum(struct var *x, struct err *e)
     json_t *out = json_array();
 
     if (json_is_object(o)) {
-        json_object_foreach((json_t *)o, k, val) {
+        json_object_foreach((json_t *)o, k, val)
+        {
             if (json_is_array(val) || json_is_object(val))
                 goto bad;
-            json_array_append_new(out, json_pack("{s:s, s:s, s:O}", "value", k, "label", k,
-                                                 "description", val));
+            json_array_append_new(
+                out, json_pack("{s:s, s:s, s:O}", "value", k, "label", k, "description", val));
         }
     } else if (json_is_array(o)) {
-        json_array_foreach(o, i, it) {
+        json_array_foreach(o, i, it)
+        {
             if (json_is_object(it)) {
                 const json_t *v = json_object_get(it, "value");
                 const json_t *d = json_object_get(it, "description");
@@ -343,9 +349,9 @@ static enum status normalise_enum(struct var *x, struct err *e)
                 if (json_is_array(v) || json_is_object(v) || json_is_array(d) ||
                     json_is_object(d) || json_is_array(l) || json_is_object(l))
                     goto bad;
-                json_array_append_new(out, json_pack("{s:O, s:O, s:O}", "value", v, "label",
-                                                     l && !json_is_null(l) ? l : v,
-                                                     "description", d));
+                json_array_append_new(out,
+                                      json_pack("{s:O, s:O, s:O}", "value", v, "label",
+                                                l && !json_is_null(l) ? l : v, "description", d));
             } else if (json_is_array(it) || json_is_null(it)) {
                 goto bad;
             } else {
@@ -370,8 +376,8 @@ bad:
 
 /* Condition syntax (§6.5): a name, a list of conditions, or a mapping name → value or
  * name → {operator: operand}. */
-static const char *const cond_ops[] = {"lt", "lte", "gt", "gte", "eq", "ne",
-                                       "start_with", "end_with", "contain", "any_of"};
+static const char *const cond_ops[] = {"lt", "lte",        "gt",       "gte",     "eq",
+                                       "ne", "start_with", "end_with", "contain", "any_of"};
 
 static enum status check_cond(const char *var, const json_t *c, int depth, struct err *e)
 {
@@ -384,7 +390,8 @@ static enum status check_cond(const char *var, const json_t *c, int depth, struc
     if (json_is_string(c))
         return ST_OK;
     if (json_is_array(c)) {
-        json_array_foreach(c, i, it) {
+        json_array_foreach(c, i, it)
+        {
             if (!json_is_string(it) && !json_is_object(it))
                 return err_set(e, ST_INVALID, "Variable %s: invalid syntax for condition", var);
             if (check_cond(var, it, depth + 1, e) != ST_OK)
@@ -394,32 +401,33 @@ static enum status check_cond(const char *var, const json_t *c, int depth, struc
     }
     if (!json_is_object(c))
         return err_set(e, ST_INVALID, "Variable %s: invalid syntax for condition", var);
-    json_object_foreach((json_t *)c, k, ops) {
+    json_object_foreach((json_t *)c, k, ops)
+    {
         if (!json_is_object(ops))
             continue; /* equality */
-        json_object_foreach((json_t *)ops, op, operand) {
+        json_object_foreach((json_t *)ops, op, operand)
+        {
             size_t j;
             for (j = 0; j < ARRAY_SIZE(cond_ops); j++)
                 if (strcmp(op, cond_ops[j]) == 0)
                     break;
             if (j == ARRAY_SIZE(cond_ops))
-                return err_set(e, ST_INVALID, "Variable %s: unknown condition operator '%s'",
-                               var, op);
-            if (strcmp(op, "any_of") == 0 && !json_is_array(operand) &&
-                !json_is_string(operand))
+                return err_set(e, ST_INVALID, "Variable %s: unknown condition operator '%s'", var,
+                               op);
+            if (strcmp(op, "any_of") == 0 && !json_is_array(operand) && !json_is_string(operand))
                 return err_set(e, ST_INVALID,
-                               "Variable %s: any_of needs a list or a comma-separated string",
-                               var);
+                               "Variable %s: any_of needs a list or a comma-separated string", var);
         }
     }
     return ST_OK;
 }
 
-static const char *const resolver_names[] = {
-    "env",       "file",          "random_string", "random_number",     "random_uuid",
-    "variable",  "interpolate",   "evaluate",      "condition",         "prompt",
-    "vault",     "service_instances", "service_link", "certificates", "vault_cert_prompt",
-    "default"};
+static const char *const resolver_names[] = {"env",           "file",         "random_string",
+                                             "random_number", "random_uuid",  "variable",
+                                             "interpolate",   "evaluate",     "condition",
+                                             "prompt",        "vault",        "service_instances",
+                                             "service_link",  "certificates", "vault_cert_prompt",
+                                             "default"};
 
 static void add_hinted(struct hinted **list, size_t *n, const char *name, const json_t *hint)
 {
@@ -454,7 +462,8 @@ static enum status normalise_from_to(struct var *x, const char *key, struct hint
     } else if (json_is_object(o)) {
         json_object_foreach((json_t *)o, k, h) add_hinted(list, n, k, json_is_null(h) ? NULL : h);
     } else if (json_is_array(o)) {
-        json_array_foreach(o, i, it) {
+        json_array_foreach(o, i, it)
+        {
             if (json_is_string(it)) {
                 add_hinted(list, n, json_string_value(it), self);
             } else if (json_is_object(it)) {
@@ -503,7 +512,8 @@ static enum status check_resolvers(struct var *x, struct err *e)
             if (!json_is_array(r->hint))
                 return err_set(e, ST_INVALID, "Variable %s: condition: a list of mappings expected",
                                x->name);
-            json_array_foreach(r->hint, k, br) {
+            json_array_foreach(r->hint, k, br)
+            {
                 const json_t *c = NULL;
                 if (!json_is_object(br))
                     return err_set(e, ST_INVALID,
@@ -625,14 +635,16 @@ struct vars *vars_new(const json_t *defs, const json_t *builtins, struct err *e)
     }
     v->defs = json_is_object(defs) ? json_deep_copy(defs) : json_object();
     v->v = xcalloc(json_object_size(v->defs) + json_object_size(builtins) + 1, sizeof(*v->v));
-    json_object_foreach((json_t *)builtins, k, b) {
+    json_object_foreach((json_t *)builtins, k, b)
+    {
         struct var *x = &v->v[v->n++];
         x->name = xstrdup(k);
         x->builtin = 1;
         x->state = DONE;
         x->value = json_deep_copy(b);
     }
-    json_object_foreach(v->defs, k, d) {
+    json_object_foreach(v->defs, k, d)
+    {
         struct var *x;
         if (builtins && json_object_get(builtins, k))
             continue; /* builtins override same-named definitions */
@@ -888,7 +900,8 @@ static int bool_of(const struct var *x, const json_t *raw)
         s[i] = (char)tolower((unsigned char)s[i]);
     if (truthy) {
         const json_t *it;
-        json_array_foreach(truthy, i, it) {
+        json_array_foreach(truthy, i, it)
+        {
             char *t = to_text(it);
             for (char *p = t; *p; p++)
                 *p = (char)tolower((unsigned char)*p);
@@ -933,7 +946,8 @@ static json_t *conv_enum(const struct var *x, const json_t *raw)
     if (json_is_null(raw))
         return json_null();
     s = to_text(raw);
-    json_array_foreach(x->enum_opts, i, o) {
+    json_array_foreach(x->enum_opts, i, o)
+    {
         char *t = to_text(json_object_get(o, "value"));
         int eq = strcmp(s, t) == 0;
         free(t);
@@ -1028,7 +1042,8 @@ static json_t *conv_array(const struct var *x, const json_t *raw, char **why)
     }
     if (opt_bool(x, "uniq", 0)) {
         out = json_array();
-        json_array_foreach(arr, i, it) {
+        json_array_foreach(arr, i, it)
+        {
             size_t k;
             int dup = 0;
             json_array_foreach(out, k, j) dup |= values_equal(it, j);
@@ -1057,7 +1072,8 @@ static json_t *conv_array(const struct var *x, const json_t *raw, char **why)
     if (j && !json_is_false(j)) {
         const char *sep = json_is_string(j) ? json_string_value(j) : ",";
         struct buf b = BUF_INIT;
-        json_array_foreach(arr, i, it) {
+        json_array_foreach(arr, i, it)
+        {
             char *t = to_text(it);
             BUF_OK(buf_printf(&b, "%s%s", i ? sep : "", t));
             free(t);
@@ -1103,7 +1119,8 @@ static char *list_text(const json_t *arr)
     size_t i;
     const json_t *it;
 
-    json_array_foreach(arr, i, it) {
+    json_array_foreach(arr, i, it)
+    {
         char *t = to_text(it);
         BUF_OK(buf_printf(&b, "%s%s", i ? ", " : "", t));
         free(t);
@@ -1187,7 +1204,10 @@ static json_t *validate(const struct var *x)
             size_t i;
             const json_t *o;
             int ok = 0;
-            json_array_foreach(x->enum_opts, i, o) ok |= values_equal(val, json_object_get(o, "value"));
+            json_array_foreach(x->enum_opts, i, o)
+            {
+                ok |= values_equal(val, json_object_get(o, "value"));
+            }
             if (!ok)
                 json_object_set_new(errs, "validate_options",
                                     json_string("Value is not one of the options"));
@@ -1206,7 +1226,10 @@ static json_t *validate(const struct var *x)
                     n++;
             sch = xstrndup(s, s[n] == ':' ? n : 0);
             if (schemes) {
-                json_array_foreach(schemes, i, it) ok |= strcasecmp(json_string_value(it), sch) == 0;
+                json_array_foreach(schemes, i, it)
+                {
+                    ok |= strcasecmp(json_string_value(it), sch) == 0;
+                }
             } else {
                 ok = strcasecmp(sch, "http") == 0 || strcasecmp(sch, "https") == 0;
             }
@@ -1428,7 +1451,8 @@ static enum status cond_eval(struct vars *v, const json_t *c, int any, int *res)
     }
     *res = !any;
     if (json_is_array(c)) {
-        json_array_foreach(c, i, it) {
+        json_array_foreach(c, i, it)
+        {
             if (cond_eval(v, it, any, &r) != ST_OK)
                 return ST_INVALID;
             if (r == any) {
@@ -1438,7 +1462,8 @@ static enum status cond_eval(struct vars *v, const json_t *c, int any, int *res)
         }
         return ST_OK;
     }
-    json_object_foreach((json_t *)c, k, it) {
+    json_object_foreach((json_t *)c, k, it)
+    {
         if (value_of(v, k, &val, NULL) != ST_OK)
             return ST_INVALID;
         if (json_is_object(it)) {
@@ -1461,8 +1486,8 @@ static enum status cond_eval(struct vars *v, const json_t *c, int any, int *res)
 /* Resolution: resolvers. Each gives *out (new reference) or NULL for "no value"; errors of
  * its own go to re, errors of a nested resolution are already in v->e (v->nested_fail). */
 
-typedef enum status (*resolver_fn)(struct vars *v, struct var *x, const json_t *hint,
-                                   json_t **out, struct err *re);
+typedef enum status (*resolver_fn)(struct vars *v, struct var *x, const json_t *hint, json_t **out,
+                                   struct err *re);
 
 static const char *host_getenv(const struct vars *v, const char *name)
 {
@@ -1495,7 +1520,8 @@ static enum status r_env(struct vars *v, struct var *x, const json_t *hint, json
         json_array_foreach(hint, i, it) json_array_append(names, (json_t *)it);
     else
         json_array_append(names, (json_t *)hint);
-    json_array_foreach(names, i, it) {
+    json_array_foreach(names, i, it)
+    {
         char *n;
         const char *val;
         long long num;
@@ -1610,8 +1636,8 @@ static int hint_int(const json_t *j, long long *out)
     return json_is_string(j) && parse_int(json_string_value(j), out);
 }
 
-static enum status r_random_string(struct vars *v, struct var *x, const json_t *hint,
-                                   json_t **out, struct err *re)
+static enum status r_random_string(struct vars *v, struct var *x, const json_t *hint, json_t **out,
+                                   struct err *re)
 {
     long long len = 0, lo = 0, hi = 0;
     const json_t *cs = NULL;
@@ -1696,8 +1722,7 @@ static enum status r_random_string(struct vars *v, struct var *x, const json_t *
             goto out;
         }
         for (long long i = 0; i < len; i++)
-            BUF_OK(buf_printf(&b, "%lld",
-                             lo + (long long)rand_below((uint64_t)(hi - lo) + 1)));
+            BUF_OK(buf_printf(&b, "%lld", lo + (long long)rand_below((uint64_t)(hi - lo) + 1)));
     } else {
         for (size_t i = 0; charset[i]; i++)
             if (((unsigned char)charset[i] & 0xC0) != 0x80) {
@@ -1723,8 +1748,8 @@ out:
     return st;
 }
 
-static enum status r_random_number(struct vars *v, struct var *x, const json_t *hint,
-                                   json_t **out, struct err *re)
+static enum status r_random_number(struct vars *v, struct var *x, const json_t *hint, json_t **out,
+                                   struct err *re)
 {
     long long lo, hi;
 
@@ -1740,8 +1765,8 @@ static enum status r_random_number(struct vars *v, struct var *x, const json_t *
     return ST_OK;
 }
 
-static enum status r_random_uuid(struct vars *v, struct var *x, const json_t *hint,
-                                 json_t **out, struct err *re)
+static enum status r_random_uuid(struct vars *v, struct var *x, const json_t *hint, json_t **out,
+                                 struct err *re)
 {
     unsigned char u[16];
 
@@ -1752,9 +1777,9 @@ static enum status r_random_uuid(struct vars *v, struct var *x, const json_t *hi
     {
         char s[37];
         snprintf(s, sizeof(s),
-                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-                 u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-                 u[14], u[15]);
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+                 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+                 u[15]);
         *out = json_string(s);
     }
     return ST_OK;
@@ -1836,8 +1861,8 @@ static enum status subst(struct vars *v, const char *t, int dotted, struct buf *
     return ST_OK;
 }
 
-static enum status r_interpolate(struct vars *v, struct var *x, const json_t *hint,
-                                 json_t **out, struct err *re)
+static enum status r_interpolate(struct vars *v, struct var *x, const json_t *hint, json_t **out,
+                                 struct err *re)
 {
     struct buf b = BUF_INIT;
     enum status st;
@@ -2024,8 +2049,7 @@ static enum status r_evaluate(struct vars *v, struct var *x, const json_t *hint,
             st = err_set(re, ST_INVALID, "Cannot evaluate '%s': %s", b.ptr, c.err);
         else
             st = err_set(re, ST_INVALID,
-                         "Syntax error: '%s' does not look like a number or a calculation",
-                         b.ptr);
+                         "Syntax error: '%s' does not look like a number or a calculation", b.ptr);
         goto out;
     }
     *out = n.real ? json_real(n.d) : json_integer(n.i);
@@ -2042,7 +2066,8 @@ static enum status r_condition(struct vars *v, struct var *x, const json_t *hint
     int r;
 
     (void)x, (void)re;
-    json_array_foreach(hint, i, br) {
+    json_array_foreach(hint, i, br)
+    {
         if ((res = json_object_get(br, "else")))
             break;
         c = json_object_get(br, "if");
@@ -2088,7 +2113,7 @@ static int read_answer(struct vars *v, int echo, char **line)
     if (!echo && fd != -1 && isatty(fd) && tcgetattr(fd, &old) == 0) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
-        restore = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
+        restore = tcsetattr(fd, TCSANOW, &quiet) == 0; /* keeps type-ahead */
     }
     buf_init(&b, MAX_LINE);
     while ((c = getc(in)) != EOF && c != '\n') {
@@ -2097,7 +2122,7 @@ static int read_answer(struct vars *v, int echo, char **line)
             continue; /* over the cap: the rest of the line is dropped */
     }
     if (restore) {
-        tcsetattr(fd, TCSAFLUSH, &old);
+        tcsetattr(fd, TCSANOW, &old);
         fputc('\n', out);
     }
     if (c == EOF && b.len == 0) {
@@ -2139,8 +2164,7 @@ static char *question(const struct var *x, const json_t *hint, const char *verb)
 
 /* A numbered menu; *choice gets 1..n, or 0 for "the default / nothing" (empty answer with
  * dflt 0, or end of input). */
-static void menu(struct vars *v, const char *q, char **items, size_t n, size_t dflt,
-                 size_t *choice)
+static void menu(struct vars *v, const char *q, char **items, size_t n, size_t dflt, size_t *choice)
 {
     FILE *out = p_out(v);
     char *line;
@@ -2292,7 +2316,8 @@ static enum status prompt_enum(struct vars *v, struct var *x, const char *q, jso
     const json_t *o;
     enum status st = ST_OK;
 
-    json_array_foreach(x->enum_opts, i, o) {
+    json_array_foreach(x->enum_opts, i, o)
+    {
         char *l = to_text(json_object_get(o, "label"));
         char *d = to_text(json_object_get(o, "description"));
         char *val = to_text(json_object_get(o, "value"));
@@ -2383,8 +2408,8 @@ static int contains_ci(const char *hay, const char *needle)
     return n == 0;
 }
 
-static enum status r_service_link(struct vars *v, struct var *x, const json_t *hint,
-                                  json_t **out, struct err *re)
+static enum status r_service_link(struct vars *v, struct var *x, const json_t *hint, json_t **out,
+                                  struct err *re)
 {
     const char *img = json_string_value(json_object_get(hint, "image"));
     const char *nm = json_string_value(json_object_get(hint, "name"));
@@ -2397,7 +2422,8 @@ static enum status r_service_link(struct vars *v, struct var *x, const json_t *h
     if (!v->host->interactive || !v->host->service_list)
         goto out;
     list = v->host->service_list(v->host->ctx);
-    json_array_foreach(list, i, s) {
+    json_array_foreach(list, i, s)
+    {
         const char *id = json_string_value(json_object_get(s, "id"));
         const char *sn = json_string_value(json_object_get(s, "name"));
         const char *si = json_string_value(json_object_get(s, "image"));
@@ -2433,7 +2459,8 @@ static void pick_many(struct vars *v, const json_t *list, const char *q, int cer
     size_t n = 0, i;
     const json_t *it;
 
-    json_array_foreach(list, i, it) {
+    json_array_foreach(list, i, it)
+    {
         const char *s = json_string_value(it);
         if (!s || (certs_only && !contains_ci(s, "ssl") && !contains_ci(s, "cert")))
             continue;
@@ -2454,8 +2481,8 @@ static void pick_many(struct vars *v, const json_t *list, const char *q, int cer
     json_decref(names);
 }
 
-static enum status r_certificates(struct vars *v, struct var *x, const json_t *hint,
-                                  json_t **out, struct err *re)
+static enum status r_certificates(struct vars *v, struct var *x, const json_t *hint, json_t **out,
+                                  struct err *re)
 {
     json_t *list;
     char *q;
@@ -2514,8 +2541,7 @@ static const struct {
     {"default", r_default},
 };
 
-static enum status run_resolver(struct vars *v, struct var *x, const struct hinted *r,
-                                json_t **out)
+static enum status run_resolver(struct vars *v, struct var *x, const struct hinted *r, json_t **out)
 {
     struct err re = ERR_INIT;
     enum status st = ST_INVALID;
@@ -2603,16 +2629,16 @@ static enum status run_setters(struct vars *v, struct var *x)
         enum status st = ST_OK;
         if (strcmp(s->name, "env") == 0) {
             const char *name = env_target(s);
-            int rc = v->host->setenv ? v->host->setenv(v->host->ctx, name, val)
-                                     : setenv(name, val, 1);
+            int rc =
+                v->host->setenv ? v->host->setenv(v->host->ctx, name, val) : setenv(name, val, 1);
             if (rc != 0)
-                st = err_set(v->e, ST_INVALID, "Setter 'env' for '%s' : cannot set %s",
-                             x->name, name);
+                st = err_set(v->e, ST_INVALID, "Setter 'env' for '%s' : cannot set %s", x->name,
+                             name);
         } else if (v->host->vault_set && !json_is_null(x->value)) {
             struct err se = ERR_INIT;
             if (v->host->vault_set(v->host->ctx, json_string_value(s->hint), val, &se) != ST_OK)
-                st = err_set(v->e, se.st ? se.st : ST_IO, "Setter 'vault' for '%s' : %s",
-                             x->name, se.msg);
+                st = err_set(v->e, se.st ? se.st : ST_IO, "Setter 'vault' for '%s' : %s", x->name,
+                             se.msg);
         }
         free(val);
         if (st != ST_OK)
@@ -2621,8 +2647,7 @@ static enum status run_setters(struct vars *v, struct var *x)
     return ST_OK;
 }
 
-enum status vars_run(struct vars *v, const struct vars_host *host, json_t **errors,
-                     struct err *e)
+enum status vars_run(struct vars *v, const struct vars_host *host, json_t **errors, struct err *e)
 {
     static const struct vars_host offline;
     struct err le = ERR_INIT;

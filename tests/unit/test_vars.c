@@ -5,15 +5,17 @@
  * memory stream with interactive = 1.
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "cli/stackfile/vars.h"
-#include "common/xmalloc.h"
 #include "common/banned.h"
+#include "common/xmalloc.h"
 
 TestSuite(vars, .timeout = 60);
 
@@ -38,13 +40,14 @@ static json_t *J(const char *text)
 }
 
 struct th {
-    json_t *env;      /* name → string */
-    json_t *setenvs;  /* what to: env wrote */
-    json_t *vault;    /* name → value */
+    json_t *env;       /* name → string */
+    json_t *setenvs;   /* what to: env wrote */
+    json_t *vault;     /* name → value */
     json_t *instances; /* "stack/svc" → instances */
-    json_t *services; /* service_list */
-    json_t *certs;    /* certificate_list */
+    json_t *services;  /* service_list */
+    json_t *certs;     /* certificate_list */
     int vault_gets;
+    int vault_sealed; /* vault_set fails */
 };
 
 static const char *t_getenv(void *ctx, const char *name)
@@ -71,7 +74,8 @@ static json_t *t_vault_get(void *ctx, const char *name)
 static enum status t_vault_set(void *ctx, const char *name, const char *value, struct err *e)
 {
     struct th *t = ctx;
-    (void)e;
+    if (t->vault_sealed)
+        return err_set(e, ST_IO, "vault is sealed");
     json_object_set_new(t->vault, name, json_string(value));
     return ST_OK;
 }
@@ -204,7 +208,7 @@ static void run_fails(struct vars *v, const char *msg)
     struct err e = ERR_INIT;
     json_t *errors = NULL;
     enum status st = vars_run(v, &H, &errors, &e);
-    cr_assert_eq(st, ST_INVALID, "vars_run succeeded, expected '%s'", msg);
+    cr_assert_eq(st, ST_INVALID, "vars_run gave %d, expected ST_INVALID and '%s'", st, msg);
     cr_assert_str_eq(e.msg, msg);
     json_decref(errors);
 }
@@ -326,7 +330,8 @@ TV(integer_conversions)
     one("{'type': 'integer', 'nil_is_zero': true}", "0");
     one_err("{'type': 'integer', 'value': 'abc'}",
             "{'x': {'type': 'Value \\'abc\\' is not an integer'}}");
-    one_err("{'type': 'integer', 'value': [1]}", "{'x': {'type': 'Value \\'[1]\\' is not an integer'}}");
+    one_err("{'type': 'integer', 'value': [1]}",
+            "{'x': {'type': 'Value \\'[1]\\' is not an integer'}}");
 }
 
 TV(integer_min_max)
@@ -537,8 +542,9 @@ TV(file_resolver)
     snprintf(def, sizeof(def), "{'from': {'file': '%s'}, 'chomp': true}", path);
     one(def, "'secret'");
     unlink(path);
-    snprintf(def, sizeof(def), "{'from': {'file': {'path': '%s', 'ignore_errors': true}}, "
-                               "'default': 'd'}",
+    snprintf(def, sizeof(def),
+             "{'from': {'file': {'path': '%s', 'ignore_errors': true}}, "
+             "'default': 'd'}",
              path);
     one(def, "'d'");
     {
@@ -599,8 +605,8 @@ TV(random_string_charsets)
 
 TV(random_string_errors)
 {
-    struct vars *v = mk("{'x': {'from': {'random_string': {'length': 6, 'charset': 'base64'}}}}",
-                        NULL);
+    struct vars *v =
+        mk("{'x': {'from': {'random_string': {'length': 6, 'charset': 'base64'}}}}", NULL);
     run_fails(v, "Resolver 'random_string' for 'x' : Length must be divisible by 4 when using "
                  "base64");
     vars_free(v);
@@ -644,8 +650,8 @@ TV(random_number_and_uuid)
 
 TV(variable_resolver)
 {
-    struct vars *v = mk("{'a': {'from': {'variable': 'b'}}, 'b': {'type': 'integer', 'value': 4}}",
-                        NULL);
+    struct vars *v =
+        mk("{'a': {'from': {'variable': 'b'}}, 'b': {'type': 'integer', 'value': 4}}", NULL);
     json_t *errors = run(v);
     assert_json(val(v, "a"), "'4'");
     json_decref(errors);
@@ -820,6 +826,32 @@ TV(prompt_label_and_echo)
     vars_free(v);
 }
 
+TV(prompt_echo_off_on_a_terminal)
+{
+    struct vars *v;
+    json_t *errors;
+    struct termios tio;
+    int m = posix_openpt(O_RDWR | O_NOCTTY), s;
+    cr_assert(m != -1);
+    cr_assert(grantpt(m) == 0 && unlockpt(m) == 0);
+    s = open(ptsname(m), O_RDWR | O_NOCTTY);
+    cr_assert(s != -1);
+    cr_assert_eq(write(m, "s3cret\n", 7), 7); /* typed ahead: must survive echo-off */
+    H.interactive = 1;
+    H.in = fdopen(s, "r");
+    H.out = open_memstream(&outbuf, &outlen);
+    v = mk("{'pw': {'echo': false, 'from': 'prompt'}}", NULL);
+    errors = run(v);
+    assert_json(val(v, "pw"), "'s3cret'");
+    /* the newline is printed only by the echo-off path (the typed Enter was not echoed) */
+    cr_assert_str_eq(printed(), "Enter pw : \n");
+    cr_assert(tcgetattr(s, &tio) == 0);
+    cr_assert(tio.c_lflag & ECHO, "echo was not restored");
+    json_decref(errors);
+    vars_free(v);
+    close(m);
+}
+
 TV(prompt_not_interactive)
 {
     struct vars *v;
@@ -980,6 +1012,18 @@ TV(setters)
     vars_free(v);
 }
 
+TV(setter_failure)
+{
+    struct vars *v = mk("{'b': {'value': 'x', 'to': {'vault': 'b-secret'}}}", NULL);
+    struct err e = ERR_INIT;
+    json_t *errors = NULL;
+    T.vault_sealed = 1;
+    cr_assert_eq(vars_run(v, &H, &errors, &e), ST_IO); /* the master's status is kept */
+    cr_assert_str_eq(e.msg, "Setter 'vault' for 'b' : vault is sealed");
+    json_decref(errors);
+    vars_free(v);
+}
+
 TV(setter_offline_vault)
 {
     struct vars *v;
@@ -1039,20 +1083,34 @@ TV(condition_operators)
         const char *cond;
         int holds;
     } c[] = {
-        {"{'n': {'lt': 6}}", 1},          {"{'n': {'lt': 5}}", 0},
-        {"{'n': {'lte': 5}}", 1},         {"{'n': {'lte': 4}}", 0},
-        {"{'n': {'gt': 4}}", 1},          {"{'n': {'gt': 5}}", 0},
-        {"{'n': {'gte': 5}}", 1},         {"{'n': {'gte': 6}}", 0},
-        {"{'n': {'eq': 5}}", 1},          {"{'n': {'eq': '5'}}", 0},
-        {"{'n': {'ne': 4}}", 1},          {"{'n': {'ne': 5}}", 0},
-        {"{'n': {'gt': 1, 'lte': 5}}", 1}, {"{'n': {'gt': 1, 'lt': 5}}", 0},
-        {"{'s': {'start_with': 'hello'}}", 1}, {"{'s': {'start_with': 'world'}}", 0},
-        {"{'s': {'end_with': 'world'}}", 1},   {"{'s': {'end_with': 'hello'}}", 0},
-        {"{'s': {'contain': 'o w'}}", 1},      {"{'s': {'contain': 'xyz'}}", 0},
-        {"{'l': {'contain': 'b'}}", 1},        {"{'l': {'contain': 'c'}}", 0},
-        {"{'s': {'any_of': ['a', 'hello world']}}", 1}, {"{'s': {'any_of': ['a']}}", 0},
-        {"{'n': {'any_of': '4, 5'}}", 1},      {"{'n': {'any_of': '4,6'}}", 0},
-        {"{'s': {'lt': 5}}", 0},               {"{'e': {'gt': 1}}", 0},
+        {"{'n': {'lt': 6}}", 1},
+        {"{'n': {'lt': 5}}", 0},
+        {"{'n': {'lte': 5}}", 1},
+        {"{'n': {'lte': 4}}", 0},
+        {"{'n': {'gt': 4}}", 1},
+        {"{'n': {'gt': 5}}", 0},
+        {"{'n': {'gte': 5}}", 1},
+        {"{'n': {'gte': 6}}", 0},
+        {"{'n': {'eq': 5}}", 1},
+        {"{'n': {'eq': '5'}}", 0},
+        {"{'n': {'ne': 4}}", 1},
+        {"{'n': {'ne': 5}}", 0},
+        {"{'n': {'gt': 1, 'lte': 5}}", 1},
+        {"{'n': {'gt': 1, 'lt': 5}}", 0},
+        {"{'s': {'start_with': 'hello'}}", 1},
+        {"{'s': {'start_with': 'world'}}", 0},
+        {"{'s': {'end_with': 'world'}}", 1},
+        {"{'s': {'end_with': 'hello'}}", 0},
+        {"{'s': {'contain': 'o w'}}", 1},
+        {"{'s': {'contain': 'xyz'}}", 0},
+        {"{'l': {'contain': 'b'}}", 1},
+        {"{'l': {'contain': 'c'}}", 0},
+        {"{'s': {'any_of': ['a', 'hello world']}}", 1},
+        {"{'s': {'any_of': ['a']}}", 0},
+        {"{'n': {'any_of': '4, 5'}}", 1},
+        {"{'n': {'any_of': '4,6'}}", 0},
+        {"{'s': {'lt': 5}}", 0},
+        {"{'e': {'gt': 1}}", 0},
         {"{'s': {'gt': 'alpha'}}", 1},
     };
     for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
@@ -1100,8 +1158,8 @@ TV(forward_reference_and_prompt_order)
 
 TV(cycles)
 {
-    struct vars *v = mk("{'a': {'from': {'variable': 'b'}}, 'b': {'from': {'interpolate': '$a'}}}",
-                        NULL);
+    struct vars *v =
+        mk("{'a': {'from': {'variable': 'b'}}, 'b': {'from': {'interpolate': '$a'}}}", NULL);
     run_fails(v, "Variable a depends on itself");
     vars_free(v);
     v = mk("{'a': {'only_if': 'a'}}", NULL);
@@ -1166,8 +1224,7 @@ TV(command_line_values)
 
 TV(defaults_from_upgrade)
 {
-    struct vars *v = mk("{'a': {'default': 'old'}, 'b': {'from': 'prompt', 'default': 'x'}}",
-                        NULL);
+    struct vars *v = mk("{'a': {'default': 'old'}, 'b': {'from': 'prompt', 'default': 'x'}}", NULL);
     json_t *d1 = json_string("stored-a"), *d2 = json_string("stored-b"), *errors;
     answers("\n");
     vars_set_default(v, "a", d1);
