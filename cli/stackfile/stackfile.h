@@ -37,6 +37,7 @@ struct stackfile_opts {
     int skip_dependencies;   /* do not load depends: children (their names stay variables) */
     const struct vars_host *host; /* NULL → offline, not interactive */
     FILE *msg; /* "Value for x is not set. Substituting with an empty string." (NULL → stdout) */
+    int no_network; /* never fetch URLs or registry stacks (fuzzing, tests): "Not found" */
 };
 
 struct stackfile {
@@ -61,6 +62,12 @@ struct stackfile {
  * (line 4)", "Undeclared variable 'x' in kontena.yml:12 -- image: ${x}" (1-based line). */
 enum status stackfile_load(const struct stackfile_opts *o, struct stackfile **out,
                            struct err *e);
+/* The same for a root stack file whose text is already in memory; path names it (findings,
+ * messages) and its directory is where relative depends:, extends.file and env_file paths
+ * start. o->source is ignored. Text after a NUL byte is ignored. */
+enum status stackfile_load_text(const struct stackfile_opts *o, const char *path,
+                                const char *text, size_t len, struct stackfile **out,
+                                struct err *e);
 void stackfile_free(struct stackfile *sf);
 /* 1 when neither sf nor any child has errors. */
 int stackfile_valid(const struct stackfile *sf);
