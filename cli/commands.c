@@ -23,7 +23,7 @@ static const struct cli_cmd *const tables[] = {
     cli_master_cmds,      cli_master_user_cmds, cli_master_token_cmds, cli_grid_cmds,
     cli_grid_subnet_cmds, cli_grid_user_cmds,   cli_audit_cmds,        cli_whoami_cmds,
     cli_version_cmds,     cli_complete_cmds,
-    cli_stack_cmds,       cli_stack_label_cmds,
+    cli_stack_cmds,       cli_stack_file_cmds,  cli_stack_label_cmds,
     cli_service_cmds,     cli_service_deploy_cmds, cli_service_env_cmds,
 };
 
