@@ -511,7 +511,7 @@ static enum status spec_ctx_volumes(struct api *a, const json_t *svc, json_t **v
     enum status st;
 
     *vols = NULL;
-    if (strcmp(jstr(svc, "stack"), "null") == 0)
+    if (!jstr(svc, "stack") || !jstr(svc, "grid") || strcmp(jstr(svc, "stack"), "null") == 0)
         return ST_OK;
     key = key_stack(jstr(svc, "grid"), jstr(svc, "stack"));
     st = store_get(a->etcd, key, &stack, NULL, e);

@@ -31,6 +31,12 @@ static const char *const rev_fields[] = {"stack",  "version", "registry",     "e
                                          "source", "variables", "metadata",   "parent",
                                          "volumes", "dependencies", "services", NULL};
 
+/* Both set and equal: stored objects are ours, but a hand-edited key must not crash us. */
+static int streq(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
 static void audit_stack(struct req *r, const char *grid, const char *name)
 {
     snprintf(r->audit_name, sizeof(r->audit_name), "%s", name ? name : "");
@@ -415,7 +421,7 @@ static enum status stack_view(struct api *a, const json_t *stk, const json_t *al
         size_t k;
         json_t *l;
         int found = 0;
-        json_array_foreach(live, k, l) found |= strcmp(jstr(l, "name"), jstr(x, "name")) == 0;
+        json_array_foreach(live, k, l) found |= streq(jstr(l, "name"), jstr(x, "name"));
         if (!found)
             json_array_append_new(svcs, service_from_spec(x, grid, name, jstr(stk, "created_at")));
     }
@@ -483,7 +489,7 @@ static void reply_stack(struct req *r, unsigned code, const char *grid, const ch
 
     if (st == ST_OK) {
         st = ST_NOTFOUND;
-        json_array_foreach(gs.stacks, i, x) if (strcmp(jstr(x, "name"), name) == 0)
+        json_array_foreach(gs.stacks, i, x) if (streq(jstr(x, "name"), name))
         {
             st = stack_view(r->api, x, gs.stacks, gs.svcs, g, gs.counts, &v, &e);
             break;
@@ -652,7 +658,7 @@ static void h_stack_update(struct req *r, char **params)
                 int kept = 0;
                 char *id, *l;
                 json_array_foreach(json_object_get(stk, "services"), k, n) kept |=
-                    strcmp(jstr(n, "name"), jstr(x, "name")) == 0;
+                    streq(jstr(n, "name"), jstr(x, "name"));
                 if (kept)
                     continue;
                 id = xasprintf("%s/%s/%s", grid, name, jstr(x, "name"));
@@ -704,8 +710,8 @@ static void h_stack_update(struct req *r, char **params)
             size_t j;
             json_t *s;
             int exists = 0;
-            json_array_foreach(svcs, j, s) exists |= jstr(s, "id") && strcmp(jstr(s, "stack"), name) == 0 &&
-                                                     strcmp(jstr(s, "name"), jstr(x, "name")) == 0;
+            json_array_foreach(svcs, j, s) exists |=
+                streq(jstr(s, "stack"), name) && streq(jstr(s, "name"), jstr(x, "name"));
             if (!exists) {
                 json_t *svc = service_from_spec(x, grid, name, now);
                 etcd_txn_cmp(t, k, ETCD_CMP_CREATE, ETCD_CMP_EQUAL, 0);
@@ -820,7 +826,7 @@ static void h_stack_delete(struct req *r, char **params)
             json_array_foreach(gs.svcs, i, x)
             {
                 char *l;
-                if (strcmp(jstr(x, "stack"), name) != 0)
+                if (!streq(jstr(x, "stack"), name) || !jstr(x, "id"))
                     continue;
                 l = links_from_others(gs.svcs, jstr(x, "id"), name);
                 if (l)
@@ -1003,7 +1009,7 @@ static void h_stack_deploy(struct req *r, char **params)
             const char *ln = jstr(json_array_get(live.objs, i), "name");
             size_t k;
             int kept = 0;
-            json_array_foreach(order, k, x) kept |= ln && strcmp(jstr(x, "name"), ln) == 0;
+            json_array_foreach(order, k, x) kept |= streq(jstr(x, "name"), ln);
             if (!kept) {
                 etcd_txn_cmp(t, live.keys[i], ETCD_CMP_MOD, ETCD_CMP_EQUAL, live.revs[i]);
                 etcd_txn_delete(t, ETCD_THEN, live.keys[i], NULL);

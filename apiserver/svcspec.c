@@ -7,12 +7,14 @@
  */
 #include "apiserver/svcspec.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "apiserver/validate.h"
+#include "common/specparse.h"
 #include "common/xmalloc.h"
 #include "common/banned.h"
 
@@ -111,43 +113,21 @@ static void f_int(json_t *spec, const char *field, const json_t *v, json_int_t l
     json_object_set(spec, field, (json_t *)v);
 }
 
-/* Byte sizes: an integer, or "<n>[kmg]" (k = 1024). */
+/* Byte sizes: an integer, or "<n>[kmgt][b]" (k = 1024). */
 static void f_bytes(json_t *spec, const char *field, const json_t *v, json_t *errs)
 {
-    char c[40], *end;
-    const char *s;
-    unsigned long long n;
+    char c[40];
+    long long n = 0;
 
     if (!json_is_string(v)) {
         f_int(spec, field, v, 0, (json_int_t)1 << 50, errs);
         return;
     }
-    s = json_string_value(v);
-    if (!isdigit((unsigned char)s[0]))
-        goto bad;
-    n = strtoull(s, &end, 10);
-    switch (tolower((unsigned char)*end)) {
-    case 'g':
-        n *= 1024;
-        /* fall through */
-    case 'm':
-        n *= 1024;
-        /* fall through */
-    case 'k':
-        n *= 1024;
-        end++;
-        break;
-    default:
-        break;
+    if (spec_parse_memory(json_string_value(v), &n, NULL) != ST_OK || n > (1LL << 50)) {
+        fail(errs, field, "%s isn't in the right format", cap(field, c, sizeof(c)));
+        return;
     }
-    if ((*end == 'b' || *end == 'B') && end[1] == '\0')
-        end++;
-    if (*end != '\0' || n > (1ULL << 50))
-        goto bad;
     json_object_set_new(spec, field, json_integer((json_int_t)n));
-    return;
-bad:
-    fail(errs, field, "%s isn't in the right format", cap(field, c, sizeof(c)));
 }
 
 static void f_enum(json_t *spec, const char *field, const json_t *v, const char *const *allowed,
@@ -225,46 +205,18 @@ static void f_env(json_t *spec, const json_t *v, const json_t *old_env, json_t *
 /* "[ip:]node:container[/proto]" into a port object; NULL when malformed. */
 static json_t *port_from_string(const char *s)
 {
-    char buf[128], *parts[3], *proto = NULL, *p;
-    int n = 0;
-    long nodep, contp;
+    struct spec_port p;
 
-    if (strlen(s) >= sizeof(buf))
+    if (spec_parse_port(s, &p, NULL) != ST_OK)
         return NULL;
-    snprintf(buf, sizeof(buf), "%s", s);
-    if ((p = strchr(buf, '/'))) {
-        *p = '\0';
-        proto = p + 1;
-    }
-    p = buf;
-    for (;;) {
-        char *colon = strchr(p, ':');
-        if (n == 3)
-            return NULL;
-        parts[n++] = p;
-        if (!colon)
-            break;
-        *colon = '\0';
-        p = colon + 1;
-    }
-    if (n < 2)
-        return NULL;
-    for (int i = n - 2; i < n; i++)
-        if (!parts[i][0] || strspn(parts[i], "0123456789") != strlen(parts[i]))
-            return NULL;
-    nodep = atol(parts[n - 2]);
-    contp = atol(parts[n - 1]);
-    return json_pack("{s:s,s:s,s:I,s:I}", "ip", n == 3 ? parts[0] : "0.0.0.0", "protocol",
-                     proto ? proto : "tcp", "node_port", (json_int_t)nodep, "container_port",
-                     (json_int_t)contp);
+    return json_pack("{s:s,s:s,s:i,s:i}", "ip", p.ip, "protocol", p.protocol, "node_port",
+                     p.node_port, "container_port", p.container_port);
 }
 
 static int valid_ipv4(const char *s)
 {
-    unsigned a, b, c, d;
-    char tail;
-    return sscanf(s, "%3u.%3u.%3u.%3u%c", &a, &b, &c, &d, &tail) == 4 && a < 256 && b < 256 &&
-           c < 256 && d < 256;
+    struct in_addr a;
+    return inet_pton(AF_INET, s, &a) == 1;
 }
 
 static void f_ports(json_t *spec, const json_t *v, json_t *errs)
@@ -382,18 +334,12 @@ static void f_mappings(json_t *spec, const char *field, const json_t *v, const c
 
 static int valid_affinity(const char *s)
 {
-    static const char *const keys[] = {"node", "service", "container", "label"};
-    const char *op = strstr(s, "==");
-    const char *ne = strstr(s, "!=");
+    struct spec_affinity a;
+    int ok = spec_parse_affinity(s, &a, NULL) == ST_OK;
 
-    if (!op || (ne && ne < op))
-        op = ne;
-    if (!op || op[2] == '\0' || (op[2] == '~' && op[3] == '\0'))
-        return 0;
-    for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-        if ((size_t)(op - s) == strlen(keys[i]) && strncmp(s, keys[i], strlen(keys[i])) == 0)
-            return 1;
-    return 0;
+    if (ok)
+        spec_affinity_release(&a);
+    return ok;
 }
 
 static void f_affinity(json_t *spec, const json_t *v, json_t *errs)
@@ -414,29 +360,14 @@ static void f_affinity(json_t *spec, const json_t *v, json_t *errs)
 /* "<n>", "<n>min", "<n>h", "<n>d" or an integer -> seconds; -1 when malformed. */
 static int64_t interval_secs(const json_t *v)
 {
-    const char *s;
-    char *end;
-    long long n;
+    long long n = 0;
 
     if (json_is_integer(v))
         return json_integer_value(v) >= 0 ? json_integer_value(v) : -1;
-    if (!json_is_string(v))
+    if (!json_is_string(v) || spec_parse_interval(json_string_value(v), &n, NULL) != ST_OK ||
+        n < 0 || n > 1000000000LL)
         return -1;
-    s = json_string_value(v);
-    if (!isdigit((unsigned char)s[0]))
-        return -1;
-    n = strtoll(s, &end, 10);
-    if (n > 100000000)
-        return -1;
-    if (*end == '\0')
-        return n;
-    if (strcmp(end, "min") == 0)
-        return n * 60;
-    if (strcmp(end, "h") == 0)
-        return n * 3600;
-    if (strcmp(end, "d") == 0)
-        return n * 86400;
-    return -1;
+    return n;
 }
 
 static void f_deploy_opts(json_t *spec, const json_t *v, const json_t *old, json_t *errs)
@@ -640,57 +571,13 @@ static void f_hooks(json_t *spec, const json_t *v, json_t *errs)
     json_object_set_new(spec, "hooks", out);
 }
 
-static int valid_stop_signal(const char *s)
-{
-    char up[40];
-    size_t n = strlen(s);
-
-    if (n == 0 || n >= sizeof(up))
-        return 0;
-    for (size_t i = 0; i <= n; i++)
-        up[i] = (char)toupper((unsigned char)s[i]);
-    if (strspn(up, "0123456789") == n)
-        return 1;
-    if (strncmp(up, "SIGRTMIN+", 9) == 0 || strncmp(up, "SIGRTMAX-", 9) == 0)
-        return n > 9 && strspn(up + 9, "0123456789") == n - 9;
-    if (strncmp(up, "SIG", 3) != 0 || n == 3)
-        return 0;
-    for (size_t i = 3; i < n; i++)
-        if (!isupper((unsigned char)up[i]) && !isdigit((unsigned char)up[i]))
-            return 0;
-    return 1;
-}
-
 int64_t svcspec_duration(const char *s)
 {
-    double total = 0;
+    double secs = 0;
 
-    if (!*s)
+    if (spec_parse_duration(s, &secs, NULL) != ST_OK || secs < 0 || secs > 1e9)
         return -1;
-    while (*s) {
-        char *end;
-        double n;
-        if (!isdigit((unsigned char)*s))
-            return -1;
-        n = strtod(s, &end);
-        if (end == s || n > 1e9)
-            return -1;
-        switch (*end) {
-        case 'h':
-            total += n * 3600;
-            break;
-        case 'm':
-            total += n * 60;
-            break;
-        case 's':
-            total += n;
-            break;
-        default:
-            return -1;
-        }
-        s = end + 1;
-    }
-    return total > 1e9 ? -1 : (int64_t)total;
+    return (int64_t)secs;
 }
 
 static void f_stop_grace(json_t *spec, const json_t *v, json_t *errs)
@@ -918,7 +805,7 @@ json_t *svcspec_build(const json_t *body, const json_t *old, const struct svcspe
     v = (json_t *)pick(body, old, "stop_signal", &given);
     if (json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
         json_object_set_new(spec, "stop_signal", json_null());
-    else if (!json_is_string(v) || !valid_stop_signal(json_string_value(v)))
+    else if (!json_is_string(v) || !spec_valid_stop_signal(json_string_value(v)))
         fail(errs, "stop_signal", "Stop_signal isn't in the right format");
     else
         json_object_set(spec, "stop_signal", v);

@@ -557,8 +557,11 @@ API_TEST(stacks, non_members_get_404_and_mutations_are_audited)
 
 API_TEST(stacks, garbage_bodies_never_crash_the_server)
 {
-    static const char *paths[] = {"/v1/grids/grd/stacks", "/v1/grids/grd/services",
-                                  "/v1/services/grd/null/s/envs", "/v1/services/grd/null/s/scale"};
+    static const char *paths[] = {"/v1/grids/grd/stacks",          "/v1/grids/grd/services",
+                                  "/v1/services/grd/null/s/envs",  "/v1/services/grd/null/s/scale",
+                                  "/v1/services/grd/null/s",       "/v1/stacks/grd/st",
+                                  "/v1/stacks/grd/st"};
+    static const char *methods[] = {"POST", "POST", "POST", "POST", "PUT", "PUT", "PATCH"};
     static const char *pieces[] = {"{", "}", "[", "]", "'name'", ":", ",", "null", "1e999", "'s'",
                                    "-1", "'services'", "'links'", "'image'", "true", "'ports'",
                                    "{'name':'s','image':'x'", "'health_check'", "'env'",
@@ -567,16 +570,18 @@ API_TEST(stacks, garbage_bodies_never_crash_the_server)
 
     setup_grid();
     EXPECT(201, "POST", "/v1/grids/grd/services", "{'name':'s','image':'x'}");
-    for (int i = 0; i < 300; i++) {
+    EXPECT(201, "POST", "/v1/grids/grd/stacks",
+           "{'name':'st','stack':'t/st','services':[{'name':'a','image':'x'}]}");
+    for (int i = 0; i < 350; i++) {
         char body[512] = "";
         size_t len = 0;
         int n = 1 + rand_r(&seed) % 14;
         for (int k = 0; k < n; k++)
             len += (size_t)snprintf(body + len, sizeof(body) - len, "%s",
                                     pieces[rand_r(&seed) % (sizeof(pieces) / sizeof(pieces[0]))]);
-        CALL("POST", paths[i % 4], "%s", body);
-        cr_assert(rep.status >= 200 && rep.status < 500, "POST %s %s -> %ld %s", paths[i % 4],
-                  body, rep.status, rep.body);
+        CALL(methods[i % 7], paths[i % 7], "%s", body);
+        cr_assert(rep.status >= 200 && rep.status < 500, "%s %s %s -> %ld %s", methods[i % 7],
+                  paths[i % 7], body, rep.status, rep.body);
     }
     finish();
 }
