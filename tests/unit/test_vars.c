@@ -14,8 +14,9 @@
 #include <unistd.h>
 
 #include "cli/stackfile/vars.h"
-#include "common/banned.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 TestSuite(vars, .timeout = 60);
 
