@@ -1,12 +1,17 @@
 /* Tests for the stack file pipeline (cli/stackfile/stackfile.c, subst.c, source.c): the data
  * driven corpus of tests/stackfiles/ (format in tests/stackfiles/README.md) and direct tests
  * of the trickier rules of stack-file.md §1, §2, §5 and §7. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/stackfile/pipeline.h"
@@ -648,4 +653,115 @@ Test(stackfile, findings_render_like_the_original)
                         "        omg: key not expected (line 7)\n");
     free(y);
     json_decref(l);
+}
+
+/* A one-connection HTTP server on loopback (a forked child): answers GET want_path with
+ * body, anything else with 404. Returns its port; *pid is the child. */
+static int serve_once(const char *want_path, const char *body, pid_t *pid)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    cr_assert_neq(fd, -1);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    *pid = fork();
+    cr_assert_neq(*pid, -1);
+    if (*pid == 0) {
+        int c = accept(fd, NULL, NULL);
+        char req[4096] = "";
+        ssize_t n = c == -1 ? -1 : read(c, req, sizeof(req) - 1);
+        if (n > 0) {
+            char *want = xasprintf("GET %s HTTP/", want_path);
+            char *reply = strncmp(req, want, strlen(want)) == 0
+                              ? xasprintf("HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
+                                          "Connection: close\r\n\r\n%s",
+                                          strlen(body), body)
+                              : xstrdup("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                                        "Connection: close\r\n\r\n");
+            if (write(c, reply, strlen(reply)) < 0)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static const char *served = "stack: acme/served:1.0.0\nservices:\n  web:\n    image: nginx\n";
+
+Test(stackfile, url_source_is_fetched)
+{
+    pid_t pid;
+    int port = serve_once("/stacks/served.yml", served, &pid);
+    char *url = xasprintf("http://127.0.0.1:%d/stacks/served.yml", port);
+    struct stackfile_opts o = {.source = url, .msg = stderr};
+    struct stackfile *sf = NULL;
+    struct err e = ERR_INIT;
+    cr_assert_eq(stackfile_load(&o, &sf, &e), ST_OK, "%s", e.msg);
+    cr_expect_str_eq(sf->source, url);
+    cr_expect_str_eq(sf->name, "served");
+    cr_expect_str_eq(json_string_value(json_object_get(sf->payload, "registry")), "file://");
+    stackfile_free(sf);
+    waitpid(pid, NULL, 0);
+    free(url);
+}
+
+Test(stackfile, registry_name_is_pulled_from_the_configured_registry)
+{
+    pid_t pid;
+    int port = serve_once("/stack/acme/served/version/1.0.0", served, &pid);
+    char *reg = xasprintf("http://127.0.0.1:%d/", port);
+    setenv("KONTENA_STACK_REGISTRY_URL", reg, 1);
+    struct stackfile_opts o = {.source = "acme/served:1.0.0", .msg = stderr};
+    struct stackfile *sf = NULL;
+    struct err e = ERR_INIT;
+    cr_assert_eq(stackfile_load(&o, &sf, &e), ST_OK, "%s", e.msg);
+    cr_expect_str_eq(sf->source, "acme/served:1.0.0");
+    cr_expect_str_eq(sf->version, "1.0.0");
+    cr_expect_str_eq(json_string_value(json_object_get(sf->payload, "registry")), reg);
+    stackfile_free(sf);
+    waitpid(pid, NULL, 0);
+    unsetenv("KONTENA_STACK_REGISTRY_URL");
+    free(reg);
+}
+
+Test(stackfile, url_not_found_is_an_error)
+{
+    pid_t pid;
+    int port = serve_once("/other", served, &pid);
+    char *url = xasprintf("http://127.0.0.1:%d/missing.yml", port);
+    struct stackfile_opts o = {.source = url, .msg = stderr};
+    struct stackfile *sf = NULL;
+    struct err e = ERR_INIT;
+    cr_expect_eq(stackfile_load(&o, &sf, &e), ST_NOTFOUND);
+    cr_expect(strstr(e.msg, "not found (HTTP 404)"), "%s", e.msg);
+    cr_expect_null(sf);
+    waitpid(pid, NULL, 0);
+    free(url);
+}
+
+Test(stackfile, child_errors_make_the_tree_invalid)
+{
+    struct stackfile_opts o = {
+        .source = "depends-child-errors.yml", .no_network = 1, .msg = stderr};
+    struct stackfile *sf = NULL;
+    struct err e = ERR_INIT;
+    char *dir = corpus_dir();
+    char cwd[PATH_MAX];
+    cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+    cr_assert_eq(chdir(dir), 0);
+    enum status st = stackfile_load(&o, &sf, &e);
+    cr_assert_eq(chdir(cwd), 0);
+    free(dir);
+    cr_assert_eq(st, ST_OK, "%s", e.msg);
+    cr_expect_eq(json_array_size(sf->errors), 0);
+    cr_expect_not_null(sf->payload, "the parent itself is valid");
+    cr_assert_eq(sf->nchildren, 1);
+    cr_expect_str_eq(sf->children[0]->name, "parent-bad");
+    cr_expect_str_eq(sf->children[0]->dep_name, "bad");
+    cr_expect_null(sf->children[0]->payload);
+    cr_expect_not(stackfile_valid(sf));
+    stackfile_free(sf);
 }
