@@ -192,7 +192,9 @@ static enum status stack_build(struct req *r, const char *grid, const char *name
     else
         json_object_set_new(stk, "labels", json_array());
 
-    /* Parent: {name} or the older parent_name. */
+    /* Parent: {name} or the older parent_name. The parent need not exist yet: the CLI
+     * installs children first (the parent may link to their services), as the original did,
+     * which stored the parent's name only. */
     v = json_object_get(body, "parent");
     s = json_is_object(v) ? jstr(v, "name") : jstr(body, "parent_name");
     json_object_set_new(stk, "parent", json_null());
@@ -201,7 +203,7 @@ static enum status stack_build(struct req *r, const char *grid, const char *name
         int64_t prev = 0;
         char *pkey;
         if (!valid_name(s, 1, 64) || strcmp(s, name) == 0) {
-            json_object_set_new(errs, "parent", json_sprintf("Parent stack %s not found", s));
+            json_object_set_new(errs, "parent", json_sprintf("Parent stack name %s is not valid", s));
         } else {
             pkey = key_stack(grid, s);
             st = store_get(r->api->etcd, pkey, &p, &prev, e);
@@ -210,7 +212,7 @@ static enum status stack_build(struct req *r, const char *grid, const char *name
                 json_array_append_new(cmps, json_pack("{s:s,s:I}", "key", pkey, "rev", (json_int_t)prev));
                 json_object_set_new(stk, "parent", json_pack("{s:s}", "name", s));
             } else if (st == ST_NOTFOUND) {
-                json_object_set_new(errs, "parent", json_sprintf("Parent stack %s not found", s));
+                json_object_set_new(stk, "parent", json_pack("{s:s}", "name", s));
                 st = ST_OK;
             }
             free(pkey);

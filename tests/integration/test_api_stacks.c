@@ -240,12 +240,12 @@ API_TEST(stacks, bad_stacks_are_422_and_leave_nothing_in_etcd)
     cr_assert_str_eq(jgs("error.services.vol.env"), "Env[0] isn't in the right format");
     /* Cross-stack links, volumes, parents, empty stacks. */
     EXPECT(422, "POST", "/v1/grids/grd/stacks",
-           "{'name':'s1','stack':'t/s1','parent':{'name':'ghost'},"
+           "{'name':'s1','stack':'t/s1','parent':{'name':'-ghost'},"
            "'volumes':[{'name':'data','external':'gone'}],'services':["
            "{'name':'a','image':'x','links':[{'name':'other/db'}]}]}");
     cr_assert_str_eq(jgs("error.services.a.links"), "Link other/db points to non-existing stack");
     cr_assert_str_eq(jgs("error.volumes.data.external"), "External volume gone not found");
-    cr_assert_str_eq(jgs("error.parent"), "Parent stack ghost not found");
+    cr_assert_str_eq(jgs("error.parent"), "Parent stack name -ghost is not valid");
     EXPECT(422, "POST", "/v1/grids/grd/stacks", "{'name':'s1','stack':'t/s1','services':[]}");
     cr_assert_str_eq(jgs("error.services"), "stack does not specify any services");
     EXPECT(422, "POST", "/v1/grids/grd/stacks", "{'name':'-x','stack':'t','services':[]}");
