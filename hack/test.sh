@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: install what is missing, build, run every Criterion binary (unit
-# and integration: they start their own etcd and API servers on free loopback ports), then
-# the same again under ASan+UBSan.
+# The whole test suite: install what is missing, start the machine's dockerd if it is not
+# running and make the busybox test image, build, run every Criterion binary (unit and
+# integration: they start their own etcd and API servers on free loopback ports), then the
+# same again under ASan+UBSan, then the stack file fuzzer for a short while
+# (KONTENA_FUZZ_SECONDS, default 30; 0 skips it).
 #   hack/test.sh            everything
 #   hack/test.sh --quick    skip the sanitizer pass
 #   hack/test.sh --asan     only the sanitizer pass
@@ -17,6 +19,8 @@ esac
 [ "${1:-}" = "--" ] && shift
 
 hack/install-deps.sh
+hack/dockerd.sh start
+hack/test-image.sh
 
 run_suite() {
   local dir=$1; shift
@@ -46,6 +50,10 @@ if [ "$mode" != quick ]; then
   # Criterion forks each test; leaks are reported per test process.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     run_suite build-asan "$@" || status=1
+fi
+if [ "$mode" != quick ] && [ "${KONTENA_FUZZ_SECONDS:-30}" != 0 ] && [ -x hack/fuzz.sh ]; then
+  echo "=== fuzz_stackfile (${KONTENA_FUZZ_SECONDS:-30} s)"
+  hack/fuzz.sh "${KONTENA_FUZZ_SECONDS:-30}" || status=1
 fi
 echo "test.sh: $([ $status -eq 0 ] && echo PASS || echo FAIL) in $(( $(date +%s) - start )) s"
 exit $status
