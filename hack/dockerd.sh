@@ -70,13 +70,13 @@ wait_ready() { # pid
     if answers; then return 0; fi
     if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
       say "dockerd (pid $pid) exited during start-up; last lines of $log:"
-      tail -n 20 "$log" >&2 || true
+      tail -n 8 "$log" >&2 || true
       return 1
     fi
     sleep 0.1
   done
   say "dockerd did not answer on $sock within ${wait_s}s; last lines of $log:"
-  tail -n 20 "$log" >&2 || true
+  tail -n 8 "$log" >&2 || true
   return 1
 }
 
@@ -111,7 +111,7 @@ do_start() {
   fi
   pid=$(our_pid)
   if [ -n "$pid" ]; then
-    say "dockerd (pid $pid, ours) is running but not answering yet; waiting"
+    say "dockerd (pid $pid, ours) is running but $sock does not answer yet; waiting"
     wait_ready "$pid"
     return
   fi

@@ -89,8 +89,10 @@ static int run_script(const char *script, const char *arg, const char *what)
 {
     char *path = xasprintf("%s/hack/%s", docker_env_source_dir(), script);
     const char *argv[] = {path, arg, NULL};
-    char *out = NULL, *err = NULL, *msg;
-    int rc = proc_run(argv, NULL, NULL, &out, &err);
+    char *sock = xasprintf("DOCKER_SOCK=%s", docker_env_socket()), *out = NULL, *err = NULL;
+    const char *env[] = {sock, NULL};
+    char *msg;
+    int rc = proc_run(argv, env, NULL, &out, &err);
 
     if (rc != 0) {
         size_t n = err ? strlen(err) : 0;
@@ -102,6 +104,7 @@ static int run_script(const char *script, const char *arg, const char *what)
     }
     free(out);
     free(err);
+    free(sock);
     free(path);
     return rc == 0 ? 0 : -1;
 }
