@@ -76,9 +76,9 @@ struct req {
     /* results */
     long status;
     struct buf body_buf;
-    int overflow;     /* buffered body over its cap */
-    int sink_result;  /* SINK_STOP or SINK_ERR once the sink ended the transfer */
-    int cancelled;    /* docker_cancel() ended it */
+    int overflow;    /* buffered body over its cap */
+    int sink_result; /* SINK_STOP or SINK_ERR once the sink ended the transfer */
+    int cancelled;   /* docker_cancel() ended it */
     struct err sink_err;
     CURL *h;
 };
@@ -144,8 +144,8 @@ static void setup(struct docker *d, struct req *r)
 
     /* reset keeps the connection cache, so the keep-alive connection is reused */
     curl_easy_reset(h);
-    url = xasprintf("http://localhost%s%s%s", r->raw_path ? "" : "/v", r->raw_path ? "" :
-                    DOCKER_API_VERSION, r->path);
+    url = xasprintf("http://localhost%s%s%s", r->raw_path ? "" : "/v",
+                    r->raw_path ? "" : DOCKER_API_VERSION, r->path);
     curl_easy_setopt(h, CURLOPT_URL, url);
     free(url);
     curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, d->sock);
@@ -338,8 +338,8 @@ static enum status reply_json(struct req *r, json_t **out, struct err *e, const 
 {
     json_error_t je;
 
-    *out = json_loadb(r->body_buf.ptr ? r->body_buf.ptr : "", r->body_buf.len, JSON_DECODE_ANY,
-                      &je);
+    *out =
+        json_loadb(r->body_buf.ptr ? r->body_buf.ptr : "", r->body_buf.len, JSON_DECODE_ANY, &je);
     if (!*out)
         return err_set(e, ST_INVALID, "%s: unparsable reply: %s", what, je.text);
     return ST_OK;
@@ -375,8 +375,7 @@ struct docker *docker_create(const struct docker_opts *o, struct err *e)
     sock = o->socket_path;
     if (!sock && env && *env) {
         if (strncmp(env, "unix://", 7) != 0) {
-            err_set(e, ST_INVALID, "DOCKER_HOST '%s' is not supported: only unix:// sockets",
-                    env);
+            err_set(e, ST_INVALID, "DOCKER_HOST '%s' is not supported: only unix:// sockets", env);
             return NULL;
         }
         sock = env + 7;
@@ -550,8 +549,7 @@ enum status docker_container_list(struct docker *d, const char *const *labels, i
     return get_json(d, path, out, e, "cannot list containers");
 }
 
-enum status docker_container_inspect(struct docker *d, const char *id, json_t **out,
-                                     struct err *e)
+enum status docker_container_inspect(struct docker *d, const char *id, json_t **out, struct err *e)
 {
     char *n = esc(d, id), *path = pathf("/containers/%s/json", n);
     struct req r;
@@ -583,7 +581,8 @@ enum status docker_container_create(struct docker *d, const char *name, const js
         return err_set(e, ST_INVALID, "cannot create container '%s': config is not an object",
                        name ? name : "");
     }
-    req_init(&r, "POST", n ? pathf("/containers/create?name=%s", n) : xstrdup("/containers/create"));
+    req_init(&r, "POST",
+             n ? pathf("/containers/create?name=%s", n) : xstrdup("/containers/create"));
     free(n);
     r.body = body;
     st = perform(d, &r, e, "cannot create container '%s'", name ? name : "");
@@ -630,8 +629,8 @@ static enum status container_post(struct docker *d, const char *id, const char *
     struct req r;
     enum status st;
 
-    req_init(&r, "POST", pathf("/containers/%s/%s%s%s", n, action, query ? "?" : "",
-                               query ? query : ""));
+    req_init(&r, "POST",
+             pathf("/containers/%s/%s%s%s", n, action, query ? "?" : "", query ? query : ""));
     free(n);
     r.timeout_ms = timeout_ms;
     st = perform(d, &r, e, "cannot %s container '%s'", verb, id);
@@ -644,8 +643,7 @@ enum status docker_container_start(struct docker *d, const char *id, struct err 
     return container_post(d, id, "start", NULL, 0, "start", e);
 }
 
-enum status docker_container_stop(struct docker *d, const char *id, int timeout_s,
-                                  struct err *e)
+enum status docker_container_stop(struct docker *d, const char *id, int timeout_s, struct err *e)
 {
     char q[32];
     /* Docker waits up to the grace period (default 10 s), then kills and waits for the
@@ -675,16 +673,16 @@ enum status docker_container_remove(struct docker *d, const char *id, int force,
     struct req r;
     enum status st;
 
-    req_init(&r, "DELETE", pathf("/containers/%s?force=%d&v=%d", n, force ? 1 : 0,
-                                 volumes ? 1 : 0));
+    req_init(&r, "DELETE",
+             pathf("/containers/%s?force=%d&v=%d", n, force ? 1 : 0, volumes ? 1 : 0));
     free(n);
     st = perform(d, &r, e, "cannot remove container '%s'", id);
     req_release(&r);
     return st;
 }
 
-enum status docker_container_wait(struct docker *d, const char *id, long timeout_ms,
-                                  int *exit_code, struct err *e)
+enum status docker_container_wait(struct docker *d, const char *id, long timeout_ms, int *exit_code,
+                                  struct err *e)
 {
     char *n = esc(d, id);
     struct req r;
@@ -710,8 +708,7 @@ enum status docker_container_wait(struct docker *d, const char *id, long timeout
     }
     code = json_object_get(reply, "StatusCode");
     if (!json_is_integer(code)) {
-        st = err_set(e, ST_INVALID, "cannot wait for container '%s': reply without StatusCode",
-                     id);
+        st = err_set(e, ST_INVALID, "cannot wait for container '%s': reply without StatusCode", id);
         goto out;
     }
     *exit_code = (int)json_integer_value(code);
@@ -732,8 +729,7 @@ enum status docker_container_rename(struct docker *d, const char *id, const char
     return st;
 }
 
-enum status docker_container_stats(struct docker *d, const char *id, json_t **out,
-                                   struct err *e)
+enum status docker_container_stats(struct docker *d, const char *id, json_t **out, struct err *e)
 {
     char *n = esc(d, id);
     struct req r;
@@ -772,8 +768,8 @@ int64_t docker_parse_time_ns(const char *s, size_t len)
     int64_t ns = 0, scale = 100000000, secs;
     size_t i = 19;
 
-    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') ||
-        s[13] != ':' || s[16] != ':')
+    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' ||
+        s[16] != ':')
         return -1;
     if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &da) ||
         digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &se))
@@ -940,8 +936,7 @@ static void payload(struct docker_demux *x, int stream, const char *p, size_t n)
     }
 }
 
-enum status docker_demux_feed(struct docker_demux *x, const void *data, size_t len,
-                              struct err *e)
+enum status docker_demux_feed(struct docker_demux *x, const void *data, size_t len, struct err *e)
 {
     const char *p = data;
 
@@ -961,8 +956,7 @@ enum status docker_demux_feed(struct docker_demux *x, const void *data, size_t l
             if (x->hdr_len < 8)
                 break;
             if (x->hdr[0] > 2 || x->hdr[1] || x->hdr[2] || x->hdr[3])
-                return err_set(e, ST_INVALID,
-                               "malformed stream frame header %02x %02x %02x %02x",
+                return err_set(e, ST_INVALID, "malformed stream frame header %02x %02x %02x %02x",
                                x->hdr[0], x->hdr[1], x->hdr[2], x->hdr[3]);
             x->stream = x->hdr[0];
             x->left = (uint64_t)x->hdr[4] << 24 | (uint64_t)x->hdr[5] << 16 |
@@ -1152,7 +1146,7 @@ enum status docker_events(struct docker *d, const json_t *filters, int64_t since
         st = buf_printf(&q, "since=%lld&", (long long)since);
     if (st == ST_OK && until > 0)
         st = buf_printf(&q, "until=%lld&", (long long)until);
-    BUG_ON(st != ST_OK); /* uncapped */
+    BUG_ON(st != ST_OK);   /* uncapped */
     q.ptr[--q.len] = '\0'; /* the trailing '&' or '?' */
     req_init(&r, "GET", buf_take(&q));
     r.sink = events_sink;
@@ -1186,8 +1180,8 @@ static int exec_bytes(void *arg, int stream, const char *p, size_t n)
     struct buf *b = stream == DOCKER_STDERR ? &c->err : &c->out;
 
     if (buf_append(b, p, n) != ST_OK) {
-        err_set(&c->e, ST_INVALID, "%s over %zu bytes", stream == DOCKER_STDERR ? "stderr" :
-                "stdout", b->cap);
+        err_set(&c->e, ST_INVALID, "%s over %zu bytes",
+                stream == DOCKER_STDERR ? "stderr" : "stdout", b->cap);
         return 1;
     }
     return 0;
@@ -1302,8 +1296,10 @@ enum status docker_exec(struct docker *d, const char *id, const struct docker_ex
         json_decref(reply);
         reply = NULL;
         if (time_mono_ms() > deadline) {
-            st = err_set(e, ST_RETRY, "cannot run '%s' in container '%s': no exit code %d ms "
-                         "after its output ended", o->cmd[0], id, EXEC_EXIT_WAIT_MS);
+            st = err_set(e, ST_RETRY,
+                         "cannot run '%s' in container '%s': no exit code %d ms "
+                         "after its output ended",
+                         o->cmd[0], id, EXEC_EXIT_WAIT_MS);
             goto out;
         }
         time_sleep_ms(20);
@@ -1332,8 +1328,7 @@ void docker_exec_result_release(struct docker_exec_result *r)
 
 /* --- networks -------------------------------------------------------------------------------- */
 
-enum status docker_network_inspect(struct docker *d, const char *name, json_t **out,
-                                   struct err *e)
+enum status docker_network_inspect(struct docker *d, const char *name, json_t **out, struct err *e)
 {
     char *n = esc(d, name), *path = pathf("/networks/%s", n);
     struct req r;
@@ -1426,8 +1421,7 @@ enum status docker_network_connect(struct docker *d, const char *name, const cha
     if (ipv4)
         json_object_set_new(ep, "IPAMConfig", json_pack("{s:s}", "IPv4Address", ipv4));
     json_object_set_new(body, "EndpointConfig", ep);
-    snprintf(what, sizeof(what), "cannot connect container '%s' to network '%s'", container,
-             name);
+    snprintf(what, sizeof(what), "cannot connect container '%s' to network '%s'", container, name);
     st = post_json(d, pathf("/networks/%s/connect", n), body, NULL, e, what);
     free(n);
     json_decref(body);
@@ -1461,8 +1455,7 @@ enum status docker_volume_create(struct docker *d, const json_t *config, json_t 
     return post_json(d, xstrdup("/volumes/create"), config, out, e, what);
 }
 
-enum status docker_volume_inspect(struct docker *d, const char *name, json_t **out,
-                                  struct err *e)
+enum status docker_volume_inspect(struct docker *d, const char *name, json_t **out, struct err *e)
 {
     char *n = esc(d, name), *path = pathf("/volumes/%s", n);
     struct req r;

@@ -38,12 +38,12 @@
 struct docker;
 
 struct docker_opts {
-    const char *socket_path;  /* NULL = $DOCKER_HOST (unix:// only) or /var/run/docker.sock */
-    long connect_timeout_ms;  /* 0 = 2000 */
-    long request_timeout_ms;  /* 0 = 60000: ordinary calls (stop/wait/exec add their own) */
-    size_t max_reply_bytes;   /* 0 = 16 MiB: cap on any buffered reply (inspect, list, ...) */
-    size_t max_line_bytes;    /* 0 = 1 MiB: cap on one log line or event; longer log lines
-                                 are delivered in pieces flagged `partial` */
+    const char *socket_path; /* NULL = $DOCKER_HOST (unix:// only) or /var/run/docker.sock */
+    long connect_timeout_ms; /* 0 = 2000 */
+    long request_timeout_ms; /* 0 = 60000: ordinary calls (stop/wait/exec add their own) */
+    size_t max_reply_bytes;  /* 0 = 16 MiB: cap on any buffered reply (inspect, list, ...) */
+    size_t max_line_bytes;   /* 0 = 1 MiB: cap on one log line or event; longer log lines
+                                are delivered in pieces flagged `partial` */
 };
 
 /* Create a handle (does not connect yet). opts may be NULL for the defaults. NULL and e
@@ -130,8 +130,8 @@ enum status docker_container_remove(struct docker *d, const char *id, int force,
 /* POST /containers/<id>/wait?condition=not-running: block until the container is not
  * running and give its exit code. timeout_ms <= 0: no limit (docker_cancel() ends it,
  * ST_OK with *exit_code = -1). A timeout is ST_RETRY. */
-enum status docker_container_wait(struct docker *d, const char *id, long timeout_ms,
-                                  int *exit_code, struct err *e) WARN_UNUSED_RESULT;
+enum status docker_container_wait(struct docker *d, const char *id, long timeout_ms, int *exit_code,
+                                  struct err *e) WARN_UNUSED_RESULT;
 /* POST /containers/<id>/rename?name=<new_name>. A taken name is ST_CONFLICT. */
 enum status docker_container_rename(struct docker *d, const char *id, const char *new_name,
                                     struct err *e) WARN_UNUSED_RESULT;
@@ -158,12 +158,12 @@ struct docker_log_line {
 typedef int (*docker_log_cb)(void *arg, const struct docker_log_line *l);
 
 struct docker_logs_opts {
-    int follow;      /* keep streaming new lines until the container stops or cancel */
-    int stdout_;     /* both 0 means both */
+    int follow;  /* keep streaming new lines until the container stops or cancel */
+    int stdout_; /* both 0 means both */
     int stderr_;
-    long tail;       /* last N lines only; 0 = all (use follow with since for "none") */
-    int64_t since;   /* unix seconds, 0 = from the beginning */
-    int tty;         /* the container has Config.Tty: no frame headers, all is stdout */
+    long tail;     /* last N lines only; 0 = all (use follow with since for "none") */
+    int64_t since; /* unix seconds, 0 = from the beginning */
+    int tty;       /* the container has Config.Tty: no frame headers, all is stdout */
 };
 
 /* GET /containers/<id>/logs. Lines of one stream arrive in order; Docker's 8-byte frame
@@ -182,8 +182,8 @@ struct docker_event {
     const char *action; /* "start", "die", "kill", "exec_create: sh -c ..." (match prefixes) */
     const char *id;     /* Actor.ID */
     const json_t *attributes; /* Actor.Attributes: labels mixed with name, image, exitCode */
-    int64_t time_ns;    /* timeNano */
-    const json_t *raw;  /* the whole event */
+    int64_t time_ns;          /* timeNano */
+    const json_t *raw;        /* the whole event */
 };
 typedef int (*docker_event_cb)(void *arg, const struct docker_event *ev);
 
@@ -211,8 +211,8 @@ struct docker_exec_result {
     int exit_code; /* 126: the command could not be run (missing binary, ...) */
     char *out;     /* stdout, fresh NUL-terminated memory (may hold NULs: out_len) */
     size_t out_len;
-    char *err;     /* stderr; Docker's own exec errors ("OCI runtime exec failed: ...")
-                      arrive on stdout */
+    char *err; /* stderr; Docker's own exec errors ("OCI runtime exec failed: ...")
+                  arrive on stdout */
     size_t err_len;
 };
 /* Create an exec instance, start it attached, read its multiplexed output until the
@@ -269,10 +269,10 @@ struct docker_demux {
     void *bytes_arg;
     unsigned char hdr[8];
     size_t hdr_len;
-    uint64_t left;  /* payload bytes left in the current frame */
-    int stream;     /* of the current frame */
-    int in_ts;      /* collecting the current frame's timestamp */
-    char ts[48];    /* timestamp being collected */
+    uint64_t left; /* payload bytes left in the current frame */
+    int stream;    /* of the current frame */
+    int in_ts;     /* collecting the current frame's timestamp */
+    char ts[48];   /* timestamp being collected */
     size_t ts_len;
     struct docker_demux_line {
         char *ptr;

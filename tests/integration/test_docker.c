@@ -80,8 +80,7 @@ static char *run_sh(const char *name, const char *script, int start)
     json_t *c = config_sh(script, NULL);
     char *id = NULL;
 
-    cr_assert_eq(docker_container_create(d, name, c, &id, &e), ST_OK, "create %s: %s", name,
-                 e.msg);
+    cr_assert_eq(docker_container_create(d, name, c, &id, &e), ST_OK, "create %s: %s", name, e.msg);
     json_decref(c);
     if (start)
         cr_assert_eq(docker_container_start(d, id, &e), ST_OK, "start %s: %s", name, e.msg);
@@ -214,8 +213,8 @@ Test(docker, create_with_missing_image_is_notfound)
     json_object_set_new(c, "Image", json_string("kontena-test/missing:nope"));
     cr_assert_eq(docker_container_create(d, name, c, &id, &e), ST_NOTFOUND);
     cr_assert_null(id);
-    cr_assert(strstr(e.msg, "cannot create container '") && strstr(e.msg, "No such image"),
-              "%s", e.msg);
+    cr_assert(strstr(e.msg, "cannot create container '") && strstr(e.msg, "No such image"), "%s",
+              e.msg);
     json_decref(c);
     free(name);
 }
@@ -232,9 +231,10 @@ Test(docker, create_start_inspect_stop_with_grace_period)
     int64_t t0;
 
     cr_assert_str_eq(json_string_value(json_object_get(j, "Id")), id);
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(
-                         json_object_get(j, "Config"), "Labels"), DOCKER_ENV_RUN_LABEL)),
-                     docker_env_run_id());
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(json_object_get(j, "Config"), "Labels"),
+                                          DOCKER_ENV_RUN_LABEL)),
+        docker_env_run_id());
     json_decref(j);
     cr_assert(state_running(id));
     /* starting a running container again is fine (HTTP 304) */
@@ -294,8 +294,8 @@ Test(docker, kill_gives_exit_code)
     cr_assert_eq(code, 3);
     /* killing a stopped container is refused */
     cr_assert_eq(docker_container_kill(d, id, NULL, &e), ST_CONFLICT);
-    cr_assert(strstr(e.msg, "cannot kill container '") && strstr(e.msg, "is not running"),
-              "%s", e.msg);
+    cr_assert(strstr(e.msg, "cannot kill container '") && strstr(e.msg, "is not running"), "%s",
+              e.msg);
 
     cr_assert_eq(docker_container_start(d, id, &e), ST_OK, "%s", e.msg);
     cr_assert_eq(docker_container_kill(d, id, NULL, &e), ST_OK, "kill: %s", e.msg);
@@ -329,8 +329,8 @@ Test(docker, remove_rename_and_conflicts)
     cr_assert_eq(docker_container_inspect(d, id, &j, &e), ST_NOTFOUND);
     cr_assert_eq(docker_container_remove(d, id, 1, 1, &e), ST_NOTFOUND);
     cr_assert_eq(docker_container_start(d, name, &e), ST_NOTFOUND);
-    cr_assert(strstr(e.msg, "cannot start container '") && strstr(e.msg, "No such container"),
-              "%s", e.msg);
+    cr_assert(strstr(e.msg, "cannot start container '") && strstr(e.msg, "No such container"), "%s",
+              e.msg);
     free(id);
     free(name);
     free(renamed);
@@ -626,8 +626,7 @@ Test(docker, logs_long_line_cut_at_cap)
 
     cr_assert_eq(docker_container_wait(d, id, 20000, &code, &e), ST_OK, "%s", e.msg);
     memset(&c, 0, sizeof(c));
-    cr_assert_eq(docker_container_logs(small, id, NULL, collect_line, &c, &e), ST_OK, "%s",
-                 e.msg);
+    cr_assert_eq(docker_container_logs(small, id, NULL, collect_line, &c, &e), ST_OK, "%s", e.msg);
     /* 40000 bytes in 4 pieces of 10000: the first 3 flagged partial, the last ends the line */
     cr_assert_eq(c.n[DOCKER_STDOUT], 50 + 4 + 1);
     for (i = 50; i < 54; i++) {
@@ -857,8 +856,7 @@ Test(docker, stats_one_sample)
     cr_assert_lt(time_mono_ms() - t0, 5000);
     cr_assert(json_is_object(json_object_get(s, "cpu_stats")));
     cr_assert(json_is_object(json_object_get(s, "precpu_stats")));
-    cr_assert_gt(json_integer_value(json_object_get(json_object_get(s, "memory_stats"),
-                                                    "usage")),
+    cr_assert_gt(json_integer_value(json_object_get(json_object_get(s, "memory_stats"), "usage")),
                  0);
     json_decref(s);
     cr_assert_eq(docker_container_stats(d, "kontena-test-no-such", &s, &e), ST_NOTFOUND);
@@ -906,9 +904,8 @@ Test(docker, network_round_trip)
         json_object_get(json_object_get(json_object_get(j, "NetworkSettings"), "Networks"), net),
         "IPAddress"));
     cr_assert_str_eq(got, ip1);
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "HostConfig"),
-                                                       "NetworkMode")),
-                     net);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(j, "HostConfig"), "NetworkMode")), net);
     json_decref(j);
 
     /* the same address again: created fine, refused at start */
@@ -974,9 +971,9 @@ Test(docker, volume_round_trip)
     json_decref(cfg);
     cr_assert_eq(docker_volume_inspect(d, vol, &v, &e), ST_OK, "%s", e.msg);
     cr_assert(json_string_value(json_object_get(v, "Mountpoint")));
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(v, "Labels"),
-                                                       DOCKER_ENV_RUN_LABEL)),
-                     docker_env_run_id());
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(v, "Labels"), DOCKER_ENV_RUN_LABEL)),
+        docker_env_run_id());
     json_decref(v);
 
     /* used by a container: data written there outlives it */

@@ -115,7 +115,8 @@ void docker_env_global_setup(void)
         return;
     unsetenv(ENV_ERROR);
     docker_env_run_id();
-    if (run_script("dockerd.sh", "start", "docker is not reachable after hack/dockerd.sh start") != 0)
+    if (run_script("dockerd.sh", "start", "docker is not reachable after hack/dockerd.sh start") !=
+        0)
         return;
     run_script("test-image.sh", DOCKER_ENV_IMAGE, "cannot build the test image");
 }

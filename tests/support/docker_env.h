@@ -7,9 +7,9 @@
  * Use (one test file):
  *
  *     ReportHook(PRE_ALL)(struct criterion_test_set *s) { (void)s; docker_env_global_setup(); }
- *     ReportHook(POST_ALL)(struct criterion_global_stats *s) { (void)s; docker_env_global_cleanup(); }
- *     static void init(void) { docker_env_require(); }
- *     TestSuite(docker, .init = init, .timeout = 60);
+ *     ReportHook(POST_ALL)(struct criterion_global_stats *s) { (void)s;
+ * docker_env_global_cleanup(); } static void init(void) { docker_env_require(); } TestSuite(docker,
+ * .init = init, .timeout = 60);
  *
  * Criterion runs every test in a fresh process; the hooks run once in the runner, which
  * passes what it learned to the test processes through the environment
