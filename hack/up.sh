@@ -88,6 +88,13 @@ else
   kontena grid create --initial-size 1 "$grid" 2>/dev/null
 fi
 
+step "Applying the example stack hack/examples/hello.yml"
+# Idempotent: a second run prints that nothing changed. Deploy records are created, but
+# nothing places containers until the scheduler and the agents exist (issues 4 and 5), so
+# the CLI does not wait for them.
+kontena stack apply --no-wait "$root/hack/examples/hello.yml"
+kontena stack ls
+
 cat <<SUMMARY
 
 Kontena is up.
@@ -102,6 +109,9 @@ Try:
   kontena whoami
   kontena grid ls
   kontena grid show $grid
+  kontena stack show hello
+  kontena service ls
+  kontena stack apply --dry-run -v workers=3 $root/hack/examples/hello.yml
   kontena master user add --password-stdin alice@example.com <<< 'a-long-password'
   kontena master token create --description ci
   kontena master audit-log
