@@ -107,6 +107,7 @@ extern const struct route grid_routes[];
 extern const struct route stack_routes[];   /* stacks.c */
 extern const struct route service_routes[]; /* services.c */
 extern const struct route deploy_routes[];  /* deploys.c */
+extern const struct route node_routes[];    /* nodes.c */
 
 /* The grid object (fresh) if it exists and r's caller may see it; otherwise NULL after
  * replying 404 "Grid <name> not found" (same answer for both: grid names are not disclosed)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "apiserver/agentws.h"
 #include "apiserver/api.h"
 #include "apiserver/store.h"
 #include "common/log.h"
@@ -33,6 +34,15 @@ static void usage(FILE *f)
           "    --tls-san LIST                extra subjectAltNames for the generated certificate,\n"
           "                                  e.g. DNS:master.example,IP:10.0.0.5\n"
           "    --cert-out FILE               write the served certificate PEM to FILE\n"
+          "    --agent-listen ADDR:PORT      where agents connect (WebSocket, TLS like the API;\n"
+          "                                  env KONTENA_AGENT_LISTEN, default 0.0.0.0:9293;\n"
+          "                                  'off' disables it)\n"
+          "    --agent-ping-interval MS      ping every agent this often (default 30000;\n"
+          "                                  env KONTENA_AGENT_PING_INTERVAL)\n"
+          "    --agent-ping-timeout MS       close an agent whose pong is this late (default 5000;\n"
+          "                                  env KONTENA_AGENT_PING_TIMEOUT)\n"
+          "    --agent-lease-ttl SECONDS     TTL of the nodes' liveness lease (default 10;\n"
+          "                                  env KONTENA_AGENT_LEASE_TTL)\n"
           "    --name NAME                   master name shown to clients (default kontena-master)\n"
           "    --initial-admin-password PW   create user 'admin' with PW if it does not exist\n"
           "                                  (env KONTENA_INITIAL_ADMIN_PASSWORD)\n"
@@ -57,7 +67,8 @@ enum {
     OPT_LISTEN = 256, OPT_INSECURE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_SAN, OPT_CERT_OUT,
     OPT_NAME, OPT_ADMIN_PW, OPT_ETCD_EP, OPT_ETCD_USER, OPT_ETCD_PW, OPT_ETCD_CA,
     OPT_ETCD_CERT, OPT_ETCD_KEY, OPT_ETCD_INSECURE, OPT_ETCD_WAIT, OPT_THREADS, OPT_MAX_BODY,
-    OPT_LOG_LEVEL, OPT_VERSION,
+    OPT_LOG_LEVEL, OPT_VERSION, OPT_AGENT_LISTEN, OPT_AGENT_PING, OPT_AGENT_PING_TO,
+    OPT_AGENT_TTL,
 };
 
 static const struct option long_opts[] = {
@@ -80,6 +91,10 @@ static const struct option long_opts[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"agent-listen", required_argument, NULL, OPT_AGENT_LISTEN},
+    {"agent-ping-interval", required_argument, NULL, OPT_AGENT_PING},
+    {"agent-ping-timeout", required_argument, NULL, OPT_AGENT_PING_TO},
+    {"agent-lease-ttl", required_argument, NULL, OPT_AGENT_TTL},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -136,6 +151,10 @@ int main(int argc, char **argv)
     sigset_t sigs;
     int opt, sig, rc = 1;
     struct rlimit rl;
+    struct agentws_config ac = {NULL, 9293, 0, 30000, 5000, 10};
+    struct agentws *aws = NULL;
+    const char *agent_listen = getenv("KONTENA_AGENT_LISTEN");
+    char *agent_host = NULL;
 
     memset(&a, 0, sizeof(a));
     memset(&eo, 0, sizeof(eo));
@@ -150,6 +169,16 @@ int main(int argc, char **argv)
     eo.password = getenv("KONTENA_ETCD_PASSWORD");
     log_init("apiserver", LOG_INFO);
 
+    /* The agents' settings may come from the environment too (tests, containers). */
+    if (getenv("KONTENA_AGENT_PING_INTERVAL") &&
+        (v = parse_num(getenv("KONTENA_AGENT_PING_INTERVAL"), 100, 3600000)) != -1)
+        ac.ping_interval_ms = (int)v;
+    if (getenv("KONTENA_AGENT_PING_TIMEOUT") &&
+        (v = parse_num(getenv("KONTENA_AGENT_PING_TIMEOUT"), 100, 600000)) != -1)
+        ac.ping_timeout_ms = (int)v;
+    if (getenv("KONTENA_AGENT_LEASE_TTL") &&
+        (v = parse_num(getenv("KONTENA_AGENT_LEASE_TTL"), 2, 3600)) != -1)
+        ac.lease_ttl_s = (int)v;
     while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         switch (opt) {
         case OPT_LISTEN: listen = optarg; break;
@@ -186,6 +215,22 @@ int main(int argc, char **argv)
                 return die_usage("bad --log-level '%s': debug, info, warn or error", optarg);
             log_min_level = (enum log_level)log_level_parse(optarg);
             break;
+        case OPT_AGENT_LISTEN: agent_listen = optarg; break;
+        case OPT_AGENT_PING:
+            if ((v = parse_num(optarg, 100, 3600000)) == -1)
+                return die_usage("bad --agent-ping-interval '%s': ms from 100 to 3600000", optarg);
+            ac.ping_interval_ms = (int)v;
+            break;
+        case OPT_AGENT_PING_TO:
+            if ((v = parse_num(optarg, 100, 600000)) == -1)
+                return die_usage("bad --agent-ping-timeout '%s': ms from 100 to 600000", optarg);
+            ac.ping_timeout_ms = (int)v;
+            break;
+        case OPT_AGENT_TTL:
+            if ((v = parse_num(optarg, 2, 3600)) == -1)
+                return die_usage("bad --agent-lease-ttl '%s': seconds from 2 to 3600", optarg);
+            ac.lease_ttl_s = (int)v;
+            break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("kontena-apiserver %s\n", KONTENA_VERSION); return 0;
         default: fprintf(stderr, "See 'kontena-apiserver --help'.\n"); return 2;
@@ -199,6 +244,17 @@ int main(int argc, char **argv)
     host = xstrndup(listen, (size_t)(colon - listen));
     a.cfg.listen_addr = host;
     a.cfg.port = (int)v;
+    if (agent_listen && strcmp(agent_listen, "off") != 0) {
+        colon = strrchr(agent_listen, ':');
+        if (!colon || (v = parse_num(colon + 1, 1, 65535)) == -1) {
+            free(host);
+            return die_usage("bad --agent-listen '%s': use ADDR:PORT or off", agent_listen);
+        }
+        agent_host = xstrndup(agent_listen, (size_t)(colon - agent_listen));
+        ac.port = (int)v;
+        ac.required = 1; /* given explicitly: not being able to listen is fatal */
+    }
+    ac.listen_addr = agent_host ? agent_host : "0.0.0.0";
 
     /* Both libmicrohttpd and libcurl start threads: block the signals first, then sigwait. */
     sigemptyset(&sigs);
@@ -236,15 +292,25 @@ int main(int argc, char **argv)
     log_info("msg=\"listening on %s://%s:%d\" etcd=%s%s%s", a.cfg.insecure_http ? "http" : "https",
              host, a.cfg.port, eo.endpoints, a.tls_fingerprint ? " cert_sha256=" : "",
              a.tls_fingerprint ? a.tls_fingerprint : "");
+    if ((!agent_listen || strcmp(agent_listen, "off") != 0) &&
+        agentws_start(&a, &ac, &aws, &e) != ST_OK) {
+        log_error("msg=\"%s\"", e.msg);
+        goto out;
+    }
+    if (aws)
+        log_info("msg=\"agents connect to %s://%s:%d/\"", a.cfg.insecure_http ? "ws" : "wss",
+                 ac.listen_addr, ac.port);
     if (sigwait(&sigs, &sig) == 0)
         log_info("msg=\"signal %d: shutting down\"", sig);
     rc = 0;
 out:
     api_stop(&a);
+    agentws_stop(aws);
     etcd_destroy(a.etcd);
     free(a.tls_cert_pem);
     free(a.tls_key_pem);
     free(a.tls_fingerprint);
     free(host);
+    free(agent_host);
     return rc;
 }

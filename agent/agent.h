@@ -1,0 +1,36 @@
+/* agent/agent.h -- kontena-agent's configuration, shared by main.c and the modules.
+ *
+ * main.c fills it from flags and the environment (KONTENA_URI, KONTENA_TOKEN, ...);
+ * docs/internals/agent.md describes the agent. Every string is borrowed from argv/environ
+ * or owned by main for the whole run.
+ */
+#ifndef AGENT_AGENT_H
+#define AGENT_AGENT_H
+
+#include <jansson.h>
+
+struct agent_config {
+    /* The master's agents' endpoint, parsed from KONTENA_URI (ws://, wss://, http://,
+     * https://; http(s) are rewritten to ws(s)). */
+    int tls;
+    char *host;
+    int port;
+    char *path;
+
+    const char *ca_file; /* verify the master's certificate against this PEM */
+    char *pin_sha256;    /* or against this SHA-256 fingerprint (lower-case hex) */
+    int insecure;        /* no verification at all (development only) */
+
+    const char *grid_token; /* Kontena-Grid-Token */
+    const char *node_id;
+    const char *node_name;
+    char *labels; /* comma-joined */
+
+    int ping_interval_ms; /* 30000 */
+    int ping_timeout_ms;  /* 5000 */
+    int backoff_max_ms;   /* 90000 */
+
+    json_t *node_info; /* the /nodes/update info object (owned by main) */
+};
+
+#endif

@@ -1,0 +1,466 @@
+/* kontena-agent: flags and environment, the node's facts, signal handling. The connection
+ * to the master is agent/ws.c; docs/internals/agent.md describes the agent. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "agent/docker.h"
+#include "agent/ws.h"
+#include "common/banned.h"
+#include "common/crypto.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+static void usage(FILE *f)
+{
+    fputs(
+        "Usage:\n"
+        "    kontena-agent [OPTIONS]\n"
+        "\n"
+        "  Connects this host to the Kontena master as a node of a grid.\n"
+        "\n"
+        "Options:\n"
+        "    --uri URL              the master's agents' endpoint, wss://HOST:9293 (env\n"
+        "                           KONTENA_URI; http(s):// is rewritten to ws(s)://)\n"
+        "    --token TOKEN          the grid token (env KONTENA_TOKEN)\n"
+        "    --node-id ID           node id (env KONTENA_NODE_ID; default: Docker's engine id,\n"
+        "                           or one derived from /etc/machine-id and the node name)\n"
+        "    --node-name NAME       node name (env KONTENA_NODE_NAME; default: the hostname)\n"
+        "    --labels LIST          node labels, space or comma separated, e.g. 'region=eu az=a'\n"
+        "                           (env KONTENA_NODE_LABELS)\n"
+        "    --public-ip IP         (env KONTENA_PUBLIC_IP; default: the address the master sees)\n"
+        "    --private-ip IP        (env KONTENA_PRIVATE_IP; default: the first non-loopback "
+        "IPv4)\n"
+        "    --ca-cert FILE         verify the master's certificate against this PEM\n"
+        "                           (env KONTENA_CA_CERT)\n"
+        "    --pin-sha256 HEX       or accept only the certificate with this SHA-256\n"
+        "                           fingerprint (env KONTENA_PIN_SHA256)\n"
+        "    --insecure             do not verify the master's certificate (development only)\n"
+        "    --docker-socket PATH   Docker Engine socket (default /var/run/docker.sock)\n"
+        "    --no-docker            run without Docker (registration and liveness only)\n"
+        "    --ping-interval MS     ping the master this often (default 30000)\n"
+        "    --ping-timeout MS      reconnect when a pong is this late (default 5000)\n"
+        "    --backoff-max MS       longest wait between reconnects (default 90000)\n"
+        "    --log-level LEVEL      debug, info, warn or error (default info)\n"
+        "    -h, --help             print this help\n"
+        "    --version              print the version\n",
+        f);
+}
+
+enum {
+    OPT_URI = 256,
+    OPT_TOKEN,
+    OPT_NODE_ID,
+    OPT_NODE_NAME,
+    OPT_LABELS,
+    OPT_PUBLIC_IP,
+    OPT_PRIVATE_IP,
+    OPT_CA,
+    OPT_PIN,
+    OPT_INSECURE,
+    OPT_DOCKER,
+    OPT_NO_DOCKER,
+    OPT_PING,
+    OPT_PING_TO,
+    OPT_BACKOFF,
+    OPT_LOG_LEVEL,
+    OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+    {"uri", required_argument, NULL, OPT_URI},
+    {"token", required_argument, NULL, OPT_TOKEN},
+    {"node-id", required_argument, NULL, OPT_NODE_ID},
+    {"node-name", required_argument, NULL, OPT_NODE_NAME},
+    {"labels", required_argument, NULL, OPT_LABELS},
+    {"public-ip", required_argument, NULL, OPT_PUBLIC_IP},
+    {"private-ip", required_argument, NULL, OPT_PRIVATE_IP},
+    {"ca-cert", required_argument, NULL, OPT_CA},
+    {"pin-sha256", required_argument, NULL, OPT_PIN},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
+    {"docker-socket", required_argument, NULL, OPT_DOCKER},
+    {"no-docker", no_argument, NULL, OPT_NO_DOCKER},
+    {"ping-interval", required_argument, NULL, OPT_PING},
+    {"ping-timeout", required_argument, NULL, OPT_PING_TO},
+    {"backoff-max", required_argument, NULL, OPT_BACKOFF},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static int die_usage(const char *fmt, ...) PRINTF_LIKE(1, 2);
+static int die_usage(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "kontena-agent: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nSee 'kontena-agent --help'.\n");
+    return 2;
+}
+
+static long parse_num(const char *s, long min, long max)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return (*s && *end == '\0' && v >= min && v <= max) ? v : -1;
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+/* ws://host:port/path (http(s) rewritten). 0, or -1 when unusable. */
+static int parse_uri(const char *uri, struct agent_config *c)
+{
+    const char *p, *hostend, *colon;
+    size_t n;
+
+    if (!strncmp(uri, "wss://", 6) || !strncmp(uri, "https://", 8))
+        c->tls = 1;
+    else if (strncmp(uri, "ws://", 5) != 0 && strncmp(uri, "http://", 7) != 0)
+        return -1;
+    p = strstr(uri, "://") + 3;
+    hostend = p + strcspn(p, "/");
+    colon = memchr(p, ':', (size_t)(hostend - p));
+    n = (size_t)((colon ? colon : hostend) - p);
+    if (n == 0 || n > 253)
+        return -1;
+    c->host = xstrndup(p, n);
+    if (colon) {
+        char port[8];
+        size_t pl = (size_t)(hostend - colon - 1);
+        long v;
+        if (pl == 0 || pl >= sizeof(port))
+            return -1;
+        memcpy(port, colon + 1, pl);
+        port[pl] = '\0';
+        if ((v = parse_num(port, 1, 65535)) == -1)
+            return -1;
+        c->port = (int)v;
+    } else {
+        c->port = 9293;
+    }
+    c->path = xstrdup(*hostend ? hostend : "/");
+    return 0;
+}
+
+/* "A=1 b=2,c" → "A=1,b=2,c" */
+static char *join_labels(const char *s)
+{
+    char *out = xcalloc(1, strlen(s) + 1), *o = out;
+
+    while (*s) {
+        size_t n;
+        s += strspn(s, ", \t\n");
+        n = strcspn(s, ", \t\n");
+        if (n) {
+            if (o != out)
+                *o++ = ',';
+            memcpy(o, s, n);
+            o += n;
+        }
+        s += n;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A stable id in Docker's engine id format (12 groups of 4 of [A-Z0-9]), from the machine id
+ * and the node name, so several agents on one host (tests, local platforms) differ. */
+static char *derive_node_id(const char *name)
+{
+    char machine[128] = "", hex[65], *seed, *out = xmalloc(60);
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    FILE *f = fopen("/etc/machine-id", "r");
+    size_t o = 0;
+
+    if (f) {
+        if (!fgets(machine, sizeof(machine), f))
+            machine[0] = '\0';
+        fclose(f);
+    }
+    seed = xasprintf("%s/%s", machine, name);
+    crypto_sha256_hex(seed, strlen(seed), hex);
+    free(seed);
+    for (int i = 0; i < 48; i++) {
+        unsigned v = (unsigned)strtoul((char[]){hex[i], '\0'}, NULL, 16);
+        if (i && i % 4 == 0)
+            out[o++] = ':';
+        out[o++] = alphabet[(v * 2 + (unsigned)(hex[63 - i] & 1)) % 32];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static char *first_private_ipv4(void)
+{
+    struct ifaddrs *ifa = NULL;
+    char buf[INET_ADDRSTRLEN], *out = NULL;
+
+    if (getifaddrs(&ifa) == -1)
+        return NULL;
+    for (struct ifaddrs *p = ifa; p && !out; p = p->ifa_next) {
+        if (!p->ifa_addr || p->ifa_addr->sa_family != AF_INET || (p->ifa_flags & IFF_LOOPBACK))
+            continue;
+        if (inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)p->ifa_addr)->sin_addr, buf,
+                      sizeof(buf)))
+            out = xstrdup(buf);
+    }
+    freeifaddrs(ifa);
+    return out;
+}
+
+static char *os_pretty_name(void)
+{
+    FILE *f = fopen("/etc/os-release", "r");
+    char line[256], *out = NULL;
+
+    while (f && !out && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "PRETTY_NAME=", 12) != 0)
+            continue;
+        char *v = line + 12;
+        v[strcspn(v, "\n")] = '\0';
+        if (*v == '"') {
+            v++;
+            v[strcspn(v, "\"")] = '\0';
+        }
+        out = xstrdup(v);
+    }
+    if (f)
+        fclose(f);
+    return out;
+}
+
+int main(int argc, char **argv)
+{
+    struct agent_config c;
+    struct err e = ERR_INIT;
+    const char *uri = env_or("KONTENA_URI", NULL), *labels = env_or("KONTENA_NODE_LABELS", "");
+    const char *public_ip = env_or("KONTENA_PUBLIC_IP", NULL);
+    const char *private_ip = env_or("KONTENA_PRIVATE_IP", NULL);
+    const char *pin = env_or("KONTENA_PIN_SHA256", NULL);
+    const char *docker_socket = "/var/run/docker.sock";
+    char *node_id = NULL, *node_name = NULL, *priv = NULL, *os = NULL, hostname[256];
+    struct docker_node_info dni;
+    struct agent_ws *ws = NULL;
+    struct utsname un;
+    sigset_t sigs;
+    int opt, sig, no_docker = 0, rc = 1;
+    long v;
+
+    memset(&c, 0, sizeof(c));
+    memset(&dni, 0, sizeof(dni));
+    c.grid_token = env_or("KONTENA_TOKEN", NULL);
+    c.node_id = env_or("KONTENA_NODE_ID", NULL);
+    c.node_name = env_or("KONTENA_NODE_NAME", NULL);
+    c.ca_file = env_or("KONTENA_CA_CERT", NULL);
+    c.ping_interval_ms = 30000;
+    c.ping_timeout_ms = 5000;
+    c.backoff_max_ms = 90000;
+    log_init("agent", LOG_INFO);
+
+    while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_URI:
+            uri = optarg;
+            break;
+        case OPT_TOKEN:
+            c.grid_token = optarg;
+            break;
+        case OPT_NODE_ID:
+            c.node_id = optarg;
+            break;
+        case OPT_NODE_NAME:
+            c.node_name = optarg;
+            break;
+        case OPT_LABELS:
+            labels = optarg;
+            break;
+        case OPT_PUBLIC_IP:
+            public_ip = optarg;
+            break;
+        case OPT_PRIVATE_IP:
+            private_ip = optarg;
+            break;
+        case OPT_CA:
+            c.ca_file = optarg;
+            break;
+        case OPT_PIN:
+            pin = optarg;
+            break;
+        case OPT_INSECURE:
+            c.insecure = 1;
+            break;
+        case OPT_DOCKER:
+            docker_socket = optarg;
+            break;
+        case OPT_NO_DOCKER:
+            no_docker = 1;
+            break;
+        case OPT_PING:
+            if ((v = parse_num(optarg, 100, 3600000)) == -1)
+                return die_usage("bad --ping-interval '%s': ms from 100 to 3600000", optarg);
+            c.ping_interval_ms = (int)v;
+            break;
+        case OPT_PING_TO:
+            if ((v = parse_num(optarg, 100, 600000)) == -1)
+                return die_usage("bad --ping-timeout '%s': ms from 100 to 600000", optarg);
+            c.ping_timeout_ms = (int)v;
+            break;
+        case OPT_BACKOFF:
+            if ((v = parse_num(optarg, 100, 3600000)) == -1)
+                return die_usage("bad --backoff-max '%s': ms from 100 to 3600000", optarg);
+            c.backoff_max_ms = (int)v;
+            break;
+        case OPT_LOG_LEVEL:
+            if (log_level_parse(optarg) == -1)
+                return die_usage("bad --log-level '%s': debug, info, warn or error", optarg);
+            log_min_level = (enum log_level)log_level_parse(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            printf("kontena-agent %s\n", KONTENA_VERSION);
+            return 0;
+        default:
+            fprintf(stderr, "See 'kontena-agent --help'.\n");
+            return 2;
+        }
+    }
+    if (optind < argc)
+        return die_usage("unexpected argument '%s'", argv[optind]);
+    if (!uri)
+        return die_usage("the master's URI is required: --uri or KONTENA_URI");
+    if (!c.grid_token)
+        return die_usage("the grid token is required: --token or KONTENA_TOKEN");
+    if (parse_uri(uri, &c) != 0) {
+        rc = die_usage("bad master URI '%s': use wss://HOST[:PORT][/PATH]", uri);
+        goto out;
+    }
+    if (pin) {
+        size_t n = 0;
+        c.pin_sha256 = xcalloc(1, strlen(pin) + 1);
+        for (const char *p = pin; *p; p++)
+            if (*p != ':')
+                c.pin_sha256[n++] = (char)tolower((unsigned char)*p);
+        if (n != 64 || strspn(c.pin_sha256, "0123456789abcdef") != 64) {
+            rc = die_usage("bad --pin-sha256 '%s': 64 hex digits (colons allowed)", pin);
+            goto out;
+        }
+    }
+    if (!c.tls && (c.ca_file || c.pin_sha256))
+        log_warn("msg=\"--ca-cert and --pin-sha256 are ignored for a ws:// URI\"");
+    if (c.tls && c.insecure)
+        log_warn("msg=\"not verifying the master's certificate (--insecure)\"");
+
+    c.node_info = json_object();
+    if (!no_docker) {
+        struct docker_opts dopts;
+        struct docker *d;
+        memset(&dopts, 0, sizeof(dopts));
+        dopts.socket_path = docker_socket;
+        d = docker_create(&dopts, &e);
+        if (!d || docker_node_info(d, &dni, &e) != ST_OK) {
+            log_error("msg=\"cannot talk to Docker at %s: %s (or run with --no-docker)\"",
+                      docker_socket, e.msg);
+            docker_destroy(d);
+            goto out;
+        }
+        docker_destroy(d);
+        json_object_set_new(c.node_info, "ServerVersion", json_string(dni.server_version));
+        json_object_set_new(c.node_info, "Driver", json_string(dni.driver));
+        if (dni.labels) {
+            json_t *arr = json_array(), *val;
+            const char *k;
+            json_object_foreach(dni.labels, k, val) json_array_append_new(
+                arr,
+                json_sprintf("%s=%s", k, json_string_value(val) ? json_string_value(val) : ""));
+            json_object_set_new(c.node_info, "Labels", arr);
+        }
+    }
+    if (!c.node_name) {
+        if (dni.name) {
+            c.node_name = dni.name;
+        } else if (gethostname(hostname, sizeof(hostname)) == 0) {
+            hostname[sizeof(hostname) - 1] = '\0';
+            hostname[strcspn(hostname, ".")] = '\0';
+            c.node_name = hostname;
+        }
+    }
+    if (!c.node_name || !*c.node_name) {
+        rc = die_usage("cannot tell the node name: use --node-name or KONTENA_NODE_NAME");
+        goto out;
+    }
+    if (!c.node_id)
+        c.node_id = node_id = derive_node_id(c.node_name);
+    c.labels = join_labels(labels);
+    if (!private_ip)
+        private_ip = priv = first_private_ipv4();
+    os = dni.os ? xstrdup(dni.os) : os_pretty_name();
+    json_object_set_new(c.node_info, "Name", json_string(c.node_name));
+    json_object_set_new(c.node_info, "AgentVersion", json_string(KONTENA_VERSION));
+    if (public_ip)
+        json_object_set_new(c.node_info, "PublicIp", json_string(public_ip));
+    if (private_ip)
+        json_object_set_new(c.node_info, "PrivateIp", json_string(private_ip));
+    json_object_set_new(c.node_info, "NCPU",
+                        json_integer(dni.cpus ? dni.cpus : sysconf(_SC_NPROCESSORS_ONLN)));
+    json_object_set_new(
+        c.node_info, "MemTotal",
+        json_integer(dni.memory ? dni.memory
+                                : (json_int_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE)));
+    if (os)
+        json_object_set_new(c.node_info, "OperatingSystem", json_string(os));
+    if (dni.kernel)
+        json_object_set_new(c.node_info, "KernelVersion", json_string(dni.kernel));
+    else if (uname(&un) == 0)
+        json_object_set_new(c.node_info, "KernelVersion", json_string(un.release));
+
+    /* The lws thread inherits the blocked set; main sigwaits. SIGUSR1: the connection ended
+     * for good (ws.c). */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    log_info("msg=\"node '%s' (id %s) connecting to %s\"", c.node_name, c.node_id, uri);
+    if (agent_ws_start(&c, &ws, &e) != ST_OK) {
+        log_error("msg=\"%s\"", e.msg);
+        goto out;
+    }
+    if (sigwait(&sigs, &sig) == 0 && sig != SIGUSR1)
+        log_info("msg=\"signal %d: shutting down\"", sig);
+    rc = agent_ws_stop(ws);
+out:
+    docker_node_info_release(&dni);
+    json_decref(c.node_info);
+    free(c.host);
+    free(c.path);
+    free(c.labels);
+    free(c.pin_sha256);
+    free(node_id);
+    free(node_name);
+    free(priv);
+    free(os);
+    return rc;
+}
