@@ -83,6 +83,17 @@ static bool all_space(const char *p, size_t n)
     return true;
 }
 
+/* Room for element n of an array that holds n elements: capacity doubles at powers of two,
+ * so a long markup costs amortized linear time. */
+static void *grow_for(void *p, size_t n, size_t size)
+{
+    if (n == 0)
+        return xrealloc(p, size);
+    if ((n & (n - 1)) == 0)
+        return xrealloc(p, 2 * n * size);
+    return p;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Tokenizer */
 
@@ -467,7 +478,7 @@ static enum status mp_err(struct mp *mp, const char *fmt, ...)
 
 static void lx_push(struct mp *mp, enum lt t, const char *p, size_t n)
 {
-    mp->v = xrealloc(mp->v, (mp->n + 1) * sizeof(*mp->v));
+    mp->v = grow_for(mp->v, mp->n, sizeof(*mp->v));
     mp->v[mp->n].t = t;
     mp->v[mp->n].p = p;
     mp->v[mp->n].n = n;
@@ -671,7 +682,7 @@ static struct expr *p_variable(struct mp *mp)
         } else {
             break;
         }
-        x->lk = xrealloc(x->lk, (x->nlk + 1) * sizeof(*x->lk));
+        x->lk = grow_for(x->lk, x->nlk, sizeof(*x->lk));
         x->lk[x->nlk++] = lk;
     }
     return x;
@@ -738,7 +749,7 @@ static struct var *p_var(struct mp *mp)
         const struct lx *name = consume(mp, L_ID);
         if (!name)
             goto fail;
-        v->f = xrealloc(v->f, (v->nf + 1) * sizeof(*v->f));
+        v->f = grow_for(v->f, v->nf, sizeof(*v->f));
         struct filter *f = &v->f[v->nf++];
         memset(f, 0, sizeof(*f));
         f->name = xstrndup(name->p, name->n);
@@ -756,12 +767,12 @@ static struct var *p_var(struct mp *mp)
                 goto fail;
             }
             if (kw) {
-                f->kwn = xrealloc(f->kwn, (f->nkw + 1) * sizeof(*f->kwn));
-                f->kwv = xrealloc(f->kwv, (f->nkw + 1) * sizeof(*f->kwv));
+                f->kwn = grow_for(f->kwn, f->nkw, sizeof(*f->kwn));
+                f->kwv = grow_for(f->kwv, f->nkw, sizeof(*f->kwv));
                 f->kwn[f->nkw] = kw;
                 f->kwv[f->nkw++] = a;
             } else {
-                f->args = xrealloc(f->args, (f->nargs + 1) * sizeof(*f->args));
+                f->args = grow_for(f->args, f->nargs, sizeof(*f->args));
                 f->args[f->nargs++] = a;
             }
         } while (consume_opt(mp, L_COMMA));
@@ -805,8 +816,8 @@ static struct cond *p_cond(struct mp *mp)
                 goto fail;
             }
         }
-        c->c = xrealloc(c->c, (c->n + 1) * sizeof(*c->c));
-        c->j = xrealloc(c->j, (c->n + 1) * sizeof(*c->j));
+        c->c = grow_for(c->c, c->n, sizeof(*c->c));
+        c->j = grow_for(c->j, c->n, sizeof(*c->j));
         c->c[c->n] = k;
         c->j[c->n++] = false;
         if (id_opt(mp, "and"))
@@ -881,7 +892,7 @@ static enum status parse_if(struct parser *ps, const struct tok *open, bool unle
     nd->unless = unless;
     nd->blank = true;
     for (;;) {
-        nd->br = xrealloc(nd->br, (nd->nbr + 1) * sizeof(*nd->br));
+        nd->br = grow_for(nd->br, nd->nbr, sizeof(*nd->br));
         struct branch *br = &nd->br[nd->nbr++];
         memset(br, 0, sizeof(*br));
         if (!tok_name_is(t, "else")) {
