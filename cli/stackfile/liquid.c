@@ -35,10 +35,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/banned.h"
 #include "common/buf.h"
 #include "common/crypto.h"
 #include "common/xmalloc.h"
-#include "common/banned.h"
 
 #define MAX_OUTPUT ((size_t)16 << 20) /* bytes in any rendered string */
 #define MAX_DEPTH 100                 /* nested blocks, nested expressions */
@@ -61,8 +61,8 @@ static enum status lq_err(struct err *e, int line, bool syntax, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return err_set(e, ST_INVALID, "Liquid %s: %s (line %d)", syntax ? "syntax error" : "error",
-                   msg, line);
+    return err_set(e, ST_INVALID, "Liquid %s: %s (line %d)", syntax ? "syntax error" : "error", msg,
+                   line);
 }
 
 static bool is_rspace(int c)
@@ -243,9 +243,9 @@ enum ekind { E_LIT, E_RANGE, E_VAR, E_EMPTY, E_BLANK };
 struct expr;
 
 struct lookup {
-    char *key;         /* a.key (NULL for a bracket lookup) */
-    struct expr *idx;  /* a[idx] */
-    bool command;      /* a.size / a.first / a.last: may call the method */
+    char *key;        /* a.key (NULL for a bracket lookup) */
+    struct expr *idx; /* a[idx] */
+    bool command;     /* a.size / a.first / a.last: may call the method */
 };
 
 struct expr {
@@ -306,9 +306,9 @@ struct node {
     int line;
     const char *text; /* N_TEXT */
     size_t tn;
-    struct var *var; /* N_OUTPUT, N_ASSIGN */
-    char *name;      /* N_ASSIGN, N_CAPTURE, N_FOR (loop variable) */
-    char *loopname;  /* N_FOR: forloop.name */
+    struct var *var;   /* N_OUTPUT, N_ASSIGN */
+    char *name;        /* N_ASSIGN, N_CAPTURE, N_FOR (loop variable) */
+    char *loopname;    /* N_FOR: forloop.name */
     struct branch *br; /* N_IF */
     size_t nbr;
     bool unless;
@@ -428,14 +428,28 @@ static struct node *node_new(enum nkind kind, int line)
 /* Markup lexer and parser (Liquid's strict parser) */
 
 enum lt {
-    L_ID, L_STR, L_NUM, L_CMP, L_DOT, L_DOTDOT, L_PIPE, L_COLON, L_COMMA, L_LSQ, L_RSQ, L_LPAR,
-    L_RPAR, L_QUES, L_DASH, L_EOS
+    L_ID,
+    L_STR,
+    L_NUM,
+    L_CMP,
+    L_DOT,
+    L_DOTDOT,
+    L_PIPE,
+    L_COLON,
+    L_COMMA,
+    L_LSQ,
+    L_RSQ,
+    L_LPAR,
+    L_RPAR,
+    L_QUES,
+    L_DASH,
+    L_EOS
 };
 
 static const char *const lt_names[] = {
-    "id",          "string",       "number",     "comparison",  "dot",      "dotdot",
-    "pipe",        "colon",        "comma",      "open_square", "close_square", "open_round",
-    "close_round", "question",     "dash",       "end_of_string",
+    "id",          "string",   "number", "comparison",    "dot",          "dotdot",
+    "pipe",        "colon",    "comma",  "open_square",   "close_square", "open_round",
+    "close_round", "question", "dash",   "end_of_string",
 };
 
 struct lx {
@@ -542,16 +556,36 @@ static enum status lex(struct mp *mp, const char *m, size_t mn, int line, struct
         } else {
             n = 1;
             switch (c) {
-            case '|': t = L_PIPE; break;
-            case '.': t = L_DOT; break;
-            case ':': t = L_COLON; break;
-            case ',': t = L_COMMA; break;
-            case '[': t = L_LSQ; break;
-            case ']': t = L_RSQ; break;
-            case '(': t = L_LPAR; break;
-            case ')': t = L_RPAR; break;
-            case '?': t = L_QUES; break;
-            case '-': t = L_DASH; break;
+            case '|':
+                t = L_PIPE;
+                break;
+            case '.':
+                t = L_DOT;
+                break;
+            case ':':
+                t = L_COLON;
+                break;
+            case ',':
+                t = L_COMMA;
+                break;
+            case '[':
+                t = L_LSQ;
+                break;
+            case ']':
+                t = L_RSQ;
+                break;
+            case '(':
+                t = L_LPAR;
+                break;
+            case ')':
+                t = L_RPAR;
+                break;
+            case '?':
+                t = L_QUES;
+                break;
+            case '-':
+                t = L_DASH;
+                break;
             default:
                 if (c < 0x20 || c >= 0x7f)
                     return mp_err(mp, "Unexpected character \\x%02x", c);
@@ -651,14 +685,14 @@ static struct expr *p_variable(struct mp *mp)
     static const struct {
         const char *w;
         enum ekind k;
-    } lits[] = {{"nil", E_LIT}, {"null", E_LIT}, {"true", E_LIT}, {"false", E_LIT},
-                {"empty", E_EMPTY}, {"blank", E_BLANK}};
+    } lits[] = {{"nil", E_LIT},   {"null", E_LIT},    {"true", E_LIT},
+                {"false", E_LIT}, {"empty", E_EMPTY}, {"blank", E_BLANK}};
     if (!more)
         for (size_t i = 0; i < ARRAY_SIZE(lits); i++)
             if (lx_is(id, lits[i].w)) {
                 struct expr *x = expr_new(lits[i].k);
                 if (lits[i].k == E_LIT)
-                    x->lit = id->p[0] == 't' ? json_true()
+                    x->lit = id->p[0] == 't'   ? json_true()
                              : id->p[0] == 'f' ? json_false()
                                                : json_null();
                 return x;
@@ -717,8 +751,8 @@ static struct expr *p_expression(struct mp *mp)
     case L_LPAR:
         mp->pos++;
         x = expr_new(E_RANGE);
-        if (!(x->lo = p_expression(mp)) || !consume(mp, L_DOTDOT) ||
-            !(x->hi = p_expression(mp)) || !consume(mp, L_RPAR)) {
+        if (!(x->lo = p_expression(mp)) || !consume(mp, L_DOTDOT) || !(x->hi = p_expression(mp)) ||
+            !consume(mp, L_RPAR)) {
             expr_free(x);
             x = NULL;
         }
@@ -859,8 +893,7 @@ static enum status bad_token(struct parser *ps, const struct tok *t)
                       "Variable '%.*s%s' was not properly terminated with regexp: /\\}\\}/", n,
                       t->s, more);
     return lq_err(ps->e, t->line, true,
-                  "Tag '%.*s%s' was not properly terminated with regexp: /\\%%\\}/", n, t->s,
-                  more);
+                  "Tag '%.*s%s' was not properly terminated with regexp: /\\%%\\}/", n, t->s, more);
 }
 
 /* Liquid's Block#unknown_tag: the message for a tag a block body stopped on. */
@@ -1393,16 +1426,36 @@ static int inspect_str(struct ctx *cx, const char *s, size_t n, struct buf *b)
         char esc[8];
         const char *r = NULL;
         switch (c) {
-        case '"': r = "\\\""; break;
-        case '\\': r = "\\\\"; break;
-        case '\n': r = "\\n"; break;
-        case '\t': r = "\\t"; break;
-        case '\r': r = "\\r"; break;
-        case '\f': r = "\\f"; break;
-        case '\v': r = "\\v"; break;
-        case '\a': r = "\\a"; break;
-        case '\b': r = "\\b"; break;
-        case 27: r = "\\e"; break;
+        case '"':
+            r = "\\\"";
+            break;
+        case '\\':
+            r = "\\\\";
+            break;
+        case '\n':
+            r = "\\n";
+            break;
+        case '\t':
+            r = "\\t";
+            break;
+        case '\r':
+            r = "\\r";
+            break;
+        case '\f':
+            r = "\\f";
+            break;
+        case '\v':
+            r = "\\v";
+            break;
+        case '\a':
+            r = "\\a";
+            break;
+        case '\b':
+            r = "\\b";
+            break;
+        case 27:
+            r = "\\e";
+            break;
         case '#':
             if (i + 1 < n && (s[i + 1] == '{' || s[i + 1] == '$' || s[i + 1] == '@'))
                 r = "\\#";
@@ -1567,14 +1620,22 @@ static int dbl_to_i(struct ctx *cx, double d, int64_t *out)
 static const char *class_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_NULL: return "NilClass";
-    case JSON_TRUE: return "TrueClass";
-    case JSON_FALSE: return "FalseClass";
-    case JSON_INTEGER: return "Integer";
-    case JSON_REAL: return "Float";
-    case JSON_STRING: return "String";
-    case JSON_ARRAY: return "Array";
-    case JSON_OBJECT: return "Hash";
+    case JSON_NULL:
+        return "NilClass";
+    case JSON_TRUE:
+        return "TrueClass";
+    case JSON_FALSE:
+        return "FalseClass";
+    case JSON_INTEGER:
+        return "Integer";
+    case JSON_REAL:
+        return "Float";
+    case JSON_STRING:
+        return "String";
+    case JSON_ARRAY:
+        return "Array";
+    case JSON_OBJECT:
+        return "Hash";
     }
     return "Object";
 }
@@ -1722,9 +1783,15 @@ static int arith(struct ctx *cx, struct num a, struct num b, char op, json_t **o
     }
     double x = num_d(a), y = num_d(b), r;
     switch (op) {
-    case '+': r = dec15(x + y); break;
-    case '-': r = dec15(x - y); break;
-    case '*': r = dec15(x * y); break;
+    case '+':
+        r = dec15(x + y);
+        break;
+    case '-':
+        r = dec15(x - y);
+        break;
+    case '*':
+        r = dec15(x * y);
+        break;
     case '/':
         if (y == 0)
             return rt_err(cx, "divided by 0");
@@ -2011,8 +2078,7 @@ static int eval_expr(struct ctx *cx, const struct expr *x, json_t **out)
                 next = json_array_size(obj) ? json_incref(json_array_get(obj, 0)) : json_null();
             } else {
                 void *it = json_object_iter(obj);
-                next = it ? json_pack("[sO]", json_object_iter_key(it),
-                                      json_object_iter_value(it))
+                next = it ? json_pack("[sO]", json_object_iter_key(it), json_object_iter_value(it))
                           : json_null();
             }
         } else if (lk->command && !strcmp(lk->key, "last") && json_is_array(obj)) {
@@ -2054,9 +2120,9 @@ static const json_t *arg(struct fcall *fc, size_t i)
 }
 
 /* input.to_s as a buffer; the filters below build their result into a second one. */
-#define IN_STR(fc, b)                                                                          \
-    struct buf b;                                                                              \
-    if (sval((fc)->cx, (fc)->in, &b))                                                          \
+#define IN_STR(fc, b)                                                                              \
+    struct buf b;                                                                                  \
+    if (sval((fc)->cx, (fc)->in, &b))                                                              \
     return -1
 
 static int str_result(struct fcall *fc, struct buf *res, json_t **out)
@@ -2238,11 +2304,21 @@ static int f_escape(struct fcall *fc, json_t **out)
     for (size_t i = 0; i < b.len; i++) {
         const char *e = NULL;
         switch (b.ptr[i]) {
-        case '&': e = "&amp;"; break;
-        case '<': e = "&lt;"; break;
-        case '>': e = "&gt;"; break;
-        case '"': e = "&quot;"; break;
-        case '\'': e = "&#39;"; break;
+        case '&':
+            e = "&amp;";
+            break;
+        case '<':
+            e = "&lt;";
+            break;
+        case '>':
+            e = "&gt;";
+            break;
+        case '"':
+            e = "&quot;";
+            break;
+        case '\'':
+            e = "&#39;";
+            break;
         }
         if (e ? puts_(fc->cx, &r, e) : put(fc->cx, &r, b.ptr + i, 1)) {
             buf_release(&b);
@@ -2834,8 +2910,8 @@ static int f_default(struct fcall *fc, json_t **out)
 {
     const json_t *opts = arg(fc, 1);
     bool allow_false = json_is_object(opts) && truthy(json_object_get(opts, "allow_false"));
-    bool use_default = json_is_null(fc->in) || (json_is_false(fc->in) && !allow_false) ||
-                       is_empty(fc->in);
+    bool use_default =
+        json_is_null(fc->in) || (json_is_false(fc->in) && !allow_false) || is_empty(fc->in);
     if (use_default)
         *out = arg(fc, 0) ? json_incref((json_t *)arg(fc, 0)) : json_string("");
     else
@@ -3225,8 +3301,7 @@ static int apply_filter(struct ctx *cx, const struct filter *f, json_t *in, json
     int given = (int)na + 1;
     if (given < filters[fi].min || given > filters[fi].max) {
         if (filters[fi].min == filters[fi].max)
-            rt_err(cx, "wrong number of arguments (given %d, expected %d)", given,
-                   filters[fi].min);
+            rt_err(cx, "wrong number of arguments (given %d, expected %d)", given, filters[fi].min);
         else
             rt_err(cx, "wrong number of arguments (given %d, expected %d..%d)", given,
                    filters[fi].min, filters[fi].max);

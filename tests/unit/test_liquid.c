@@ -101,8 +101,7 @@ Test(liquid, lookups)
     expect("{{ a.b.c }} {{ a['b'].c }} {{ a[\"b\"][\"c\"] }} {{ a[k].c }}", v,
            "deep deep deep deep");
     expect("{{ l[0] }} {{ l[i] }} {{ l[-1] }} [{{ l[7] }}]", v, "10 20 30 []");
-    expect("{{ l.size }} {{ l.first }} {{ l.last }} {{ s.size }} {{ a.size }}", v,
-           "3 10 30 5 own");
+    expect("{{ l.size }} {{ l.first }} {{ l.last }} {{ s.size }} {{ a.size }}", v, "3 10 30 5 own");
     expect("{{ a.b.size }} [{{ e.first }}] {{ my-var }}", v, "1 [] 5");
     expect("{% assign p = a.b | size %}{{ p }}", v, "1");
 }
@@ -142,8 +141,8 @@ Test(liquid, comparison_operators)
            "{% if l contains '1' %}X{% endif %}{% if h contains 'k' %}d{% endif %}"
            "{% if n contains 'x' %}X{% endif %}{% if s contains 3 %}e{% endif %}",
            v, "abcde");
-    expect("{% if l == l %}a{% endif %}{% if h == h %}b{% endif %}{% if n == nil %}c{% endif %}",
-           v, "abc");
+    expect("{% if l == l %}a{% endif %}{% if h == h %}b{% endif %}{% if n == nil %}c{% endif %}", v,
+           "abc");
 }
 
 Test(liquid, empty_and_blank)
@@ -180,8 +179,8 @@ Test(liquid, if_elsif_else_unless)
     expect(tmpl, "{\"x\":2}", "two");
     expect(tmpl, "{\"x\":3}", "three");
     expect(tmpl, "{\"x\":4}", "other");
-    expect("{% unless x %}no{% elsif y %}y{% else %}else{% endunless %}",
-           "{\"x\":true,\"y\":true}", "y");
+    expect("{% unless x %}no{% elsif y %}y{% else %}else{% endunless %}", "{\"x\":true,\"y\":true}",
+           "y");
     expect("{% unless x %}no{% else %}yes{% endunless %}", "{\"x\":false}", "no");
     expect("{% if a %}{% if b %}ab{% else %}a{% endif %}{% endif %}", "{\"a\":1,\"b\":0}", "ab");
 }
@@ -346,13 +345,11 @@ Test(liquid, array_filters)
     expect("{{ l | reverse | join }} {{ 'abc' | reverse }}", v, "2 1 3 abc");
     expect("{{ n | compact | join: ',' }} {{ h | compact: 'v' | size }}", v, "1,2 3");
     expect("{{ h | map: 'k' | join: ',' }} {{ h | map: 'missing' | size }}", v, "2,1,2 3");
-    expect("{{ l | concat: s | join: ',' }} {{ nested | concat: l | size }}", v,
-           "3,1,2,b,a,b 7");
+    expect("{{ l | concat: s | join: ',' }} {{ nested | concat: l | size }}", v, "3,1,2,b,a,b 7");
     expect("{{ l | slice: 1, 2 | join: ',' }} {{ l | slice: -1 | join }}", v, "1,2 2");
     expect("{{ l | json }} {{ h[0] | json }} {{ nil | json }} {{ 's' | json }}", v,
            "[3,1,2] {\"k\":2,\"v\":\"x\"} null \"s\"");
-    expect_err("{{ m | sort }}", v,
-               "Liquid error: comparison of String with 1 failed (line 1)");
+    expect_err("{{ m | sort }}", v, "Liquid error: comparison of String with 1 failed (line 1)");
     expect_err("{{ l | concat: 1 }}", v,
                "Liquid error: concat filter requires an array argument (line 1)");
 }
@@ -379,13 +376,15 @@ Test(liquid, math_filters)
     expect("{{ 7 | modulo: 3 }} {{ -7 | modulo: 3 }} {{ 7 | modulo: -3 }} {{ 5.5 | modulo: 2 }}",
            NULL, "1 2 -2 1.5");
     expect("{{ -3 | abs }} {{ -2.5 | abs }} {{ '-4' | abs }}", NULL, "3 2.5 4");
-    expect("{{ 1.2 | ceil }} {{ 1.8 | floor }} {{ -1.2 | ceil }} {{ 4 | ceil }} {{ '3.7' | floor }}",
-           NULL, "2 1 -1 4 3");
+    expect(
+        "{{ 1.2 | ceil }} {{ 1.8 | floor }} {{ -1.2 | ceil }} {{ 4 | ceil }} {{ '3.7' | floor }}",
+        NULL, "2 1 -1 4 3");
     expect("{{ 2.5 | round }} {{ -2.5 | round }} {{ 2.675 | round: 2 }} {{ 1.23456 | round: 3 }} "
            "{{ 1250 | round: -2 }} {{ 7 | round }}",
            NULL, "3 -3 2.68 1.235 1300 7");
-    expect("{{ 3 | at_least: 5 }} {{ 7 | at_least: 5 }} {{ 3 | at_most: 2.5 }} {{ 1 | at_most: 2 }}",
-           NULL, "5 7 2.5 1");
+    expect(
+        "{{ 3 | at_least: 5 }} {{ 7 | at_least: 5 }} {{ 3 | at_most: 2.5 }} {{ 1 | at_most: 2 }}",
+        NULL, "5 7 2.5 1");
 }
 
 Test(liquid, date_filter)
@@ -408,10 +407,12 @@ Test(liquid, error_undefined_variable_with_line)
 {
     expect_err("line1\nline2\n  {{ missing }}\n", NULL,
                "Liquid error: undefined variable missing (line 3)");
-    expect_err("\n{{ a.b.c }}", "{\"a\":{\"b\":{}}}", "Liquid error: undefined variable c (line 2)");
+    expect_err("\n{{ a.b.c }}", "{\"a\":{\"b\":{}}}",
+               "Liquid error: undefined variable c (line 2)");
     expect_err("{{ a.nope }}", "{\"a\":{}}", "Liquid error: undefined variable nope (line 1)");
     expect_err("{{ n.x }}", "{\"n\":null}", "Liquid error: undefined variable x (line 1)");
-    expect_err("{{ s.first }}", "{\"s\":\"str\"}", "Liquid error: undefined variable first (line 1)");
+    expect_err("{{ s.first }}", "{\"s\":\"str\"}",
+               "Liquid error: undefined variable first (line 1)");
     expect_err("\n\n{% if x == 1 %}{% endif %}", NULL,
                "Liquid error: undefined variable x (line 3)");
     expect_err("{% for i in (1..n) %}{% endfor %}", NULL,
@@ -439,14 +440,18 @@ Test(liquid, error_never_closed_gives_opening_line)
                "Liquid syntax error: 'for' tag was never closed (line 1)");
     expect_err("\n\n{% unless x %}", NULL,
                "Liquid syntax error: 'unless' tag was never closed (line 3)");
-    expect_err("{% capture c %}", NULL, "Liquid syntax error: 'capture' tag was never closed (line 1)");
-    expect_err("x\n{% raw %}{{ a }}", NULL, "Liquid syntax error: 'raw' tag was never closed (line 2)");
-    expect_err("{% comment %}", NULL, "Liquid syntax error: 'comment' tag was never closed (line 1)");
+    expect_err("{% capture c %}", NULL,
+               "Liquid syntax error: 'capture' tag was never closed (line 1)");
+    expect_err("x\n{% raw %}{{ a }}", NULL,
+               "Liquid syntax error: 'raw' tag was never closed (line 2)");
+    expect_err("{% comment %}", NULL,
+               "Liquid syntax error: 'comment' tag was never closed (line 1)");
 }
 
 Test(liquid, error_unexpected_tags)
 {
-    expect_err("ok\n{% endif %}", NULL, "Liquid syntax error: Unexpected outer 'endif' tag (line 2)");
+    expect_err("ok\n{% endif %}", NULL,
+               "Liquid syntax error: Unexpected outer 'endif' tag (line 2)");
     expect_err("{% else %}", NULL, "Liquid syntax error: Unexpected outer 'else' tag (line 1)");
     expect_err("{% endfor %}", NULL, "Liquid syntax error: Unexpected outer 'endfor' tag (line 1)");
     expect_err("{% if true %}\n\n{% endfor %}", NULL,
@@ -514,7 +519,8 @@ Test(liquid, error_runtime)
                "Liquid error: comparison of String with 1 failed (line 1)");
     expect_err("{{ 'not base64!' | base64_decode }}", NULL,
                "Liquid error: invalid base64 provided to base64_decode (line 1)");
-    expect_err("{{ 9223372036854775807 | plus: 1 }}", NULL, "Liquid error: integer overflow (line 1)");
+    expect_err("{{ 9223372036854775807 | plus: 1 }}", NULL,
+               "Liquid error: integer overflow (line 1)");
     expect_err("{% for i in (1..t) %}{% endfor %}", "{\"t\":true}",
                "Liquid error: invalid integer (TrueClass has no to_i) (line 1)");
 }
@@ -666,29 +672,76 @@ Test(liquid, null_vars_and_template)
 Test(liquid, malformed_inputs_do_not_crash)
 {
     static const char *const bad[] = {
-        "{{", "{%", "{{{", "{%%}", "{%-%}", "{{-}}", "{{ - }}", "}}", "%}", "{{ 'abc }}",
-        "{{ \"abc }}", "{% if %}", "{% if 1 == %}{% endif %}", "{% for %}", "{% for x in %}",
-        "{% for x in (1.. %}", "{% for x in (1..3 %}{% endfor %}", "{{ (1..) }}",
-        "{{ a[ }}", "{{ a[] }}", "{{ a.[0] }}", "{{ a. }}", "{{ .a }}", "{{ a | }}",
-        "{{ a | upcase: }}", "{{ a | upcase: , }}", "{{ a | replace: x: }}", "{% assign %}",
-        "{% assign x %}", "{% assign x = %}", "{% assign x = | upcase %}", "{% capture %}",
-        "{% endcapture %}", "{% raw %}", "{% endraw %}", "{% comment %}{% endcomment",
-        "{% elsif x %}", "{% break %}{% continue %}", "{% if x %}{% else %}{% else %}{% endif %}",
-        "{% for i in (1..3) %}{% else %}{% else %}{% endfor %}", "{{ 99999999999999999999999 }}",
-        "{{ -9223372036854775808 | abs }}", "{{ 1e }}", "{{ 1.5.5 }}", "{{ a < }}",
-        "{% if a contains %}{% endif %}", "{{ '\xff\xfe' | upcase | size }}",
+        "{{",
+        "{%",
+        "{{{",
+        "{%%}",
+        "{%-%}",
+        "{{-}}",
+        "{{ - }}",
+        "}}",
+        "%}",
+        "{{ 'abc }}",
+        "{{ \"abc }}",
+        "{% if %}",
+        "{% if 1 == %}{% endif %}",
+        "{% for %}",
+        "{% for x in %}",
+        "{% for x in (1.. %}",
+        "{% for x in (1..3 %}{% endfor %}",
+        "{{ (1..) }}",
+        "{{ a[ }}",
+        "{{ a[] }}",
+        "{{ a.[0] }}",
+        "{{ a. }}",
+        "{{ .a }}",
+        "{{ a | }}",
+        "{{ a | upcase: }}",
+        "{{ a | upcase: , }}",
+        "{{ a | replace: x: }}",
+        "{% assign %}",
+        "{% assign x %}",
+        "{% assign x = %}",
+        "{% assign x = | upcase %}",
+        "{% capture %}",
+        "{% endcapture %}",
+        "{% raw %}",
+        "{% endraw %}",
+        "{% comment %}{% endcomment",
+        "{% elsif x %}",
+        "{% break %}{% continue %}",
+        "{% if x %}{% else %}{% else %}{% endif %}",
+        "{% for i in (1..3) %}{% else %}{% else %}{% endfor %}",
+        "{{ 99999999999999999999999 }}",
+        "{{ -9223372036854775808 | abs }}",
+        "{{ 1e }}",
+        "{{ 1.5.5 }}",
+        "{{ a < }}",
+        "{% if a contains %}{% endif %}",
+        "{{ '\xff\xfe' | upcase | size }}",
         "{{ s | slice: -9223372036854775807, 9223372036854775807 }}",
-        "{{ s | truncate: -9223372036854775807 }}", "{{ 1 | round: -9223372036854775807 }}",
-        "{{ 1.5 | round: 9223372036854775807 }}", "{{ 1e308 }}",
-        "{{ 1 | times: 1.0e308 | times: 10.0 }}", "{% for i in (n..-9223372036854775807) %}{% endfor %}",
+        "{{ s | truncate: -9223372036854775807 }}",
+        "{{ 1 | round: -9223372036854775807 }}",
+        "{{ 1.5 | round: 9223372036854775807 }}",
+        "{{ 1e308 }}",
+        "{{ 1 | times: 1.0e308 | times: 10.0 }}",
+        "{% for i in (n..-9223372036854775807) %}{% endfor %}",
         "{{ a | map: 'b' | sort | uniq | compact | reverse | join | split: '' | first }}",
-        "{{ h | first | last }}", "{{ h.first }}", "{{ s | date: '%Y %% %' }}",
-        "{{ 4611686018427387904 | times: 2 }}", "{{ -9223372036854775807 | minus: 2 }}",
-        "{{ -9223372036854775807 | divided_by: -1 }}", "{{ n | modulo: -1 }}",
+        "{{ h | first | last }}",
+        "{{ h.first }}",
+        "{{ s | date: '%Y %% %' }}",
+        "{{ 4611686018427387904 | times: 2 }}",
+        "{{ -9223372036854775807 | minus: 2 }}",
+        "{{ -9223372036854775807 | divided_by: -1 }}",
+        "{{ n | modulo: -1 }}",
         "{% for x in a offset: -5 limit: -9223372036854775807 %}{{ x }}{% endfor %}",
         "{% for x in a offset: 9223372036854775807 limit: 9223372036854775807 %}{% endfor %}",
-        "{{ 'x' | base64_decode }}", "{{ '====' | base64_decode }}", "{{ 'a=b=' | base64_decode }}",
-        "{{ s | url_decode: }}", "{{ 's' | default: allow_false: true }}", "{{ a[-9223372036854775807] }}",
+        "{{ 'x' | base64_decode }}",
+        "{{ '====' | base64_decode }}",
+        "{{ 'a=b=' | base64_decode }}",
+        "{{ s | url_decode: }}",
+        "{{ 's' | default: allow_false: true }}",
+        "{{ a[-9223372036854775807] }}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         no_crash(bad[i], strlen(bad[i]));
@@ -698,13 +751,68 @@ Test(liquid, malformed_inputs_do_not_crash)
 Test(liquid, random_fragments_do_not_crash)
 {
     static const char *const frag[] = {
-        "{{", "}}", "{%", "%}", "{{-", "-}}", "{%-", "-%}", " if ", " endif ", " for ",
-        " endfor ", " in ", " (1..3) ", " a ", " s ", " h ", " n ", " | ", " upcase ",
-        " split: ',' ", " join ", " . ", "[", "]", "0", "'q'", "\"", "'", " and ", " or ",
-        " == ", " contains ", " else ", " elsif ", " raw ", " endraw ", " comment ",
-        " endcomment ", " assign x = ", " capture x ", " endcapture ", " break ", " unless ",
-        "\n", "text", " x ", " forloop.index ", " limit: 2 ", " reversed ", "{", "}", "%",
-        " size ", " first ", " plus: 1 ", " divided_by: 0 ", "(", ")", "..", " nil ", " empty ",
+        "{{",
+        "}}",
+        "{%",
+        "%}",
+        "{{-",
+        "-}}",
+        "{%-",
+        "-%}",
+        " if ",
+        " endif ",
+        " for ",
+        " endfor ",
+        " in ",
+        " (1..3) ",
+        " a ",
+        " s ",
+        " h ",
+        " n ",
+        " | ",
+        " upcase ",
+        " split: ',' ",
+        " join ",
+        " . ",
+        "[",
+        "]",
+        "0",
+        "'q'",
+        "\"",
+        "'",
+        " and ",
+        " or ",
+        " == ",
+        " contains ",
+        " else ",
+        " elsif ",
+        " raw ",
+        " endraw ",
+        " comment ",
+        " endcomment ",
+        " assign x = ",
+        " capture x ",
+        " endcapture ",
+        " break ",
+        " unless ",
+        "\n",
+        "text",
+        " x ",
+        " forloop.index ",
+        " limit: 2 ",
+        " reversed ",
+        "{",
+        "}",
+        "%",
+        " size ",
+        " first ",
+        " plus: 1 ",
+        " divided_by: 0 ",
+        "(",
+        ")",
+        "..",
+        " nil ",
+        " empty ",
     };
     unsigned seed = 12345;
     char tmpl[512];
