@@ -378,6 +378,7 @@ API_TEST(agent, node_update_and_remove)
     free(node_status("n1", &n));
     cr_assert_geq(wait_status("n1", "missing", 10), 0);
     /* Its number is free again. */
+    agent_proc_cleanup(&a);
     start_agent(&a, "n2");
     cr_assert_geq(wait_status("n2", "online", 10000), 0);
     free(node_status("n2", &n));
