@@ -2968,7 +2968,7 @@ static int f_abs(struct fcall *fc, json_t **out)
 static int f_ceil_floor(struct fcall *fc, json_t **out, bool ceil_)
 {
     struct num a;
-    int64_t r;
+    int64_t r = 0;
     if (to_number(fc->cx, fc->in, &a))
         return -1;
     if (!a.f) {
@@ -2994,7 +2994,7 @@ static int f_floor(struct fcall *fc, json_t **out)
 static int f_round(struct fcall *fc, json_t **out)
 {
     struct num a, nn = {false, 0, 0};
-    int64_t n = 0, r;
+    int64_t n = 0, r = 0;
     if (to_number(fc->cx, fc->in, &a))
         return -1;
     if (arg(fc, 0) && to_number(fc->cx, arg(fc, 0), &nn))

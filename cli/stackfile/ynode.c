@@ -906,7 +906,9 @@ static void ruby_float(double v, char *out, size_t size)
             snprintf(fp, sizeof(fp), "%s", mant + il);
         else
             snprintf(fp, sizeof(fp), "0");
-        snprintf(out, size, "%s%s.%s", neg ? "-" : "", ip, fp);
+        /* At most 17 significant digits and exp10 < 16: fits the caller's buffer. */
+        if (snprintf(out, size, "%s%s.%s", neg ? "-" : "", ip, fp) >= (int)size)
+            out[size - 1] = '\0';
     } else {
         char zeros[8] = "";
         for (int i = 0; i < -exp10 - 1; i++)
