@@ -22,9 +22,9 @@ static int cmd_service_env_ls(struct cli *c, struct opts *o)
     json_t *svc = NULL, *env;
     const char **v;
     size_t n;
-    int quiet = opts_flag(o, "quiet");
+    int quiet = opts_flag(o, "quiet"), json = cli_want_json(c, o);
 
-    if (cli_connect(c) || svc_ref_parse(c, o, o->args[0], &r))
+    if (json < 0 || cli_connect(c) || svc_ref_parse(c, o, o->args[0], &r))
         return 1;
     if (api_get(c->api, r.path, &svc) != ST_OK) {
         svc_ref_release(&r);
@@ -38,7 +38,15 @@ static int cmd_service_env_ls(struct cli *c, struct opts *o)
         v[i] = s ? s : "";
     }
     qsort(v, n, sizeof(*v), by_text);
-    for (size_t i = 0; i < n; i++) {
+    if (json) {
+        json_t *list = json_array();
+
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(list, json_string(v[i]));
+        cli_print_json(list);
+        json_decref(list);
+    }
+    for (size_t i = 0; i < n && !json; i++) {
         if (quiet)
             printf("%.*s\n", (int)strcspn(v[i], "="), v[i]);
         else
@@ -100,7 +108,7 @@ const struct cli_cmd cli_service_env_cmds[] = {
     {"service env", NULL, NULL, "Environment variables of a service", NULL, NULL, 0},
     {"service env ls", "list", cmd_service_env_ls, "List the environment variables",
      (const struct cli_param[]){{"NAME", "Service name"}, CLI_PARAM_END},
-     (const struct cli_opt[]){CLI_OPT_QUIET, CLI_OPT_GRID, CLI_OPT_END}, 0},
+     (const struct cli_opt[]){CLI_OPT_QUIET, CLI_OPT_OUTPUT, CLI_OPT_GRID, CLI_OPT_END}, 0},
     {"service env add", NULL, cmd_service_env_add, "Add or replace an environment variable",
      (const struct cli_param[]){{"NAME", "Service name"}, {"ENV", "KEY=VALUE"}, CLI_PARAM_END},
      (const struct cli_opt[]){CLI_OPT_GRID, CLI_OPT_END}, 0},

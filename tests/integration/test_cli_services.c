@@ -374,6 +374,11 @@ API_TEST(service, env_ls_add_rm)
     cr_assert_str_eq(out, "* Setting env variable MID of service web.. done\n");
     cr_assert_eq(KONTENA("service", "env", "ls", "-q", "web"), 0, "%s", err);
     cr_assert_str_eq(out, "ALPHA\nMID\nZED\n");
+    cr_assert_eq(KONTENA("service", "env", "ls", "-o", "json", "web"), 0, "%s", err);
+    v = out_json();
+    cr_assert_eq(json_array_size(v), 3, "%s", out);
+    cr_assert_str_eq(json_string_value(json_array_get(v, 1)), "MID=x=y");
+    json_decref(v);
     cr_assert_eq(KONTENA("service", "env", "rm", "web", "ZED", "ALPHA"), 0, "%s", err);
     cr_assert_eq(KONTENA("service", "env", "list", "web"), 0, "%s", err);
     cr_assert_str_eq(out, "MID=x=y\n");
