@@ -652,7 +652,8 @@ static void h_stack_update(struct req *r, char **params)
             st = store_list(r->api->etcd, prefix, 0, &svcs, &e);
         free(prefix);
         if (st == ST_OK && !json_object_size(errs)) {
-            /* Services this revision drops must not be linked from other stacks. */
+            /* Services this revision drops must not be linked from other stacks (the
+             * original removed them at once, with the service removal's message). */
             json_array_foreach(json_object_get(old, "services"), i, x)
             {
                 size_t k;
@@ -672,8 +673,8 @@ static void h_stack_update(struct req *r, char **params)
             }
             if (linked.len)
                 json_object_set_new(errs, "stack",
-                                    json_sprintf("Cannot delete service that is linked from "
-                                                 "another stack (%s)", linked.ptr));
+                                    json_sprintf("Cannot delete service that is linked to "
+                                                 "another service (%s)", linked.ptr));
         }
         buf_release(&linked);
         if (st == ST_NOTFOUND) {

@@ -381,7 +381,7 @@ API_TEST(stacks, cross_stack_links_guard_removal)
     EXPECT(422, "PUT", "/v1/stacks/grd/web",
            "{'stack':'test/web','services':[{'name':'redis','image':'redis'}]}");
     cr_assert_str_eq(jgs("error.stack"),
-                     "Cannot delete service that is linked from another stack (front/lb)");
+                     "Cannot delete service that is linked to another service (front/lb)");
     /* Removal: children first, and links from other stacks. */
     EXPECT(422, "DELETE", "/v1/stacks/grd/web", NULL);
     cr_assert_str_eq(jgs("error.stack"), "Stack has dependencies that must be removed first: front");
