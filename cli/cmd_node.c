@@ -524,16 +524,26 @@ static int cmd_node_rm(struct cli *c, struct opts *o)
 
 static int cmd_node_label_ls(struct cli *c, struct opts *o)
 {
+    int json = cli_want_json(c, o);
     const char *grid;
     const json_t *l;
     json_t *node;
     size_t i;
 
-    if (cli_connect(c) || !(grid = cli_grid(c, o)))
+    if (json < 0 || cli_connect(c) || !(grid = cli_grid(c, o)))
         return 1;
     node = fetch_node(c, grid, o->args[0]);
     if (!node)
         return 1;
+    if (json) {
+        json_t *arr = json_object_get(node, "labels");
+
+        arr = json_is_array(arr) ? json_incref(arr) : json_array();
+        cli_print_json(arr);
+        json_decref(arr);
+        json_decref(node);
+        return 0;
+    }
     json_array_foreach(json_object_get(node, "labels"), i, l)
     {
         if (json_is_string(l))
@@ -659,6 +669,7 @@ const struct cli_cmd cli_node_cmds[] = {
     {"node label", NULL, NULL, "Node label specific commands", NULL, NULL, 0},
     {"node label ls", "list", cmd_node_label_ls, "List node labels", NODE_PARAM,
      (const struct cli_opt[]){
+         CLI_OPT_OUTPUT,
          CLI_OPT_GRID,
          CLI_OPT_END,
      },

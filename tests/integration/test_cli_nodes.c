@@ -281,6 +281,11 @@ API_TEST(node, show_update_and_labels)
     cr_assert_eq(KONTENA("node", "label", "rm", "--force", "n1", "nope", "z=3"), 0, "%s", err);
     cr_assert_eq(KONTENA("node", "label", "ls", "n1"), 0, "%s", err);
     cr_assert_str_eq(out, "y=2\n");
+    cr_assert_eq(KONTENA("node", "label", "ls", "n1", "-o", "json"), 0, "%s", err);
+    v = json_loads(out, 0, &je);
+    cr_assert(json_is_array(v) && json_array_size(v) == 1, "%s", out);
+    cr_assert_str_eq(json_string_value(json_array_get(v, 0)), "y=2");
+    json_decref(v);
     cr_assert_eq(KONTENA("node", "update", "n1", "--clear-labels"), 0, "%s", err);
     cr_assert_eq(KONTENA("node", "label", "ls", "n1"), 0, "%s", err);
     cr_assert_str_eq(out, "");
