@@ -29,6 +29,13 @@ static int launch(struct api_proc *p)
     argv[n++] = p->admin_password;
     argv[n++] = "--etcd-wait";
     argv[n++] = "20";
+    /* No agents' endpoint unless a test asks for one (agent_proc.h sets
+     * KONTENA_AGENT_LISTEN to a free loopback port): parallel servers would all try the
+     * default 0.0.0.0:9293. */
+    if (!getenv("KONTENA_AGENT_LISTEN")) {
+        argv[n++] = "--agent-listen";
+        argv[n++] = "off";
+    }
     if (p->insecure_http) {
         argv[n++] = "--insecure-http";
     } else {
