@@ -31,6 +31,11 @@ struct agent_config {
     int backoff_max_ms;   /* 90000 */
 
     json_t *node_info; /* the /nodes/update info object (owned by main) */
+
+    /* Called on the WebSocket thread with each /agent/node_info's node object (borrowed;
+     * node.grid.name is the grid). May be NULL. Must not block. */
+    void (*on_node_info)(void *arg, const json_t *node);
+    void *on_node_info_arg;
 };
 
 #endif

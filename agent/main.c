@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 
 #include "agent/agent.h"
 #include "agent/docker.h"
+#include "agent/reconcile.h"
 #include "agent/ws.h"
 #include "common/banned.h"
 #include "common/crypto.h"
@@ -49,6 +51,15 @@ static void usage(FILE *f)
         "    --insecure             do not verify the master's certificate (development only)\n"
         "    --docker-socket PATH   Docker Engine socket (default /var/run/docker.sock)\n"
         "    --no-docker            run without Docker (registration and liveness only)\n"
+        "    --etcd-endpoints LIST  etcd to reconcile containers from, comma-separated\n"
+        "                           http(s)://HOST:PORT (env KONTENA_ETCD_ENDPOINTS; without\n"
+        "                           it no containers are managed)\n"
+        "    --grid NAME            the node's grid (env KONTENA_GRID; default: what the\n"
+        "                           master says after registration). With --etcd-endpoints\n"
+        "                           and without --uri the agent only reconciles (tests, local\n"
+        "                           platforms)\n"
+        "    --resync-interval MS   compare every container with etcd this often (default\n"
+        "                           30000)\n"
         "    --ping-interval MS     ping the master this often (default 30000)\n"
         "    --ping-timeout MS      reconnect when a pong is this late (default 5000)\n"
         "    --backoff-max MS       longest wait between reconnects (default 90000)\n"
@@ -76,6 +87,9 @@ enum {
     OPT_BACKOFF,
     OPT_LOG_LEVEL,
     OPT_VERSION,
+    OPT_ETCD,
+    OPT_GRID,
+    OPT_RESYNC,
 };
 
 static const struct option long_opts[] = {
@@ -95,6 +109,9 @@ static const struct option long_opts[] = {
     {"ping-timeout", required_argument, NULL, OPT_PING_TO},
     {"backoff-max", required_argument, NULL, OPT_BACKOFF},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"etcd-endpoints", required_argument, NULL, OPT_ETCD},
+    {"grid", required_argument, NULL, OPT_GRID},
+    {"resync-interval", required_argument, NULL, OPT_RESYNC},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -124,6 +141,38 @@ static const char *env_or(const char *name, const char *def)
 {
     const char *v = getenv(name);
     return v && *v ? v : def;
+}
+
+/* The reconciler starts once the grid is known: from --grid at once, else from the first
+ * /agent/node_info (on the WebSocket thread). */
+struct recon_starter {
+    pthread_mutex_t mu;
+    struct reconcile_opts opts;
+    struct reconciler *r;
+    int failed;
+};
+
+static void start_reconciler(struct recon_starter *s, const char *grid)
+{
+    struct err e = ERR_INIT;
+
+    pthread_mutex_lock(&s->mu);
+    if (!s->r && !s->failed) {
+        s->opts.grid = grid;
+        s->r = reconcile_start(&s->opts, &e);
+        if (!s->r) {
+            s->failed = 1;
+            log_error("msg=\"cannot start reconciling containers: %s\"", e.msg);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_node_info(void *arg, const json_t *node)
+{
+    const char *grid = json_string_value(json_object_get(json_object_get(node, "grid"), "name"));
+    if (grid)
+        start_reconciler(arg, grid);
 }
 
 /* ws://host:port/path (http(s) rewritten). 0, or -1 when unusable. */
@@ -262,11 +311,16 @@ int main(int argc, char **argv)
     struct agent_ws *ws = NULL;
     struct utsname un;
     sigset_t sigs;
-    int opt, sig, no_docker = 0, rc = 1;
+    const char *etcd_endpoints = env_or("KONTENA_ETCD_ENDPOINTS", NULL);
+    const char *grid = env_or("KONTENA_GRID", NULL);
+    struct recon_starter rs;
+    int opt, sig, no_docker = 0, rc = 1, resync_ms = 30000;
     long v;
 
     memset(&c, 0, sizeof(c));
     memset(&dni, 0, sizeof(dni));
+    memset(&rs, 0, sizeof(rs));
+    pthread_mutex_init(&rs.mu, NULL);
     c.grid_token = env_or("KONTENA_TOKEN", NULL);
     c.node_id = env_or("KONTENA_NODE_ID", NULL);
     c.node_name = env_or("KONTENA_NODE_NAME", NULL);
@@ -334,6 +388,17 @@ int main(int argc, char **argv)
                 return die_usage("bad --log-level '%s': debug, info, warn or error", optarg);
             log_min_level = (enum log_level)log_level_parse(optarg);
             break;
+        case OPT_ETCD:
+            etcd_endpoints = optarg;
+            break;
+        case OPT_GRID:
+            grid = optarg;
+            break;
+        case OPT_RESYNC:
+            if ((v = parse_num(optarg, 100, 86400000)) == -1)
+                return die_usage("bad --resync-interval '%s': ms from 100 to 86400000", optarg);
+            resync_ms = (int)v;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -347,11 +412,14 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return die_usage("unexpected argument '%s'", argv[optind]);
-    if (!uri)
-        return die_usage("the master's URI is required: --uri or KONTENA_URI");
-    if (!c.grid_token)
+    if (!uri && !(etcd_endpoints && grid))
+        return die_usage("the master's URI is required: --uri or KONTENA_URI (or run only "
+                         "the reconciler with --etcd-endpoints and --grid)");
+    if (uri && !c.grid_token)
         return die_usage("the grid token is required: --token or KONTENA_TOKEN");
-    if (parse_uri(uri, &c) != 0) {
+    if (etcd_endpoints && no_docker)
+        return die_usage("--etcd-endpoints needs Docker: drop --no-docker");
+    if (uri && parse_uri(uri, &c) != 0) {
         rc = die_usage("bad master URI '%s': use wss://HOST[:PORT][/PATH]", uri);
         goto out;
     }
@@ -443,15 +511,39 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    log_info("msg=\"node '%s' (id %s) connecting to %s\"", c.node_name, c.node_id, uri);
-    if (agent_ws_start(&c, &ws, &e) != ST_OK) {
-        log_error("msg=\"%s\"", e.msg);
-        goto out;
+    if (etcd_endpoints) {
+        rs.opts.etcd_endpoints = etcd_endpoints;
+        rs.opts.docker_socket = docker_socket;
+        rs.opts.node = c.node_name;
+        rs.opts.resync_interval_ms = resync_ms;
+        if (grid) {
+            start_reconciler(&rs, grid);
+            if (!rs.r)
+                goto out;
+        } else {
+            c.on_node_info = on_node_info;
+            c.on_node_info_arg = &rs;
+        }
+    }
+    if (uri) {
+        log_info("msg=\"node '%s' (id %s) connecting to %s\"", c.node_name, c.node_id, uri);
+        if (agent_ws_start(&c, &ws, &e) != ST_OK) {
+            log_error("msg=\"%s\"", e.msg);
+            goto out;
+        }
+    } else {
+        log_info("msg=\"node '%s' of grid '%s': reconciling only (no --uri)\"", c.node_name,
+                 grid);
     }
     if (sigwait(&sigs, &sig) == 0 && sig != SIGUSR1)
         log_info("msg=\"signal %d: shutting down\"", sig);
     rc = agent_ws_stop(ws);
+    /* after the WebSocket thread: it may start the reconciler */
+    reconcile_stop(rs.r);
+    rs.r = NULL;
 out:
+    reconcile_stop(rs.r);
+    pthread_mutex_destroy(&rs.mu);
     docker_node_info_release(&dni);
     json_decref(c.node_info);
     free(c.host);

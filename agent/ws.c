@@ -215,6 +215,8 @@ static void on_message(struct agent_ws *w, const char *s, size_t len)
                  json_string_value(json_object_get(json_object_get(node, "grid"), "name"))
                      ? json_string_value(json_object_get(json_object_get(node, "grid"), "name"))
                      : "?");
+        if (w->cfg->on_node_info && json_is_object(node))
+            w->cfg->on_node_info(w->cfg->on_node_info_arg, node);
         req = json_pack("[i, I, s, [s, O]]", 0, (json_int_t)++w->next_msgid, "/nodes/update",
                         w->cfg->node_id, w->cfg->node_info);
         queue_json(w, req);

@@ -1,0 +1,1002 @@
+/* agent/reconcile.c -- the reconciler's threads and the per-instance sync. The rules are in
+ * docs/internals/agent.md ("Reconciliation"); the interface in reconcile.h. */
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/docker.h"
+#include "agent/reconcile.h"
+#include "common/banned.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "common/xmalloc.h"
+#include "etcdclient/etcd.h"
+#include "etcdclient/etcd_watch.h"
+
+#define DEFAULT_RESYNC_MS 30000
+#define DEFAULT_GRACE_S 10
+#define MAX_CRASH_BACKOFF_S 30
+#define STABLE_AFTER_MS 10000 /* a container up this long resets its crash counter */
+#define RETRY_MS 2000         /* after a failed listing */
+
+struct reconciler {
+    char *grid, *node;
+    char *inst_prefix; /* /kontena/instances/<grid>/<node>/ */
+    char *obs_prefix;  /* /kontena/observed/<grid>/<node>/ */
+    char *label_grid;  /* io.kontena.grid=<grid> */
+    char *label_node;  /* io.kontena.node=<node> */
+    int resync_ms;
+
+    struct etcd *etcd;
+    struct docker *dw; /* the worker's handle */
+    struct docker *de; /* the events thread's handle */
+
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* worker: dirty or stopping */
+    pthread_cond_t nap;  /* watch and events threads: stopping */
+    int stopping;
+    int listed;            /* the desired map holds a complete listing */
+    int dirty;             /* something changed since the worker's last snapshot */
+    json_t *desired;       /* name -> instance value (a JSON string when unparsable) */
+    struct etcd_watch *ew; /* the watch in progress, for stop */
+
+    /* Worker-only state. */
+    json_t *obs;    /* name -> observed value as last written (or read at start) */
+    int obs_loaded; /* obs holds the observed prefix's listing */
+    json_t *local;  /* name -> {gen, restarts, next_ms, stopped_by_us} */
+    int docker_ok;  /* last listing succeeded (log transitions only) */
+
+    pthread_t t_watch, t_events, t_worker;
+    int started;
+};
+
+/* --- small helpers --------------------------------------------------------------------- */
+
+static void wake_worker(struct reconciler *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->dirty = 1;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int is_stopping(struct reconciler *r)
+{
+    int s;
+    pthread_mutex_lock(&r->mu);
+    s = r->stopping;
+    pthread_mutex_unlock(&r->mu);
+    return s;
+}
+
+static struct timespec deadline_in(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Sleep ms unless stopped first; 1 when stopping. */
+static int nap(struct reconciler *r, int64_t ms)
+{
+    struct timespec ts = deadline_in(ms);
+    int s;
+
+    pthread_mutex_lock(&r->mu);
+    while (!r->stopping && pthread_cond_timedwait(&r->nap, &r->mu, &ts) != ETIMEDOUT)
+        ;
+    s = r->stopping;
+    pthread_mutex_unlock(&r->mu);
+    return s;
+}
+
+static const char *jstr(const json_t *o, const char *k, const char *def)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : def;
+}
+
+static json_int_t jint(const json_t *o, const char *k, json_int_t def)
+{
+    const json_t *v = json_object_get(o, k);
+    if (json_is_integer(v))
+        return json_integer_value(v);
+    if (json_is_real(v))
+        return (json_int_t)json_real_value(v);
+    if (json_is_string(v)) { /* labels hold numbers as strings */
+        char *end;
+        long long n = strtoll(json_string_value(v), &end, 10);
+        if (*json_string_value(v) && *end == '\0')
+            return (json_int_t)n;
+    }
+    return def;
+}
+
+/* Docker names: [a-zA-Z0-9][a-zA-Z0-9_.-]+ */
+static int valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    if (n < 2 || n > 200 || !strchr(alnum, s[0]))
+        return 0;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* The per-instance worker memory (borrowed from r->local, created on first use). */
+static json_t *local_of(struct reconciler *r, const char *name)
+{
+    json_t *l = json_object_get(r->local, name);
+    if (!l) {
+        l = json_object();
+        json_object_set_new(r->local, name, l);
+    }
+    return l;
+}
+
+/* --- the create body ------------------------------------------------------------------- */
+
+static void copy_string_array(json_t *dst, const char *dk, const json_t *v)
+{
+    json_t *a;
+    size_t i;
+    json_t *x;
+
+    if (json_is_string(v)) {
+        json_object_set_new(dst, dk, json_pack("[s]", json_string_value(v)));
+        return;
+    }
+    if (!json_is_array(v))
+        return;
+    a = json_array();
+    json_array_foreach(v, i, x) if (json_is_string(x)) json_array_append(a, x);
+    json_object_set_new(dst, dk, a);
+}
+
+static int env_has(const json_t *env, const char *key)
+{
+    size_t i, n = strlen(key);
+    json_t *x;
+    json_array_foreach(env, i, x)
+    {
+        const char *s = json_string_value(x);
+        if (s && !strncmp(s, key, n) && s[n] == '=')
+            return 1;
+    }
+    return 0;
+}
+
+static void env_default(json_t *env, const char *key, const char *val)
+{
+    if (!env_has(env, key))
+        json_array_append_new(env, json_sprintf("%s=%s", key, val));
+}
+
+/* The Docker create body for instance `name` (spec validated by the caller). */
+static json_t *build_config(struct reconciler *r, const char *name, const json_t *inst,
+                            const json_t *spec)
+{
+    json_t *cfg = json_object(), *host = json_object(), *labels = json_object();
+    json_t *env = json_array(), *v, *x;
+    const char *stack = jstr(inst, "stack", ""), *service = jstr(inst, "service", "");
+    const char *k;
+    char num[32];
+    size_t i;
+
+    json_object_set_new(cfg, "Image", json_string(jstr(spec, "image", "")));
+    copy_string_array(cfg, "Cmd", json_object_get(spec, "cmd"));
+    copy_string_array(cfg, "Entrypoint", json_object_get(spec, "entrypoint"));
+
+    v = json_object_get(spec, "env");
+    json_array_foreach(v, i, x) if (json_is_string(x)) json_array_append(env, x);
+    env_default(env, "KONTENA_SERVICE_ID", jstr(inst, "service_id", ""));
+    env_default(env, "KONTENA_SERVICE_NAME", service);
+    env_default(env, "KONTENA_GRID_NAME", r->grid);
+    env_default(env, "KONTENA_PLATFORM_NAME", r->grid);
+    env_default(env, "KONTENA_STACK_NAME", stack);
+    env_default(env, "KONTENA_NODE_NAME", r->node);
+    snprintf(num, sizeof(num), "%lld", (long long)jint(inst, "instance_number", 0));
+    env_default(env, "KONTENA_SERVICE_INSTANCE_NUMBER", num);
+    json_object_set_new(cfg, "Env", env);
+
+    v = json_object_get(spec, "labels");
+    json_object_foreach(v, k, x)
+    {
+        if (json_is_string(x)) /* ours, set below, win over the spec's */
+            json_object_set(labels, k, x);
+    }
+    json_object_set_new(labels, "io.kontena.grid", json_string(r->grid));
+    json_object_set_new(labels, "io.kontena.node", json_string(r->node));
+    json_object_set_new(labels, "io.kontena.stack", json_string(stack));
+    json_object_set_new(labels, "io.kontena.service", json_string(service));
+    json_object_set_new(labels, "io.kontena.instance", json_string(num));
+    json_object_set_new(labels, "io.kontena.container.name", json_string(name));
+    snprintf(num, sizeof(num), "%lld", (long long)jint(inst, "revision", 0));
+    json_object_set_new(labels, "io.kontena.revision", json_string(num));
+    snprintf(num, sizeof(num), "%lld", (long long)jint(spec, "stop_grace_period", DEFAULT_GRACE_S));
+    json_object_set_new(labels, "io.kontena.stop_grace_period", json_string(num));
+    json_object_set_new(cfg, "Labels", labels);
+
+    if (json_is_string(json_object_get(spec, "hostname")))
+        json_object_set(cfg, "Hostname", json_object_get(spec, "hostname"));
+    if (json_is_string(json_object_get(spec, "user")))
+        json_object_set(cfg, "User", json_object_get(spec, "user"));
+    if (json_is_string(json_object_get(spec, "stop_signal")))
+        json_object_set(cfg, "StopSignal", json_object_get(spec, "stop_signal"));
+    json_object_set_new(cfg, "StopTimeout",
+                        json_integer(jint(spec, "stop_grace_period", DEFAULT_GRACE_S)));
+
+    v = json_object_get(spec, "ports");
+    if (json_array_size(v)) {
+        json_t *exposed = json_object(), *bindings = json_object();
+        json_array_foreach(v, i, x)
+        {
+            json_int_t cp = jint(x, "container_port", 0), np = jint(x, "node_port", 0);
+            char key[64], hp[16];
+            json_t *list;
+            if (cp <= 0 || cp > 65535)
+                continue;
+            snprintf(key, sizeof(key), "%lld/%s", (long long)cp, jstr(x, "protocol", "tcp"));
+            json_object_set_new(exposed, key, json_object());
+            if (np <= 0 || np > 65535)
+                continue;
+            snprintf(hp, sizeof(hp), "%lld", (long long)np);
+            list = json_object_get(bindings, key);
+            if (!list) {
+                list = json_array();
+                json_object_set_new(bindings, key, list);
+            }
+            json_array_append_new(
+                list, json_pack("{s:s,s:s}", "HostIp", jstr(x, "ip", ""), "HostPort", hp));
+        }
+        json_object_set_new(cfg, "ExposedPorts", exposed);
+        json_object_set_new(host, "PortBindings", bindings);
+    }
+
+    v = json_object_get(spec, "volumes");
+    if (json_array_size(v)) {
+        json_t *binds = json_array(), *anon = json_object();
+        json_array_foreach(v, i, x)
+        {
+            const char *s = json_string_value(x);
+            if (!s || !*s)
+                continue;
+            if (strchr(s, ':'))
+                json_array_append(binds, x); /* host path or named local volume */
+            else
+                json_object_set_new(anon, s, json_object());
+        }
+        json_object_set_new(host, "Binds", binds);
+        json_object_set_new(cfg, "Volumes", anon);
+    }
+
+    if (jint(spec, "memory", 0) > 0)
+        json_object_set_new(host, "Memory", json_integer(jint(spec, "memory", 0)));
+    if (jint(spec, "memory_swap", 0) != 0)
+        json_object_set_new(host, "MemorySwap", json_integer(jint(spec, "memory_swap", 0)));
+    v = json_object_get(spec, "cpus");
+    if (json_is_number(v) && json_number_value(v) > 0)
+        json_object_set_new(host, "NanoCpus",
+                            json_integer((json_int_t)(json_number_value(v) * 1e9)));
+    if (jint(spec, "cpu_shares", 0) > 0)
+        json_object_set_new(host, "CpuShares", json_integer(jint(spec, "cpu_shares", 0)));
+    copy_string_array(host, "CapAdd", json_object_get(spec, "cap_add"));
+    copy_string_array(host, "CapDrop", json_object_get(spec, "cap_drop"));
+    json_object_set_new(host, "Privileged",
+                        json_boolean(json_is_true(json_object_get(spec, "privileged"))));
+    json_object_set_new(host, "ReadonlyRootfs",
+                        json_boolean(json_is_true(json_object_get(spec, "read_only"))));
+    json_object_set_new(host, "NetworkMode", json_string(jstr(spec, "net", "bridge")));
+    /* The agent restarts crashed containers itself (spec.restart), as the original did. */
+    json_object_set_new(host, "RestartPolicy", json_pack("{s:s}", "Name", "no"));
+    json_object_set_new(cfg, "HostConfig", host);
+    return cfg;
+}
+
+/* --- observed state -------------------------------------------------------------------- */
+
+/* c: the container's inspect (may be NULL); error: NULL or the text. */
+static json_t *observed(const json_t *c, const char *state_override, const char *error,
+                        json_int_t gen)
+{
+    const json_t *st = json_object_get(c, "State");
+    const json_t *labels = json_object_get(json_object_get(c, "Config"), "Labels");
+    const char *state;
+    json_t *o;
+
+    if (error)
+        state = "error";
+    else if (state_override)
+        state = state_override;
+    else if (!c)
+        state = "missing";
+    else if (json_is_true(json_object_get(st, "Running")))
+        state = "running";
+    else
+        state = "stopped";
+    o = json_pack("{s:s}", "state", state);
+    json_object_set_new(o, "exit_code", c ? json_integer(jint(st, "ExitCode", 0)) : json_null());
+    json_object_set_new(o, "container_id", c ? json_string(jstr(c, "Id", "")) : json_null());
+    json_object_set_new(o, "error", error ? json_string(error) : json_null());
+    json_object_set_new(o, "revision",
+                        c ? json_integer(jint(labels, "io.kontena.revision", 0)) : json_null());
+    json_object_set_new(
+        o, "image", c ? json_string(jstr(json_object_get(c, "Config"), "Image", "")) : json_null());
+    json_object_set_new(o, "started_at", c ? json_string(jstr(st, "StartedAt", "")) : json_null());
+    json_object_set_new(o, "finished_at",
+                        c ? json_string(jstr(st, "FinishedAt", "")) : json_null());
+    json_object_set_new(o, "restart_generation", json_integer(gen));
+    return o;
+}
+
+/* Write name's observed value unless it equals the last one written (updated_at aside).
+ * Steals o. */
+static void write_observed(struct reconciler *r, const char *name, json_t *o)
+{
+    json_t *prev = json_object_get(r->obs, name);
+    char ts[40], *key, *text;
+    struct err e = ERR_INIT;
+
+    if (prev) {
+        json_t *p = json_copy(prev);
+        int same;
+        json_object_del(p, "updated_at");
+        same = json_equal(p, o);
+        json_decref(p);
+        if (same) {
+            json_decref(o);
+            return;
+        }
+    }
+    time_iso8601_now(ts, sizeof(ts));
+    json_object_set_new(o, "updated_at", json_string(ts));
+    key = xasprintf("%s%s", r->obs_prefix, name);
+    text = json_dumps(o, JSON_COMPACT);
+    if (etcd_put(r->etcd, key, text, strlen(text), 0, NULL, NULL, &e) == ST_OK) {
+        log_info("key=%s state=%s msg=\"observed\"", key, jstr(o, "state", "?"));
+        json_object_set(r->obs, name, o);
+    } else {
+        log_warn("key=%s msg=\"cannot write the observed state: %s\"", key, e.msg);
+    }
+    free(text);
+    free(key);
+    json_decref(o);
+}
+
+static void delete_observed(struct reconciler *r, const char *name)
+{
+    char *key = xasprintf("%s%s", r->obs_prefix, name);
+    struct err e = ERR_INIT;
+
+    if (etcd_delete(r->etcd, key, NULL, NULL, &e) == ST_OK) {
+        log_info("key=%s msg=\"observed key removed\"", key);
+        json_object_del(r->obs, name);
+    } else {
+        log_warn("key=%s msg=\"cannot delete the observed key: %s\"", key, e.msg);
+    }
+    free(key);
+}
+
+static void load_observed(struct reconciler *r)
+{
+    struct etcd_range_opts ro = {.range_end = ETCD_PREFIX};
+    struct etcd_range_result res;
+    struct err e = ERR_INIT;
+    size_t plen = strlen(r->obs_prefix);
+
+    if (etcd_range(r->etcd, r->obs_prefix, &ro, &res, &e) != ST_OK) {
+        log_warn("key=%s msg=\"cannot list the observed keys: %s\"", r->obs_prefix, e.msg);
+        return;
+    }
+    for (size_t i = 0; i < res.n; i++) {
+        json_t *v = json_loadb(res.kvs[i].value, res.kvs[i].value_len, 0, NULL);
+        json_object_set_new(r->obs, res.kvs[i].key + plen, v ? v : json_object());
+    }
+    etcd_range_result_release(&res);
+    r->obs_loaded = 1;
+}
+
+/* --- Docker actions ------------------------------------------------------------------- */
+
+static enum status stop_container(struct reconciler *r, const char *id, const char *name, int grace,
+                                  struct err *e)
+{
+    log_info("container=%s msg=\"stopping (grace %d s)\"", name, grace);
+    return docker_container_stop(r->dw, id, grace, e);
+}
+
+/* Stop with the grace period its label carries, then remove with its anonymous volumes. */
+static enum status remove_container(struct reconciler *r, const json_t *c, const char *name,
+                                    struct err *e)
+{
+    const json_t *labels = json_object_get(json_object_get(c, "Config"), "Labels");
+    const char *id = jstr(c, "Id", "");
+    enum status st;
+
+    if (!labels) /* a list summary */
+        labels = json_object_get(c, "Labels");
+    if (json_is_true(json_object_get(json_object_get(c, "State"), "Running")) ||
+        !strcmp(jstr(c, "State", ""), "running")) {
+        st = stop_container(r, id, name,
+                            (int)jint(labels, "io.kontena.stop_grace_period", DEFAULT_GRACE_S), e);
+        if (st != ST_OK && st != ST_NOTFOUND)
+            return st;
+    }
+    st = docker_container_remove(r->dw, id, 1, 1, e);
+    if (st == ST_NOTFOUND)
+        st = ST_OK;
+    if (st == ST_OK)
+        log_info("container=%s id=%.12s msg=\"removed\"", name, id);
+    return st;
+}
+
+static int64_t iso_ms(const char *s)
+{
+    int64_t us = s ? time_iso8601_parse(s) : -1;
+    return us > 0 ? us / 1000 : -1;
+}
+
+/* --- one instance ---------------------------------------------------------------------- */
+
+/* Make Docker match instance `name`; returns its observed value (new reference). summary:
+ * the container list entry of that name carrying our labels, or NULL. *wake_ms is lowered
+ * when a crash restart is due later. */
+static json_t *sync_one(struct reconciler *r, const char *name, const json_t *inst,
+                        const json_t *summary, int64_t *wake_ms)
+{
+    const json_t *spec = json_object_get(inst, "spec");
+    const char *image = jstr(spec, "image", NULL), *dstate = jstr(inst, "desired_state", "running");
+    json_t *local = local_of(r, name), *c = NULL, *o;
+    json_int_t rev = jint(inst, "revision", 0), gen = jint(inst, "restart_generation", 0);
+    char revs[32], msg[ERR_MSG_LEN + 128];
+    const char *override = NULL;
+    struct err e = ERR_INIT;
+    int running_wanted, created = 0;
+    int64_t now = time_mono_ms();
+
+    if (!valid_name(name))
+        return observed(NULL, NULL, "invalid container name in the instance key", gen);
+    if (!json_is_object(inst) || !json_is_object(spec) || !image || !*image)
+        return observed(NULL, NULL, "invalid instance value: want an object with spec.image", gen);
+    if (strcmp(dstate, "running") != 0 && strcmp(dstate, "stopped") != 0)
+        return observed(NULL, NULL, "invalid desired_state: want running or stopped", gen);
+    running_wanted = !strcmp(dstate, "running");
+    snprintf(revs, sizeof(revs), "%lld", (long long)rev);
+
+    if (summary && docker_container_inspect(r->dw, jstr(summary, "Id", ""), &c, &e) != ST_OK) {
+        if (e.st != ST_NOTFOUND) {
+            snprintf(msg, sizeof(msg), "cannot inspect container '%s': %s", name, e.msg);
+            return observed(NULL, NULL, msg, gen);
+        }
+        c = NULL;
+    }
+
+    if (c) {
+        const json_t *labels = json_object_get(json_object_get(c, "Config"), "Labels");
+        const char *crev = jstr(labels, "io.kontena.revision", "");
+        const char *cimg = jstr(json_object_get(c, "Config"), "Image", "");
+        if (strcmp(crev, revs) != 0 || strcmp(cimg, image) != 0) {
+            json_t *img = NULL;
+            if (docker_image_inspect(r->dw, image, &img, &e) != ST_OK) {
+                /* Keep the old container: better than nothing while the image is missing. */
+                snprintf(msg, sizeof(msg), "image '%s' not found on node %s", image, r->node);
+                if (e.st != ST_NOTFOUND)
+                    snprintf(msg, sizeof(msg), "cannot inspect image '%s': %s", image, e.msg);
+                o = observed(c, NULL, msg, gen);
+                json_decref(c);
+                return o;
+            }
+            json_decref(img);
+            log_info("container=%s revision=%s->%s image=%s->%s msg=\"recreating\"", name, crev,
+                     revs, cimg, image);
+            if (remove_container(r, c, name, &e) != ST_OK) {
+                snprintf(msg, sizeof(msg), "cannot remove the old container: %s", e.msg);
+                o = observed(c, NULL, msg, gen);
+                json_decref(c);
+                return o;
+            }
+            json_decref(c);
+            c = NULL;
+        }
+    }
+
+    if (!c) {
+        json_t *img = NULL, *cfg;
+        char *id = NULL;
+        if (docker_image_inspect(r->dw, image, &img, &e) != ST_OK) {
+            if (e.st == ST_NOTFOUND)
+                snprintf(msg, sizeof(msg), "image '%s' not found on node %s", image, r->node);
+            else
+                snprintf(msg, sizeof(msg), "cannot inspect image '%s': %s", image, e.msg);
+            return observed(NULL, NULL, msg, gen);
+        }
+        json_decref(img);
+        cfg = build_config(r, name, inst, spec);
+        if (docker_container_create(r->dw, name, cfg, &id, &e) != ST_OK) {
+            json_decref(cfg);
+            snprintf(msg, sizeof(msg), "cannot create container '%s': %s", name, e.msg);
+            return observed(NULL, NULL, msg, gen);
+        }
+        json_decref(cfg);
+        log_info("container=%s id=%.12s revision=%s msg=\"created\"", name, id, revs);
+        created = 1;
+        json_object_set_new(local, "gen", json_integer(gen));
+        json_object_set_new(local, "restarts", json_integer(0));
+        json_object_del(local, "next_ms");
+        json_object_del(local, "stopped_by_us");
+        if (running_wanted && docker_container_start(r->dw, id, &e) != ST_OK) {
+            snprintf(msg, sizeof(msg), "cannot start container '%s': %s", name, e.msg);
+            if (docker_container_inspect(r->dw, id, &c, NULL) != ST_OK)
+                c = NULL;
+            free(id);
+            o = observed(c, NULL, msg, gen);
+            json_decref(c);
+            return o;
+        }
+        if (docker_container_inspect(r->dw, id, &c, &e) != ST_OK) {
+            snprintf(msg, sizeof(msg), "cannot inspect container '%s': %s", name, e.msg);
+            free(id);
+            return observed(NULL, NULL, msg, gen);
+        }
+        free(id);
+    }
+
+    if (!created) {
+        const json_t *st = json_object_get(c, "State");
+        const char *id = jstr(c, "Id", "");
+        int running = json_is_true(json_object_get(st, "Running"));
+        json_int_t known;
+        int changed = 0;
+        enum status rs = ST_OK;
+
+        if (!json_object_get(local, "gen")) /* first sight since the agent started */
+            json_object_set_new(
+                local, "gen",
+                json_integer(jint(json_object_get(r->obs, name), "restart_generation", gen)));
+        known = jint(local, "gen", gen);
+        if (!running_wanted) {
+            if (running) {
+                rs = stop_container(r, id, name,
+                                    (int)jint(spec, "stop_grace_period", DEFAULT_GRACE_S), &e);
+                changed = 1;
+            }
+            json_object_set_new(local, "stopped_by_us", json_true());
+            json_object_set_new(local, "gen", json_integer(gen));
+        } else if (gen > known) {
+            log_info("container=%s generation=%lld msg=\"restart requested\"", name,
+                     (long long)gen);
+            if (running)
+                rs = stop_container(r, id, name,
+                                    (int)jint(spec, "stop_grace_period", DEFAULT_GRACE_S), &e);
+            if (rs == ST_OK || rs == ST_NOTFOUND)
+                rs = docker_container_start(r->dw, id, &e);
+            json_object_set_new(local, "gen", json_integer(gen));
+            json_object_set_new(local, "restarts", json_integer(0));
+            json_object_del(local, "next_ms");
+            json_object_del(local, "stopped_by_us");
+            changed = 1;
+        } else if (running) {
+            int64_t started = iso_ms(jstr(st, "StartedAt", NULL));
+            json_object_del(local, "next_ms");
+            json_object_del(local, "stopped_by_us");
+            if (jint(local, "restarts", 0) > 0 && started > 0 &&
+                time_now_us() / 1000 - started > STABLE_AFTER_MS)
+                json_object_set_new(local, "restarts", json_integer(0));
+        } else if (json_is_true(json_object_get(local, "stopped_by_us")) ||
+                   !strcmp(jstr(st, "Status", ""), "created")) {
+            rs = docker_container_start(r->dw, id, &e);
+            json_object_del(local, "stopped_by_us");
+            changed = 1;
+        } else {
+            /* It died. spec.restart decides, with the original's backoff restarts² s. */
+            const char *policy = jstr(spec, "restart", "always");
+            json_int_t exit_code = jint(st, "ExitCode", 0);
+            if (!strcmp(policy, "no") || (!strcmp(policy, "on-failure") && exit_code == 0)) {
+                /* stays stopped */
+            } else {
+                json_int_t n = jint(local, "restarts", 0), next = jint(local, "next_ms", 0);
+                json_int_t backoff = n * n > MAX_CRASH_BACKOFF_S ? MAX_CRASH_BACKOFF_S : n * n;
+                if (!next) {
+                    next = now + backoff * 1000;
+                    json_object_set_new(local, "next_ms", json_integer(next));
+                    if (n == 0 || backoff)
+                        log_warn("container=%s exit_code=%lld msg=\"crashed; restart in %lld s\"",
+                                 name, (long long)exit_code, (long long)backoff);
+                }
+                if (now >= next) {
+                    rs = docker_container_start(r->dw, id, &e);
+                    json_object_set_new(local, "restarts", json_integer(n + 1));
+                    json_object_del(local, "next_ms");
+                    changed = 1;
+                } else {
+                    override = "restarting";
+                    if (next - now < *wake_ms)
+                        *wake_ms = next - now;
+                }
+            }
+        }
+        if (rs != ST_OK && rs != ST_NOTFOUND) {
+            snprintf(msg, sizeof(msg), "container '%s': %s", name, e.msg);
+            o = observed(c, NULL, msg, gen);
+            json_decref(c);
+            return o;
+        }
+        if (changed) {
+            json_t *c2 = NULL;
+            if (docker_container_inspect(r->dw, id, &c2, NULL) == ST_OK) {
+                json_decref(c);
+                c = c2;
+            }
+        }
+    }
+    o = observed(c, override, NULL, gen);
+    json_decref(c);
+    return o;
+}
+
+/* --- the worker ------------------------------------------------------------------------ */
+
+/* One pass over every instance; returns the ms until the next pass is needed (at most the
+ * resync interval). */
+static int64_t sync_all(struct reconciler *r, const json_t *desired)
+{
+    const char *filters[] = {r->label_grid, r->label_node, NULL};
+    json_t *list = NULL, *byname = json_object(), *c, *v, *tmp;
+    struct err e = ERR_INIT;
+    int64_t wake = r->resync_ms;
+    const char *name;
+    size_t i;
+
+    if (docker_container_list(r->dw, filters, 1, &list, &e) != ST_OK) {
+        if (r->docker_ok)
+            log_warn("msg=\"cannot list containers: %s; retrying\"", e.msg);
+        r->docker_ok = 0;
+        json_decref(byname);
+        return RETRY_MS;
+    }
+    if (!r->docker_ok)
+        log_info("socket=%s msg=\"Docker reachable; syncing\"", docker_socket_path(r->dw));
+    r->docker_ok = 1;
+    if (!r->obs_loaded)
+        load_observed(r);
+
+    json_array_foreach(list, i, c)
+    {
+        const char *n = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+        if (n && *n == '/')
+            n++;
+        if (n)
+            json_object_set(byname, n, c);
+    }
+
+    json_object_foreach((json_t *)desired, name, v)
+    {
+        if (is_stopping(r))
+            goto out;
+        write_observed(r, name, sync_one(r, name, v, json_object_get(byname, name), &wake));
+    }
+
+    /* Containers of this node without an instance key. */
+    json_object_foreach_safe(byname, tmp, name, c)
+    {
+        if (json_object_get(desired, name))
+            continue;
+        if (is_stopping(r))
+            goto out;
+        log_info("container=%s msg=\"no instance key: removing\"", name);
+        if (remove_container(r, c, name, &e) != ST_OK)
+            log_warn("container=%s msg=\"cannot remove: %s\"", name, e.msg);
+        else
+            json_object_del(byname, name);
+    }
+    /* Observed keys and memory of instances that are gone. */
+    if (r->obs_loaded) {
+        json_object_foreach_safe(r->obs, tmp, name, v)
+        {
+            if (!json_object_get(desired, name) && !json_object_get(byname, name))
+                delete_observed(r, name);
+        }
+    }
+    json_object_foreach_safe(r->local, tmp, name, v)
+    {
+        if (!json_object_get(desired, name))
+            json_object_del(r->local, name);
+    }
+out:
+    json_decref(list);
+    json_decref(byname);
+    return wake;
+}
+
+static void *worker_main(void *arg)
+{
+    struct reconciler *r = arg;
+    int64_t wait_ms = r->resync_ms;
+
+    for (;;) {
+        struct timespec ts = deadline_in(wait_ms);
+        json_t *snap;
+        int timed_out = 0;
+
+        pthread_mutex_lock(&r->mu);
+        while (!r->stopping && !(r->listed && r->dirty) && !timed_out)
+            timed_out = pthread_cond_timedwait(&r->wake, &r->mu, &ts) == ETIMEDOUT;
+        if (r->stopping) {
+            pthread_mutex_unlock(&r->mu);
+            break;
+        }
+        if (!r->listed) {
+            pthread_mutex_unlock(&r->mu);
+            wait_ms = r->resync_ms;
+            continue;
+        }
+        r->dirty = 0;
+        snap = json_deep_copy(r->desired);
+        pthread_mutex_unlock(&r->mu);
+        wait_ms = sync_all(r, snap);
+        if (wait_ms < 10)
+            wait_ms = 10;
+        json_decref(snap);
+    }
+    return NULL;
+}
+
+/* --- the etcd watch -------------------------------------------------------------------- */
+
+static void apply_put(struct reconciler *r, const struct etcd_kv *kv, json_t *map)
+{
+    const char *name = kv->key + strlen(r->inst_prefix);
+    json_t *v;
+
+    if (!*name || strchr(name, '/'))
+        return; /* not an instance key */
+    v = json_loadb(kv->value ? kv->value : "", kv->value_len, 0, NULL);
+    json_object_set_new(map, name, v ? v : json_string("unparsable"));
+}
+
+static int on_watch(void *arg, const struct etcd_watch_msg *m)
+{
+    struct reconciler *r = arg;
+    int stop;
+
+    pthread_mutex_lock(&r->mu);
+    if (m->kind == ETCD_WATCH_EVENTS) {
+        for (size_t i = 0; i < m->n_events; i++) {
+            const struct etcd_event *ev = &m->events[i];
+            if (ev->type == ETCD_EVENT_PUT)
+                apply_put(r, &ev->kv, r->desired);
+            else if (strlen(ev->kv.key) > strlen(r->inst_prefix))
+                json_object_del(r->desired, ev->kv.key + strlen(r->inst_prefix));
+            log_debug("key=%s rev=%lld msg=\"instance %s\"", ev->kv.key,
+                      (long long)ev->kv.mod_revision,
+                      ev->type == ETCD_EVENT_PUT ? "written" : "deleted");
+        }
+        r->dirty = 1;
+        pthread_cond_signal(&r->wake);
+    } else if (m->kind == ETCD_WATCH_DISCONNECTED) {
+        log_warn("key=%s msg=\"watch dropped: %s; resuming\"", r->inst_prefix,
+                 m->error ? m->error : "?");
+    }
+    stop = r->stopping;
+    pthread_mutex_unlock(&r->mu);
+    return stop;
+}
+
+static void *watch_main(void *arg)
+{
+    struct reconciler *r = arg;
+    int64_t backoff = 200;
+    int warned = 0;
+
+    while (!is_stopping(r)) {
+        struct etcd_range_opts ro = {.range_end = ETCD_PREFIX};
+        struct etcd_range_result res;
+        struct etcd_watch_opts wo;
+        struct etcd_watch *w;
+        struct err e = ERR_INIT;
+        json_t *map;
+        enum status st;
+
+        if (etcd_range(r->etcd, r->inst_prefix, &ro, &res, &e) != ST_OK) {
+            if (!warned++)
+                log_warn("key=%s msg=\"cannot list instances: %s; retrying\"", r->inst_prefix,
+                         e.msg);
+            if (nap(r, backoff))
+                break;
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            continue;
+        }
+        warned = 0;
+        backoff = 200;
+        map = json_object();
+        for (size_t i = 0; i < res.n; i++)
+            apply_put(r, &res.kvs[i], map);
+        log_info("key=%s rev=%lld instances=%zu msg=\"listed\"", r->inst_prefix,
+                 (long long)res.revision, json_object_size(map));
+
+        memset(&wo, 0, sizeof(wo));
+        wo.key = r->inst_prefix;
+        wo.range_end = ETCD_PREFIX;
+        wo.start_revision = res.revision + 1;
+        wo.progress_notify = 1;
+        etcd_range_result_release(&res);
+        w = etcd_watch_create(r->etcd, &wo, on_watch, r);
+
+        pthread_mutex_lock(&r->mu);
+        json_decref(r->desired);
+        r->desired = map;
+        r->listed = 1;
+        r->dirty = 1;
+        pthread_cond_signal(&r->wake);
+        r->ew = w;
+        if (r->stopping)
+            etcd_watch_stop(w);
+        pthread_mutex_unlock(&r->mu);
+
+        st = etcd_watch_run(w, &e);
+
+        pthread_mutex_lock(&r->mu);
+        r->ew = NULL;
+        pthread_mutex_unlock(&r->mu);
+        etcd_watch_destroy(w);
+        if (st == ST_COMPACTED) {
+            log_warn("key=%s msg=\"watch compacted away: listing again\"", r->inst_prefix);
+            continue;
+        }
+        if (st != ST_OK) {
+            log_warn("key=%s msg=\"watch ended: %s; listing again\"", r->inst_prefix, e.msg);
+            if (nap(r, 1000))
+                break;
+        }
+    }
+    return NULL;
+}
+
+/* --- Docker events --------------------------------------------------------------------- */
+
+static void on_events_connected(void *arg)
+{
+    struct reconciler *r = arg;
+    log_debug("msg=\"subscribed to Docker events\"");
+    wake_worker(r); /* anything may have happened while we were not listening */
+}
+
+static int on_event(void *arg, const struct docker_event *ev)
+{
+    struct reconciler *r = arg;
+    if (ev->type && !strcmp(ev->type, "container")) {
+        log_debug("id=%.12s action=%s msg=\"docker event\"", ev->id ? ev->id : "",
+                  ev->action ? ev->action : "");
+        wake_worker(r);
+    }
+    return is_stopping(r);
+}
+
+static void *events_main(void *arg)
+{
+    struct reconciler *r = arg;
+    json_t *filters = json_pack("{s:[s], s:[s,s], s:[s,s,s,s,s,s,s,s]}", "type", "container",
+                                "label", r->label_grid, r->label_node, "event", "create", "start",
+                                "die", "destroy", "stop", "pause", "unpause", "rename");
+    int warned = 0;
+
+    while (!is_stopping(r)) {
+        struct err e = ERR_INIT;
+        enum status st = docker_events(r->de, filters, 0, 0, on_events_connected, on_event, r, &e);
+        if (is_stopping(r))
+            break;
+        if (st != ST_OK && !warned++)
+            log_warn("msg=\"Docker events: %s; reconnecting\"", e.msg);
+        else if (st == ST_OK)
+            warned = 0;
+        wake_worker(r);
+        if (nap(r, 1000))
+            break;
+    }
+    json_decref(filters);
+    return NULL;
+}
+
+/* --- lifecycle ------------------------------------------------------------------------- */
+
+struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e)
+{
+    struct reconciler *r;
+    struct etcd_opts eo;
+    struct docker_opts dopts;
+    pthread_condattr_t ca;
+
+    if (!o->etcd_endpoints || !*o->etcd_endpoints) {
+        err_set(e, ST_INVALID, "the reconciler needs etcd endpoints");
+        return NULL;
+    }
+    if (!o->grid || !*o->grid || strchr(o->grid, '/') || !o->node || !*o->node ||
+        strchr(o->node, '/')) {
+        err_set(e, ST_INVALID, "the reconciler needs a grid and a node name without '/'");
+        return NULL;
+    }
+    r = xcalloc(1, sizeof(*r));
+    r->grid = xstrdup(o->grid);
+    r->node = xstrdup(o->node);
+    r->inst_prefix = xasprintf(RECONCILE_INSTANCES_PREFIX "%s/%s/", o->grid, o->node);
+    r->obs_prefix = xasprintf(RECONCILE_OBSERVED_PREFIX "%s/%s/", o->grid, o->node);
+    r->label_grid = xasprintf("io.kontena.grid=%s", o->grid);
+    r->label_node = xasprintf("io.kontena.node=%s", o->node);
+    r->resync_ms = o->resync_interval_ms > 0 ? o->resync_interval_ms : DEFAULT_RESYNC_MS;
+    r->desired = json_object();
+    r->obs = json_object();
+    r->local = json_object();
+    r->docker_ok = 1;
+
+    memset(&eo, 0, sizeof(eo));
+    eo.endpoints = o->etcd_endpoints;
+    r->etcd = etcd_create(&eo, e);
+    memset(&dopts, 0, sizeof(dopts));
+    dopts.socket_path = o->docker_socket ? o->docker_socket : DOCKER_DEFAULT_SOCKET;
+    if (r->etcd)
+        r->dw = docker_create(&dopts, e);
+    if (r->dw)
+        r->de = docker_create(&dopts, e);
+    if (!r->de) {
+        reconcile_stop(r);
+        return NULL;
+    }
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->wake, &ca);
+    pthread_cond_init(&r->nap, &ca);
+    pthread_condattr_destroy(&ca);
+    r->started = 1;
+    if (pthread_create(&r->t_watch, NULL, watch_main, r) != 0 ||
+        pthread_create(&r->t_events, NULL, events_main, r) != 0 ||
+        pthread_create(&r->t_worker, NULL, worker_main, r) != 0)
+        BUG_ON(1); /* only fails on resource exhaustion */
+    log_info("grid=%s node=%s msg=\"reconciling %s\"", r->grid, r->node, r->inst_prefix);
+    return r;
+}
+
+void reconcile_stop(struct reconciler *r)
+{
+    if (!r)
+        return;
+    if (r->started) {
+        pthread_mutex_lock(&r->mu);
+        r->stopping = 1;
+        if (r->ew)
+            etcd_watch_stop(r->ew);
+        pthread_cond_broadcast(&r->wake);
+        pthread_cond_broadcast(&r->nap);
+        pthread_mutex_unlock(&r->mu);
+        docker_cancel(r->de);
+        docker_cancel(r->dw);
+        pthread_join(r->t_watch, NULL);
+        pthread_join(r->t_events, NULL);
+        pthread_join(r->t_worker, NULL);
+        pthread_cond_destroy(&r->wake);
+        pthread_cond_destroy(&r->nap);
+        pthread_mutex_destroy(&r->mu);
+    }
+    docker_destroy(r->de);
+    docker_destroy(r->dw);
+    etcd_destroy(r->etcd);
+    json_decref(r->desired);
+    json_decref(r->obs);
+    json_decref(r->local);
+    free(r->grid);
+    free(r->node);
+    free(r->inst_prefix);
+    free(r->obs_prefix);
+    free(r->label_grid);
+    free(r->label_node);
+    free(r);
+}

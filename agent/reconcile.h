@@ -1,0 +1,44 @@
+/* agent/reconcile.h -- make the local Docker Engine run what etcd says this node must run.
+ *
+ * Desired state: /kontena/instances/<grid>/<node>/<container name> (written by the
+ * scheduler); observed state: /kontena/observed/<grid>/<node>/<container name> (written only
+ * here). Shapes and rules: docs/internals/agent.md, "Reconciliation".
+ *
+ * Threads, all owned by the reconciler:
+ *   - watch: lists the node's instance prefix, then watches it from the listing's revision
+ *     (re-lists after ST_COMPACTED); keeps the desired map;
+ *   - events: Docker's event stream filtered by this grid's and node's labels; every
+ *     container event (and every reconnect to dockerd) wakes the worker;
+ *   - worker: level-triggered sync of every instance against Docker, on a wake-up and every
+ *     resync interval; the only thread that changes containers or writes observed keys.
+ * Nothing is touched before the first listing succeeded, so an agent that starts while etcd
+ * is away leaves the running containers alone.
+ *
+ * Only containers carrying io.kontena.grid=<grid> and io.kontena.node=<node> are ever
+ * listed, changed or removed: several agents may share one dockerd.
+ */
+#ifndef AGENT_RECONCILE_H
+#define AGENT_RECONCILE_H
+
+#include "common/err.h"
+
+#define RECONCILE_INSTANCES_PREFIX "/kontena/instances/"
+#define RECONCILE_OBSERVED_PREFIX "/kontena/observed/"
+
+struct reconciler;
+
+struct reconcile_opts {
+    const char *etcd_endpoints; /* comma-separated, required */
+    const char *docker_socket;  /* NULL = /var/run/docker.sock */
+    const char *grid;           /* required; copied */
+    const char *node;           /* required; copied */
+    int resync_interval_ms;     /* 0 = 30000 */
+};
+
+/* Start the threads. Returns NULL with e set on bad options (nothing is contacted yet:
+ * etcd or Docker being away is retried by the threads, not an error here). */
+struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e);
+/* Stop and join the threads, free. Containers are left as they are. NULL is fine. */
+void reconcile_stop(struct reconciler *r);
+
+#endif
