@@ -437,6 +437,15 @@ static enum status stack_view(struct api *a, const json_t *stk, const json_t *al
     v = json_deep_copy(stk);
     json_object_set_new(v, "state", json_string(stack_state(live, deploying)));
     json_object_set_new(v, "services", service_views(svcs, g, counts));
+    /* The latest revision's services as the next deploy will apply them: what the CLI
+     * compares a stack file with (the live services lag behind after --no-deploy). */
+    {
+        json_t *rev = json_array();
+        json_array_foreach(json_object_get(stk, "services"), i, x)
+            json_array_append_new(rev, service_from_spec(x, grid, name, jstr(stk, "created_at")));
+        json_object_set_new(v, "revision_services", service_views(rev, g, counts));
+        json_decref(rev);
+    }
     json_object_set_new(v, "parent", parent ? json_pack("{s:s++,s:s}", "id", grid, "/", parent, "name", parent)
                                             : json_null());
     json_object_set_new(v, "children", children);

@@ -546,6 +546,10 @@ static int read_installed(struct cli *c, const char *grid, const char *name, str
     stack = stack_fetch(c, grid, name);
     if (!stack)
         return 1;
+    /* Compare files with the stack's latest revision (what the next deploy applies), not
+     * with the live services, which lag behind after an upgrade --no-deploy. */
+    if (json_is_array(json_object_get(stack, "revision_services")))
+        json_object_set(stack, "services", json_object_get(stack, "revision_services"));
     json_object_set_new(in->byname, name, stack);
     json_array_foreach(json_object_get(stack, "children"), i, child)
     {

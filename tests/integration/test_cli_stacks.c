@@ -389,6 +389,26 @@ API_TEST(stack, apply_twice_writes_once)
     free(updated);
 }
 
+/* Without a deploy the live services lag behind the stack's revision; apply compares with
+ * the revision, so a second apply of the same file still changes nothing. */
+API_TEST(stack, apply_no_deploy_twice_writes_once)
+{
+    json_t *v;
+
+    login_with_grid();
+    cr_assert_eq(KONTENA("stack", "apply", "--no-deploy", STACKS "web-v1.yml"), 0, "%s", err);
+    cr_assert_eq(KONTENA("stack", "apply", "--no-deploy", "--force", STACKS "web-v2.yml"), 0, "%s",
+                 err);
+    cr_assert(strstr(out, "Upgrading stack web"), "%s", out);
+    v = stack("web");
+    cr_assert_eq(jint(v, "revision"), 2);
+    json_decref(v);
+    cr_assert_eq(KONTENA("stack", "apply", "--no-deploy", "--force", STACKS "web-v2.yml"), 0, "%s",
+                 err);
+    cr_assert(strstr(out, "No changes: stack web is up to date (revision 2)\n"), "%s", out);
+    cr_assert_null(strstr(out, "Upgrading"), "%s", out);
+}
+
 API_TEST(stack, apply_dry_run_prints_key_changes_and_changes_nothing)
 {
     json_t *v;
