@@ -599,12 +599,23 @@ int stack_deploy(struct cli *c, const char *grid, const char *name, int wait, lo
     path = xasprintf("/deploys/%s", id);
     free(id);
     dpath = stack_path(grid, name, path);
-    spinner_start(0, "Waiting for deployment to start");
+    {
+        /* Say why it waits ("waiting for the scheduler") when the master says so. */
+        const char *why = jstr_or(json_array_get(json_object_get(d, "service_deploys"), 0),
+                                  "reason", NULL);
+        if (why && *why)
+            spinner_start(0, "Waiting for deployment to start (%s)", why);
+        else
+            spinner_start(0, "Waiting for deployment to start");
+    }
     while (!strcmp(jstr_or(d, "state", "created"), "created")) {
         json_t *next = NULL;
 
         if (time_mono_ms() >= deadline) {
-            rc = cli_error("deploy timed out");
+            const char *why = jstr_or(json_array_get(json_object_get(d, "service_deploys"), 0),
+                                      "reason", NULL);
+            rc = why && *why ? cli_error("deploy timed out: %s", why)
+                             : cli_error("deploy timed out");
             goto out;
         }
         time_sleep_ms(POLL_MS);

@@ -247,7 +247,8 @@ API_TEST(stack, install_deploys_without_waiting)
     cr_assert_eq(KONTENA("stack", "show", "front"), 0, "%s", err);
     cr_assert(strstr(out, "      revision: 1\n"), "deployed from revision 1: %s", out);
     cr_assert_eq(KONTENA("stack", "deploy", "--timeout", "1", "front"), 1, "no scheduler");
-    cr_assert_str_eq(err, " [error] deploy timed out\n");
+    cr_assert_str_eq(err, " [error] deploy timed out: waiting for the scheduler\n");
+    cr_assert(strstr(out, "Waiting for deployment to start (waiting for the scheduler)"), "%s", out);
     cr_assert_eq(KONTENA("stack", "stop", "front"), 0, "%s", err);
     cr_assert_str_eq(out, "* Sending stop signal for stack front services.. done\n");
     /* The stack stays "deploying" while its deploys wait for the scheduler; its services
