@@ -46,6 +46,20 @@ static struct docker *dk;
 static struct etcd *ec;
 static char *grid, *dir;
 static pid_t agents[MAX_AGENTS];
+static char *logs[MAX_AGENTS]; /* their log files */
+
+static void dump_log(const char *path)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    char line[1024];
+
+    if (!f)
+        return;
+    fprintf(stderr, "--- %s\n", path);
+    while (fgets(line, sizeof(line), f))
+        fputs(line, stderr);
+    fclose(f);
+}
 
 static void remove_grid_containers(void)
 {
@@ -88,12 +102,41 @@ static void common_fini(void)
             agents[i] = 0;
         }
     remove_grid_containers();
+    for (int i = 0; i < MAX_AGENTS; i++)
+        FREE_AND_NULL(logs[i]);
     etcd_destroy(ec);
     ec = NULL;
     docker_destroy(dk);
     dk = NULL;
     FREE_AND_NULL(grid);
 }
+
+/* SIGTERM every agent; fails the test unless each exited with status 0 (a sanitizer report
+ * or a crash at shutdown fails it), with the agent's log on stderr. */
+static void stop_agents_checked(void)
+{
+    for (int i = 0; i < MAX_AGENTS; i++) {
+        int ws;
+        if (agents[i] <= 0)
+            continue;
+        ws = proc_stop(agents[i], SIGTERM, 5000);
+        agents[i] = 0;
+        if (ws == -1 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+            dump_log(logs[i]);
+        cr_assert(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+                  "agent %d did not exit cleanly (wait status %d); logs in %s", i, ws, dir);
+    }
+}
+
+/* Test + the agents' clean exit. */
+#define RC_TEST(suite, name)                                                                       \
+    static void name##_body(void);                                                                 \
+    Test(suite, name)                                                                              \
+    {                                                                                              \
+        name##_body();                                                                             \
+        stop_agents_checked();                                                                     \
+    }                                                                                              \
+    static void name##_body(void)
 
 static void open_etcd(void)
 {
@@ -147,7 +190,8 @@ static void start_agent(int slot, const char *node)
     agents[slot] = proc_spawn(argv, NULL, log);
     cr_assert_gt(agents[slot], 0, "cannot start kontena-agent");
     free(bin);
-    free(log);
+    free(logs[slot]);
+    logs[slot] = log;
 }
 
 /* "<grid>.web-<n>" */
@@ -264,7 +308,7 @@ static int array_has(const json_t *a, const char *s)
     return 0;
 }
 
-Test(reconcile, instance_key_written_with_etcdctl_runs_with_its_spec)
+RC_TEST(reconcile, instance_key_written_with_etcdctl_runs_with_its_spec)
 {
     char *v, *name, *key;
     json_t *o, *c, *cfg, *host, *labels;
@@ -312,7 +356,7 @@ Test(reconcile, instance_key_written_with_etcdctl_runs_with_its_spec)
     free(name);
 }
 
-Test(reconcile, revision_change_recreates_same_revision_does_not)
+RC_TEST(reconcile, revision_change_recreates_same_revision_does_not)
 {
     char *v;
     json_t *o1, *o2, *o3;
@@ -351,7 +395,7 @@ Test(reconcile, revision_change_recreates_same_revision_does_not)
     free(id1);
 }
 
-Test(reconcile, stopped_honours_grace_period_then_delete_removes)
+RC_TEST(reconcile, stopped_honours_grace_period_then_delete_removes)
 {
     char *v, *name = NULL;
     json_t *o, *c;
@@ -400,7 +444,7 @@ Test(reconcile, stopped_honours_grace_period_then_delete_removes)
     free(name);
 }
 
-Test(reconcile, docker_kill_is_observed_within_a_second)
+RC_TEST(reconcile, docker_kill_is_observed_within_a_second)
 {
     char *v, *name;
     json_t *o;
@@ -423,7 +467,7 @@ Test(reconcile, docker_kill_is_observed_within_a_second)
     free(name);
 }
 
-Test(reconcile, crashed_container_is_restarted_with_restart_always)
+RC_TEST(reconcile, crashed_container_is_restarted_with_restart_always)
 {
     char *v, *name;
     json_t *o1, *o2;
@@ -458,7 +502,7 @@ Test(reconcile, crashed_container_is_restarted_with_restart_always)
     free(name);
 }
 
-Test(reconcile, missing_image_is_an_observed_error)
+RC_TEST(reconcile, missing_image_is_an_observed_error)
 {
     char *v, *msg;
     json_t *o;
@@ -481,7 +525,7 @@ Test(reconcile, missing_image_is_an_observed_error)
     cr_assert_eq(waitpid(agents[0], NULL, WNOHANG), 0, "the agent died");
 }
 
-Test(reconcile, two_agents_on_one_dockerd_keep_their_own)
+RC_TEST(reconcile, two_agents_on_one_dockerd_keep_their_own)
 {
     char *v, *name1, *name2;
     json_t *oa, *ob, *ob2;
@@ -532,7 +576,7 @@ Test(reconcile, two_agents_on_one_dockerd_keep_their_own)
     free(name2);
 }
 
-Test(reconcile, restart_generation_restarts_in_place)
+RC_TEST(reconcile, restart_generation_restarts_in_place)
 {
     char *v;
     json_t *o1, *o2 = NULL, *val;
@@ -566,7 +610,7 @@ Test(reconcile, restart_generation_restarts_in_place)
     json_decref(o2);
 }
 
-Test(reconcile, etcd_and_agent_restarts_keep_containers)
+RC_TEST(reconcile, etcd_and_agent_restarts_keep_containers)
 {
     char *v;
     json_t *o1, *o2;
@@ -653,7 +697,7 @@ static void master_fini(void)
 
 TestSuite(master, .init = master_init, .fini = master_fini, .timeout = 120);
 
-Test(master, grid_from_node_info_and_master_restart_recreates_nothing)
+RC_TEST(master, grid_from_node_info_and_master_restart_recreates_nothing)
 {
     char *bin = xasprintf("%s/kontena-agent", KONTENA_BIN_DIR);
     char *log = xasprintf("%s/agent-n1.log", dir);
@@ -678,6 +722,7 @@ Test(master, grid_from_node_info_and_master_restart_recreates_nothing)
 
     agents[0] = proc_spawn(argv, NULL, log);
     cr_assert_gt(agents[0], 0);
+    logs[0] = xstrdup(log);
     v = instance(1, 1, "running", NULL, NULL);
     put_instance("n1", 1, v);
     free(v);
