@@ -61,8 +61,12 @@ struct api *api_create(const char *url, const char *token, int debug)
     a->connect_timeout = env_seconds("EXCON_CONNECT_TIMEOUT", 10);
     a->timeout = env_seconds("EXCON_READ_TIMEOUT", 30);
     a->cafile = config_cert_path(a->url);
-    if (a->cafile && access(a->cafile, R_OK) != 0)
-        FREE_AND_NULL(a->cafile);
+    if (a->cafile && access(a->cafile, R_OK) != 0) {
+        free(a->cafile);
+        a->cafile = config_cert_path_host(a->url);
+        if (a->cafile && access(a->cafile, R_OK) != 0)
+            FREE_AND_NULL(a->cafile);
+    }
     a->h = curl_easy_init();
     BUG_ON(!a->h);
     return a;

@@ -447,7 +447,45 @@ char *config_url_host(const char *url)
     return xstrndup(p, (size_t)(end - p));
 }
 
+/* The explicit port of a URL ("9292"), or NULL. Caller frees. */
+static char *url_port(const char *url)
+{
+    const char *p = strstr(url, "://"), *end, *at, *colon;
+
+    p = p ? p + 3 : url;
+    end = p + strcspn(p, "/?#");
+    at = memchr(p, '@', (size_t)(end - p));
+    if (at)
+        p = at + 1;
+    if (*p == '[') {
+        const char *close = memchr(p, ']', (size_t)(end - p));
+        if (!close)
+            return NULL;
+        p = close + 1;
+    }
+    colon = memchr(p, ':', (size_t)(end - p));
+    if (!colon || colon + 1 >= end || strspn(colon + 1, "0123456789") != (size_t)(end - colon - 1))
+        return NULL;
+    return xstrndup(colon + 1, (size_t)(end - colon - 1));
+}
+
 char *config_cert_path(const char *url)
+{
+    char *host = config_url_host(url), *port, *path;
+
+    if (!host)
+        return NULL;
+    port = url_port(url);
+    if (port)
+        path = xasprintf("%s/.kontena/certs/%s_%s.pem", config_home(), host, port);
+    else
+        path = xasprintf("%s/.kontena/certs/%s.pem", config_home(), host);
+    free(port);
+    free(host);
+    return path;
+}
+
+char *config_cert_path_host(const char *url)
 {
     char *host = config_url_host(url), *path;
 

@@ -92,8 +92,12 @@ void config_set_str(char **field, const char *value);
 char *config_url_host(const char *url);
 /* The user's home directory (HOME, else the password database). Borrowed. */
 const char *config_home(void);
-/* ~/.kontena/certs/<host>.pem for a master URL; caller frees; NULL if the URL has no host. */
+/* ~/.kontena/certs/<host>_<port>.pem for a master URL with an explicit port (so two masters
+ * on one host keep their own certificates), else ~/.kontena/certs/<host>.pem; caller frees;
+ * NULL if the URL has no host. */
 char *config_cert_path(const char *url);
+/* ~/.kontena/certs/<host>.pem, the original's name, read when the per-port file is absent. */
+char *config_cert_path_host(const char *url);
 /* Copy the PEM certificate file `src` to config_cert_path(url), creating ~/.kontena and
  * ~/.kontena/certs with mode 0700. The file must contain a PEM certificate. */
 enum status config_install_cert(const char *url, const char *src, struct err *e) WARN_UNUSED_RESULT;

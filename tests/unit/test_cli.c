@@ -457,6 +457,21 @@ Test(config, url_host_and_cert_path, .init = fresh_env, .fini = cleanup_env)
         free(host);
     }
     path = config_cert_path("https://10.1.2.3:9292");
+    want = xasprintf("%s/.kontena/certs/10.1.2.3_9292.pem", tmpdir);
+    cr_assert_str_eq(path, want);
+    free(path);
+    free(want);
+    path = config_cert_path("https://user@[::1]:9393/x");
+    want = xasprintf("%s/.kontena/certs/::1_9393.pem", tmpdir);
+    cr_assert_str_eq(path, want);
+    free(path);
+    free(want);
+    path = config_cert_path("https://master.example/");
+    want = xasprintf("%s/.kontena/certs/master.example.pem", tmpdir);
+    cr_assert_str_eq(path, want);
+    free(path);
+    free(want);
+    path = config_cert_path_host("https://10.1.2.3:9292");
     want = xasprintf("%s/.kontena/certs/10.1.2.3.pem", tmpdir);
     cr_assert_str_eq(path, want);
     free(path);
@@ -466,7 +481,7 @@ Test(config, url_host_and_cert_path, .init = fresh_env, .fini = cleanup_env)
 Test(config, install_cert_copies_pem_with_private_dirs, .init = fresh_env, .fini = cleanup_env)
 {
     char *src = xasprintf("%s/ca.pem", tmpdir), *dir = xasprintf("%s/.kontena/certs", tmpdir);
-    char *dst = xasprintf("%s/master.pem", dir), *copy;
+    char *dst = xasprintf("%s/master_9292.pem", dir), *copy;
     struct err e = ERR_INIT;
     struct stat st;
 
