@@ -362,12 +362,19 @@ static void print_stack(const json_t *stack)
         puts("  variables: -");
     }
     if (json_object_size(meta)) {
-        struct buf b = BUF_INIT;
+        /* Through the Psych-style emitter, so scalars such as ">= 99.0.0" come out quoted
+         * and the block reads back as YAML; without its "---" line, indented by four. */
+        char *y = yaml_dump(meta);
+        const char *line = strncmp(y, "---\n", 4) == 0 ? y + 4 : y;
 
         puts("  metadata:");
-        yaml_render(meta, "    ", &b);
-        fputs(b.ptr ? b.ptr : "", stdout);
-        buf_release(&b);
+        while (*line) {
+            size_t n = strcspn(line, "\n");
+
+            printf("    %.*s\n", (int)n, line);
+            line += n + (line[n] == '\n');
+        }
+        free(y);
     } else {
         puts("  metadata: -");
     }

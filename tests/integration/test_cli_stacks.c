@@ -232,6 +232,17 @@ API_TEST(stack, install_without_deploy_ls_and_show)
     cr_assert(strstr(err, "no such file"), "%s", err);
 }
 
+/* The metadata block is YAML that reads back: ">= 0.0.1" stays quoted. */
+API_TEST(stack, show_prints_metadata_as_valid_yaml)
+{
+    login_with_grid();
+    cr_assert_eq(KONTENA("stack", "install", "--no-deploy", STACKS "meta.yml"), 0, "%s", err);
+    cr_assert_eq(KONTENA("stack", "show", "meta"), 0, "%s", err);
+    cr_assert(strstr(out, "  metadata:\n    required_kontena_version: \">= 0.0.1\"\n"
+                          "    tags:\n    - tag1\n  parent: -\n"),
+              "%s", out);
+}
+
 API_TEST(stack, install_deploys_without_waiting)
 {
     json_t *v;
