@@ -243,6 +243,17 @@ API_TEST(stack, show_prints_metadata_as_valid_yaml)
               "%s", out);
 }
 
+/* A 422 shows every service's error, not only the first. */
+API_TEST(stack, install_422_prints_every_service_error)
+{
+    login_with_grid();
+    cr_assert_eq(KONTENA("stack", "install", "--no-deploy", STACKS "badlinks.yml"), 1);
+    cr_assert(strstr(err, " [error] 422 : Unprocessable Entity:\n\tservices:\n"
+                          "\t  a:\n\t    links: service a has missing links: nope\n"
+                          "\t  b:\n\t    links: service b has missing links: nada\n"),
+              "%s", err);
+}
+
 API_TEST(stack, install_deploys_without_waiting)
 {
     json_t *v;
