@@ -1051,7 +1051,9 @@ json_t *vars_stored(const struct vars *v)
     for (size_t i = 0; i < v->n; i++) {
         const struct var *x = &v->v[i];
         int vault = 0;
-        if (x->builtin)
+        /* Of the built-ins only the dependency names are kept (stack-file.md §6.7). */
+        if (x->builtin && (!strcmp(x->name, "GRID") || !strcmp(x->name, "STACK") ||
+                           !strcmp(x->name, "PLATFORM") || !strcmp(x->name, "PARENT_STACK")))
             continue;
         for (size_t k = 0; k < x->nfrom; k++)
             vault |= strcmp(x->from[k].name, "vault") == 0;

@@ -306,6 +306,8 @@ API_TEST(stack, install_with_a_child_stack_and_rm_removes_it)
     cr_assert_str_eq(out, "app\napp-db\n", "children listed under their parent");
     cr_assert_eq(KONTENA("stack", "show", "app"), 0, "%s", err);
     cr_assert(strstr(out, "  children:\n    - app-db\n"), "%s", out);
+    /* The dependency name is one of the parent's stored variables (stack-file.md §6.7). */
+    cr_assert(strstr(out, "  variables:\n    db: app-db\n"), "%s", out);
 
     cr_assert_eq(KONTENA("stack", "rm", "app"), 1, "no terminal to confirm on");
     cr_assert(strstr(out, "Warning: The stack app has dependencies that will be removed:\n"
