@@ -387,12 +387,15 @@ static void print_service(const json_t *svc, const json_t *instances, const char
                    jstr(item, "name") ? jstr(item, "name") : "",
                    jstr(item, "type") ? jstr(item, "type") : "env");
     }
-    puts("  env:");
+    /* env, ports and links only when non-empty, as the original; instances always. */
+    if (json_array_size(json_object_get(svc, "env")))
+        puts("  env:");
     json_array_foreach(json_object_get(svc, "env"), i, item)
         printf("    - %s\n", json_string_value(item) ? json_string_value(item) : "");
     if (net && strcmp(net, "bridge") != 0)
         printf("  net: %s\n", net);
-    puts("  ports:");
+    if (json_array_size(json_object_get(svc, "ports")))
+        puts("  ports:");
     json_array_foreach(json_object_get(svc, "ports"), i, item)
     {
         const char *ip = jstr(item, "ip");
@@ -407,7 +410,8 @@ static void print_service(const json_t *svc, const json_t *instances, const char
     print_list("  ", "volumes_from", json_object_get(svc, "volumes_from"));
     print_list("  ", "cap_add", json_object_get(svc, "cap_add"));
     print_list("  ", "cap_drop", json_object_get(svc, "cap_drop"));
-    puts("  links:");
+    if (json_array_size(json_object_get(svc, "links")))
+        puts("  links:");
     json_array_foreach(json_object_get(svc, "links"), i, item)
         printf("    - %s\n", jstr(item, "alias") ? jstr(item, "alias") : "");
     print_set("  ", "log_driver", json_object_get(svc, "log_driver"));
