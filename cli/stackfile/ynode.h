@@ -59,8 +59,10 @@ int ynode_is_str(const struct ynode *n);  /* a string scalar */
 json_t *ynode_to_json(const struct ynode *n);
 
 /* YAML text of a JSON value, as `stack validate` prints the interpolated document: starts
- * with "---\n", block style, two-space indent, strings quoted only when they would not read
- * back as the same string (so "80:80", "yes", "1.0", "" are quoted). Caller frees. */
+ * with "---\n", block style, two-space indent, strings quoted as Psych (the original's Ruby
+ * to_yaml) quotes them: whatever would not read back as the same string ("22:22", "yes",
+ * "1.0", "") and, like Psych, any string starting with a non-word character ("/data").
+ * Caller frees. */
 char *yaml_dump(const json_t *v);
 
 #endif
