@@ -36,6 +36,12 @@ struct agent_config {
      * node.grid.name is the grid). May be NULL. Must not block. */
     void (*on_node_info)(void *arg, const json_t *node);
     void *on_node_info_arg;
+
+    /* Called on the WebSocket thread with each request [0, id, "/method", [params]] from
+     * the master (borrowed: incref to keep). The answer goes back with agent_ws_send().
+     * Must not block. NULL: requests are answered 501. */
+    void (*on_request)(void *arg, const json_t *msg);
+    void *on_request_arg;
 };
 
 #endif

@@ -18,6 +18,7 @@
 #include "agent/agent.h"
 #include "agent/docker.h"
 #include "agent/reconcile.h"
+#include "agent/rpc.h"
 #include "agent/ws.h"
 #include "common/banned.h"
 #include "common/crypto.h"
@@ -175,6 +176,19 @@ static void on_node_info(void *arg, const json_t *node)
         start_reconciler(arg, grid);
 }
 
+/* The master's requests go to the request worker; its answers back to the socket. */
+static void on_request(void *arg, const json_t *msg)
+{
+    agent_rpc_submit(arg, msg);
+}
+
+static void send_to_master(void *arg, const json_t *msg)
+{
+    struct agent_ws **ws = arg;
+    if (*ws)
+        agent_ws_send(*ws, msg);
+}
+
 /* ws://host:port/path (http(s) rewritten). 0, or -1 when unusable. */
 static int parse_uri(const char *uri, struct agent_config *c)
 {
@@ -309,6 +323,7 @@ int main(int argc, char **argv)
     char *node_id = NULL, *node_name = NULL, *priv = NULL, *os = NULL, hostname[256];
     struct docker_node_info dni;
     struct agent_ws *ws = NULL;
+    struct agent_rpc *rpc = NULL;
     struct utsname un;
     sigset_t sigs;
     const char *etcd_endpoints = env_or("KONTENA_ETCD_ENDPOINTS", NULL);
@@ -527,6 +542,16 @@ int main(int argc, char **argv)
     }
     if (uri) {
         log_info("msg=\"node '%s' (id %s) connecting to %s\"", c.node_name, c.node_id, uri);
+        if (!no_docker) {
+            /* ws is set below, before any request can arrive (requests come through it). */
+            rpc = agent_rpc_start(docker_socket, c.node_name, send_to_master, &ws, &e);
+            if (!rpc) {
+                log_error("msg=\"%s\"", e.msg);
+                goto out;
+            }
+            c.on_request = on_request;
+            c.on_request_arg = rpc;
+        }
         if (agent_ws_start(&c, &ws, &e) != ST_OK) {
             log_error("msg=\"%s\"", e.msg);
             goto out;
@@ -537,11 +562,13 @@ int main(int argc, char **argv)
     }
     if (sigwait(&sigs, &sig) == 0 && sig != SIGUSR1)
         log_info("msg=\"signal %d: shutting down\"", sig);
+    agent_rpc_stop(rpc); /* before the socket it answers through */
     rc = agent_ws_stop(ws);
     /* after the WebSocket thread: it may start the reconciler */
     reconcile_stop(rs.r);
     rs.r = NULL;
 out:
+    agent_rpc_free(rpc);
     reconcile_stop(rs.r);
     pthread_mutex_destroy(&rs.mu);
     docker_node_info_release(&dni);

@@ -40,6 +40,7 @@ struct agent_ws {
 
     pthread_mutex_t mu;
     int stop_req;
+    struct txmsg *outq, **outtail; /* agent_ws_send() → service thread */
 
     /* Service thread only. */
     struct lws *wsi;
@@ -193,6 +194,18 @@ static void on_message(struct agent_ws *w, const char *s, size_t len)
             char *t = json_dumps(err, JSON_COMPACT);
             log_warn("msg=\"master answered an error: %s\"", t);
             free(t);
+        }
+        goto out;
+    }
+    if (json_integer_value(json_array_get(m, 0)) == 0) {
+        if (w->cfg->on_request) {
+            w->cfg->on_request(w->cfg->on_request_arg, m);
+        } else {
+            json_t *r = json_pack("[i, O, {s:i, s:s}, n]", 1, json_array_get(m, 1), "code", 501,
+                                  "message", "service not implemented");
+            if (r)
+                queue_json(w, r);
+            json_decref(r);
         }
         goto out;
     }
@@ -393,9 +406,25 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
     }
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
         int stop;
+        struct txmsg *q;
         pthread_mutex_lock(&w->mu);
         stop = w->stop_req;
+        q = w->outq;
+        w->outq = NULL;
+        w->outtail = &w->outq;
         pthread_mutex_unlock(&w->mu);
+        for (struct txmsg *n; q; q = n) {
+            n = q->next;
+            q->next = NULL;
+            if (w->wsi && w->connected && !w->stopping) {
+                *w->txtail = q;
+                w->txtail = &q->next;
+                lws_callback_on_writable(w->wsi);
+            } else {
+                free(q->buf);
+                free(q);
+            }
+        }
         if (stop && !w->stopping) {
             w->stopping = 1;
             w->stop_deadline_ms = time_mono_ms() + 2000;
@@ -447,6 +476,7 @@ enum status agent_ws_start(const struct agent_config *cfg, struct agent_ws **out
     *out = NULL;
     w->cfg = cfg;
     w->txtail = &w->txq;
+    w->outtail = &w->outq;
     buf_init(&w->rx, RX_MAX);
     pthread_mutex_init(&w->mu, NULL);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
@@ -494,8 +524,32 @@ int agent_ws_stop(struct agent_ws *w)
     rc = w->fatal ? 1 : 0;
     lws_context_destroy(w->ctx);
     free_txq(w);
+    for (struct txmsg *m = w->outq, *n; m; m = n) {
+        n = m->next;
+        free(m->buf);
+        free(m);
+    }
     buf_release(&w->rx);
     pthread_mutex_destroy(&w->mu);
     free(w);
     return rc;
+}
+
+void agent_ws_send(struct agent_ws *w, const json_t *msg)
+{
+    char *s = json_dumps(msg, JSON_COMPACT);
+    struct txmsg *m;
+
+    if (!s)
+        return;
+    m = xcalloc(1, sizeof(*m));
+    m->len = strlen(s);
+    m->buf = xmalloc(LWS_PRE + m->len + 1);
+    memcpy(m->buf + LWS_PRE, s, m->len);
+    free(s);
+    pthread_mutex_lock(&w->mu);
+    *w->outtail = m;
+    w->outtail = &m->next;
+    pthread_mutex_unlock(&w->mu);
+    lws_cancel_service(w->ctx);
 }

@@ -24,5 +24,9 @@ enum status agent_ws_start(const struct agent_config *cfg, struct agent_ws **out
  * agent should end with: 0 after a requested stop, 1 after a fatal close code (its
  * message was logged). NULL is fine (returns 0). */
 int agent_ws_stop(struct agent_ws *w);
+/* Queue a message (e.g. a response [1, id, error, result]) for the master; any thread. It is
+ * dropped when the socket is not connected (the master fails the call when the socket
+ * closes). */
+void agent_ws_send(struct agent_ws *w, const json_t *msg);
 
 #endif

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "apiserver/agentws.h"
 #include "apiserver/api.h"
@@ -75,6 +76,23 @@ struct pss {
     struct buf rx;
 };
 
+/* An RPC to an agent made by agentws_call(), waiting for its response (under mu). */
+struct rpc_call {
+    struct rpc_call *next;
+    json_int_t id;
+    uint64_t sid;
+    int done;
+    json_t *error, *result;
+};
+
+/* Which session serves a connected node (under mu): written by the worker, read by
+ * agentws_call() on the API's threads. */
+struct live_node {
+    struct live_node *next;
+    char *grid, *name;
+    uint64_t sid;
+};
+
 /* A registered node session, owned by the worker thread. */
 struct wsess {
     struct wsess *next;
@@ -100,6 +118,10 @@ struct agentws {
     int stop;         /* service thread: close every socket and return */
     int stop_threads; /* worker (after draining its queue) and keep-alive: return */
     int64_t lease;
+    pthread_cond_t rpc_cond; /* a call completed */
+    struct rpc_call *calls;
+    json_int_t next_call_id;
+    struct live_node *live;
 
     /* Service thread only. */
     struct pss *sessions;
@@ -685,6 +707,156 @@ static json_t *node_info_msg(const json_t *node, const json_t *grid)
     return json_pack("[i, s, [o]]", 2, "/agent/node_info", n);
 }
 
+/* --- RPC to agents ----------------------------------------------------------------------------- */
+
+static void live_set(struct agentws *w, const char *grid, const char *name, uint64_t sid)
+{
+    struct live_node *l;
+
+    pthread_mutex_lock(&w->mu);
+    for (l = w->live; l; l = l->next)
+        if (!strcmp(l->grid, grid) && !strcmp(l->name, name))
+            break;
+    if (!l) {
+        l = xcalloc(1, sizeof(*l));
+        l->grid = xstrdup(grid);
+        l->name = xstrdup(name);
+        l->next = w->live;
+        w->live = l;
+    }
+    l->sid = sid;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The session sid is gone: forget it as a node's socket and fail the calls waiting on it. */
+static void live_drop(struct agentws *w, uint64_t sid)
+{
+    pthread_mutex_lock(&w->mu);
+    for (struct live_node **pp = &w->live; *pp;) {
+        struct live_node *l = *pp;
+        if (l->sid == sid) {
+            *pp = l->next;
+            free(l->grid);
+            free(l->name);
+            free(l);
+        } else {
+            pp = &l->next;
+        }
+    }
+    for (struct rpc_call *c = w->calls; c; c = c->next)
+        if (c->sid == sid && !c->done) {
+            c->done = 1;
+            c->error = json_pack("{s:i, s:s}", "code", 503, "message",
+                                 "the node disconnected before it answered");
+        }
+    pthread_cond_broadcast(&w->rpc_cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* A response [1, id, error, result] from session sid. */
+static void rpc_complete(struct agentws *w, uint64_t sid, const json_t *m)
+{
+    json_int_t id = json_integer_value(json_array_get(m, 1));
+    json_t *err = json_array_get(m, 2), *res = json_array_get(m, 3);
+
+    pthread_mutex_lock(&w->mu);
+    for (struct rpc_call *c = w->calls; c; c = c->next)
+        if (c->id == id && c->sid == sid && !c->done) {
+            c->done = 1;
+            if (err && !json_is_null(err))
+                c->error = json_incref(err);
+            else
+                c->result = res ? json_incref(res) : json_null();
+            pthread_cond_broadcast(&w->rpc_cond);
+            break;
+        }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static enum status status_of_code(json_int_t code)
+{
+    switch (code) {
+    case 400:
+    case 413:
+    case 422:
+        return ST_INVALID;
+    case 404:
+        return ST_NOTFOUND;
+    case 409:
+        return ST_CONFLICT;
+    case 503:
+        return ST_RETRY;
+    default:
+        return ST_IO;
+    }
+}
+
+enum status agentws_call(struct agentws *w, const char *grid, const char *node,
+                         const char *method, const json_t *params, int timeout_ms,
+                         json_t **result, struct err *e)
+{
+    struct rpc_call *c = NULL;
+    struct timespec ts;
+    uint64_t sid = 0;
+    enum status st;
+    json_t *msg;
+
+    *result = NULL;
+    if (w) {
+        pthread_mutex_lock(&w->mu);
+        for (struct live_node *l = w->live; l; l = l->next)
+            if (!strcmp(l->grid, grid) && !strcmp(l->name, node))
+                sid = l->sid;
+        if (sid) {
+            c = xcalloc(1, sizeof(*c));
+            c->id = ++w->next_call_id;
+            c->sid = sid;
+            c->next = w->calls;
+            w->calls = c;
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (!c)
+        return err_set(e, ST_NOTFOUND, "Node %s is not connected", node);
+    msg = json_pack("[i, I, s, O]", 0, c->id, method, params);
+    send_text(w, sid, msg);
+    json_decref(msg);
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!c->done && pthread_cond_timedwait(&w->rpc_cond, &w->mu, &ts) == 0)
+        ;
+    for (struct rpc_call **pp = &w->calls; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    pthread_mutex_unlock(&w->mu);
+    if (!c->done) {
+        st = err_set(e, ST_RETRY, "Connection timeout (%ds)", timeout_ms / 1000);
+    } else if (c->error) {
+        const char *m = json_string_value(json_object_get(c->error, "message"));
+        if (!m)
+            m = json_string_value(json_object_get(c->error, "error"));
+        st = err_set(e, status_of_code(json_integer_value(json_object_get(c->error, "code"))),
+                     "%s", m ? m : "the agent answered an error");
+    } else {
+        *result = c->result;
+        c->result = NULL;
+        st = ST_OK;
+    }
+    json_decref(c->error);
+    json_decref(c->result);
+    free(c);
+    return st;
+}
+
 static void on_open(struct agentws *w, struct ev *v)
 {
     struct err e = ERR_INIT;
@@ -770,6 +942,7 @@ static void on_open(struct agentws *w, struct ev *v)
     s->last_check_ms = time_mono_ms();
     s->next = w->wsessions;
     w->wsessions = s;
+    live_set(w, gname, v->node_name, s->sid);
     if (put_status(w, s, &e) != ST_OK)
         log_warn("msg=\"cannot write the liveness of node '%s': %s\"", s->name, e.msg);
     log_info("msg=\"node '%s' of grid '%s' connected\" node_number=%lld peer=%s", s->name, gname,
@@ -806,6 +979,7 @@ static void on_closed(struct agentws *w, struct ev *v)
     char *key;
     enum status st;
 
+    live_drop(w, v->sid);
     for (pp = &w->wsessions; *pp; pp = &(*pp)->next)
         if ((*pp)->sid == v->sid) {
             s = *pp;
@@ -919,7 +1093,11 @@ static void on_message(struct agentws *w, struct ev *v)
         log_warn("msg=\"node '%s': unparsable message dropped\"", s->name);
         goto out;
     }
-    if (json_integer_value(json_array_get(m, 0)) != 0) /* responses, notifications: none yet */
+    if (json_integer_value(json_array_get(m, 0)) == 1) { /* a response to agentws_call() */
+        rpc_complete(w, v->sid, m);
+        goto out;
+    }
+    if (json_integer_value(json_array_get(m, 0)) != 0) /* notifications: none yet */
         goto out;
     id = json_integer_value(json_array_get(m, 1));
     method = json_string_value(json_array_get(m, 2));
@@ -1070,6 +1248,7 @@ enum status agentws_start(struct api *a, const struct agentws_config *cfg, struc
     free(hex);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cond, NULL);
+    pthread_cond_init(&w->rpc_cond, NULL);
     w->evtail = &w->evq;
     w->cmdtail = &w->cmdq;
 
@@ -1121,8 +1300,10 @@ enum status agentws_start(struct api *a, const struct agentws_config *cfg, struc
         return err_set(e, ST_IO, "cannot start the agents' endpoint threads");
     }
     *out = w;
+    __atomic_store_n(&a->agentws, w, __ATOMIC_RELEASE);
     return ST_OK;
 fail:
+    pthread_cond_destroy(&w->rpc_cond);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->mu);
     free(w);
@@ -1169,6 +1350,15 @@ void agentws_stop(struct agentws *w)
         n = s->next;
         wsess_free(s);
     }
+    for (struct live_node *l = w->live, *n; l; l = n) {
+        n = l->next;
+        free(l->grid);
+        free(l->name);
+        free(l);
+    }
+    if (__atomic_load_n(&w->api->agentws, __ATOMIC_ACQUIRE) == w)
+        __atomic_store_n(&w->api->agentws, NULL, __ATOMIC_RELEASE);
+    pthread_cond_destroy(&w->rpc_cond);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -52,6 +52,17 @@ enum status agentws_start(struct api *a, const struct agentws_config *cfg, struc
  * server go offline at once). NULL is fine. */
 void agentws_stop(struct agentws *w);
 
+/* Ask the agent of node <grid>/<node> over its socket: sends [0, id, method, params] and
+ * waits up to timeout_ms for [1, id, error, result]. Callable from any thread but the
+ * endpoint's own (the API's handlers); concurrent calls are fine. *result gets the result
+ * (new reference). ST_NOTFOUND "Node <n> is not connected" (w NULL: no endpoint);
+ * ST_RETRY "Connection timeout (<s>s)"; an error answered by the agent {code, message}
+ * maps its code: 404 ST_NOTFOUND, 409 ST_CONFLICT, 400/413/422 ST_INVALID, 503 ST_RETRY,
+ * else ST_IO, with its message. */
+enum status agentws_call(struct agentws *w, const char *grid, const char *node,
+                         const char *method, const json_t *params, int timeout_ms,
+                         json_t **result, struct err *e) WARN_UNUSED_RESULT;
+
 /* Node keys (nodes.c); fresh memory. */
 char *key_node(const char *grid, const char *name);
 char *key_node_status(const char *grid, const char *name);

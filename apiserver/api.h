@@ -18,6 +18,7 @@
 #include "common/err.h"
 
 struct etcd;
+struct agentws;
 struct MHD_Connection;
 struct MHD_Daemon;
 
@@ -40,6 +41,9 @@ struct api {
     struct etcd *etcd;
     struct MHD_Daemon *mhd;
     char *tls_cert_pem, *tls_key_pem, *tls_fingerprint;
+    /* The agents' endpoint (agentws.c) or NULL; set and cleared by agentws_start/stop with
+     * __atomic stores, read by handlers with __atomic_load_n. */
+    struct agentws *agentws;
 };
 
 /* The authenticated caller. */
@@ -108,6 +112,7 @@ extern const struct route stack_routes[];   /* stacks.c */
 extern const struct route service_routes[]; /* services.c */
 extern const struct route deploy_routes[];  /* deploys.c */
 extern const struct route node_routes[];    /* nodes.c */
+extern const struct route container_routes[]; /* containers.c */
 
 /* The grid object (fresh) if it exists and r's caller may see it; otherwise NULL after
  * replying 404 "Grid <name> not found" (same answer for both: grid names are not disclosed)

@@ -24,7 +24,7 @@
 static const struct route misc_routes[];
 static const struct route *const route_tables[] = {misc_routes,    auth_routes,    grid_routes,
                                                    stack_routes,   service_routes, deploy_routes,
-                                                   node_routes,    NULL};
+                                                   node_routes,    container_routes, NULL};
 
 void reply_json(struct req *r, unsigned status, json_t *j)
 {

@@ -78,6 +78,7 @@ extern const struct cli_cmd cli_service_cmds[];
 extern const struct cli_cmd cli_service_deploy_cmds[];
 extern const struct cli_cmd cli_service_env_cmds[];
 extern const struct cli_cmd cli_node_cmds[];
+extern const struct cli_cmd cli_container_cmds[];
 extern const struct cli_cmd cli_whoami_cmds[];
 extern const struct cli_cmd cli_version_cmds[];
 extern const struct cli_cmd cli_complete_cmds[];

@@ -25,7 +25,7 @@ static const struct cli_cmd *const tables[] = {
     cli_version_cmds,     cli_complete_cmds,
     cli_stack_cmds,       cli_stack_file_cmds,  cli_stack_label_cmds,
     cli_service_cmds,     cli_service_deploy_cmds, cli_service_env_cmds,
-    cli_node_cmds,
+    cli_node_cmds,        cli_container_cmds,
 };
 
 const struct cli_cmd *cli_cmd_at(size_t i)
