@@ -81,9 +81,9 @@ int vars_lookup(const struct vars *v, const char *name, const json_t **out);
 /* Whether variable name is "true" for service-level only_if/skip_if: declared, not skipped,
  * value not null, not false, not the string "false". */
 int vars_truthy(const struct vars *v, const char *name);
-/* What the master stores as the stack's variables: every value except GRID, STACK,
- * PLATFORM, PARENT_STACK, dependency names and variables with `vault` in from or to. New
- * reference. */
+/* What the master stores as the stack's variables (stack-file.md §6.7): every value,
+ * dependency names included, except GRID, STACK, PLATFORM, PARENT_STACK and variables with
+ * `vault` in from or to. New reference. */
 json_t *vars_stored(const struct vars *v);
 
 #endif
