@@ -99,6 +99,10 @@ struct wsess {
     uint64_t sid;
     char *grid, *name, *node_id, *connected_at, *status_key;
     int64_t status_rev; /* mod_revision of our status key, 0 if not written */
+    /* The node's liveness is no longer ours (a newer connection, or the node was removed):
+     * never write or delete its status key again. Kept apart from status_rev, which is
+     * also 0 after a failed write: such a session must keep retrying at its pongs. */
+    int released;
     int64_t last_check_ms;
 };
 
@@ -930,7 +934,7 @@ static void on_open(struct agentws *w, struct ev *v)
     for (struct wsess *o = w->wsessions; o; o = o->next)
         if (!strcmp(o->grid, gname) && !strcmp(o->name, v->node_name)) {
             send_close(w, o->sid, 4041, "superseded by a newer connection");
-            o->status_rev = 0; /* the new session owns the status key now */
+            o->released = 1; /* the new session owns the status key now */
         }
     s = xcalloc(1, sizeof(*s));
     s->sid = v->sid;
@@ -988,10 +992,12 @@ static void on_closed(struct agentws *w, struct ev *v)
         }
     if (!s)
         return;
-    if (s->status_rev) {
-        st = etcd_delete_if(w->api->etcd, s->status_key, s->status_rev, &e);
-        if (st != ST_OK && st != ST_CONFLICT)
-            log_warn("msg=\"cannot clear the liveness of node '%s': %s\"", s->name, e.msg);
+    if (!s->released) {
+        if (s->status_rev) {
+            st = etcd_delete_if(w->api->etcd, s->status_key, s->status_rev, &e);
+            if (st != ST_OK && st != ST_CONFLICT)
+                log_warn("msg=\"cannot clear the liveness of node '%s': %s\"", s->name, e.msg);
+        }
         key = key_node(s->grid, s->name);
         st = store_update(w->api->etcd, key, mark_disconnected, s->connected_at, NULL, &e);
         if (st != ST_OK && st != ST_NOTFOUND && st != ST_DENIED)
@@ -1011,7 +1017,12 @@ static void on_pong(struct agentws *w, struct ev *v)
     char *key;
     enum status st;
 
-    if (!s || !s->status_rev)
+    /* Not !s->status_rev: a failed write (etcd slow, or the lease just expired and the
+     * keep-alive has not granted the new one yet) leaves it 0, and returning here left
+     * the node offline for good while its agent stayed connected (test
+     * agent::nodes_come_back_online_after_the_lease_expired). 0 never equals a
+     * mod_revision, so the key is checked and written again below. */
+    if (!s || s->released)
         return;
     key = key_node(s->grid, s->name);
     st = etcd_get(w->api->etcd, key, &kv, NULL, &e);
@@ -1019,7 +1030,7 @@ static void on_pong(struct agentws *w, struct ev *v)
     free(key);
     if (st == ST_NOTFOUND) {
         log_info("msg=\"node '%s' of grid '%s' was removed: closing its agent\"", s->name, s->grid);
-        s->status_rev = 0;
+        s->released = 1;
         send_close(w, s->sid, 4040, "node removed");
         return;
     }
@@ -1028,7 +1039,7 @@ static void on_pong(struct agentws *w, struct ev *v)
         json_t *o = st == ST_OK ? json_loadb(kv.value, kv.value_len, 0, NULL) : NULL;
         const char *ca = json_string_value(json_object_get(o, "connected_at"));
         if (ca && strcmp(ca, s->connected_at) > 0) {
-            s->status_rev = 0;
+            s->released = 1;
             send_close(w, s->sid, 4041, "superseded by a newer connection");
         } else if (put_status(w, s, &e) != ST_OK) {
             log_warn("msg=\"cannot write the liveness of node '%s': %s\"", s->name, e.msg);
@@ -1130,7 +1141,7 @@ static void on_lease(struct agentws *w, struct ev *v)
 
     (void)v;
     for (struct wsess *s = w->wsessions; s; s = s->next)
-        if (s->status_rev && put_status(w, s, &e) != ST_OK)
+        if (!s->released && put_status(w, s, &e) != ST_OK)
             log_warn("msg=\"cannot write the liveness of node '%s': %s\"", s->name, e.msg);
 }
 

@@ -181,6 +181,24 @@ API_TEST(agent, killed_or_frozen_agent_goes_offline_within_the_timeout)
     agent_proc_cleanup(&a);
 }
 
+/* Both agents' logs and the apiserver's (old and new server: the log is appended to), for
+ * the message of a failed wait (fresh memory; the test ends there, so it is not freed). */
+static char *restart_logs(const struct agent_proc *a, const struct agent_proc *b)
+{
+    char *la = agent_proc_read_log(a), *lb = agent_proc_read_log(b), *ls, *out;
+    char *path = xasprintf("%s/apiserver.log", api.dir);
+    struct agent_proc srv = {.log = path};
+
+    ls = agent_proc_read_log(&srv); /* any file: reads it whole, up to 1 MiB */
+    out = xasprintf("--- agent %s:\n%s--- agent %s:\n%s--- apiserver:\n%s", a->name, la, b->name,
+                    lb, ls);
+    free(la);
+    free(lb);
+    free(ls);
+    free(path);
+    return out;
+}
+
 API_TEST(agent, master_restart_agent_reconnects_with_the_same_number)
 {
     struct agent_proc a, b;
@@ -189,14 +207,17 @@ API_TEST(agent, master_restart_agent_reconnects_with_the_same_number)
 
     start_agent(&a, "n1");
     start_agent(&b, "n2");
-    cr_assert_geq(wait_status("n1", "online", 10000), 0);
-    cr_assert_geq(wait_status("n2", "online", 10000), 0);
+    cr_assert_geq(wait_status("n1", "online", 10000), 0, "n1 not online:\n%s",
+                  restart_logs(&a, &b));
+    cr_assert_geq(wait_status("n2", "online", 10000), 0, "n2 not online:\n%s",
+                  restart_logs(&a, &b));
     free(node_status("n1", &na));
     free(node_status("n2", &nb));
     cr_assert_eq(api_proc_restart(&api), 0);
     cr_assert_geq(wait_status("n1", "online", 15000), 0, "n1 did not come back:\n%s",
-                  agent_proc_read_log(&a));
-    cr_assert_geq(wait_status("n2", "online", 15000), 0);
+                  restart_logs(&a, &b));
+    cr_assert_geq(wait_status("n2", "online", 15000), 0, "n2 did not come back:\n%s",
+                  restart_logs(&a, &b));
     st = node_status("n1", &na);
     free(st);
     {
@@ -384,4 +405,28 @@ API_TEST(agent, node_update_and_remove)
     free(node_status("n2", &n));
     cr_assert_eq(n, 1);
     agent_proc_cleanup(&a);
+}
+
+/* etcd away longer than the lease TTL: the lease expires with every status key on it. A
+ * pong seen in between finds the key gone and rewrites it on the dead lease, which fails;
+ * the session must still get its key back (at its next pong or with the new lease). */
+API_TEST(agent, nodes_come_back_online_after_the_lease_expired)
+{
+    struct agent_proc a, b;
+
+    start_agent(&a, "n1");
+    start_agent(&b, "n2");
+    cr_assert_geq(wait_status("n1", "online", 10000), 0, "n1 not online:\n%s",
+                  restart_logs(&a, &b));
+    cr_assert_geq(wait_status("n2", "online", 10000), 0, "n2 not online:\n%s",
+                  restart_logs(&a, &b));
+    kill(etcd.pid, SIGSTOP);
+    time_sleep_ms((LEASE_TTL_S + 3) * 1000);
+    kill(etcd.pid, SIGCONT);
+    cr_assert_geq(wait_status("n1", "online", 15000), 0, "n1 did not come back:\n%s",
+                  restart_logs(&a, &b));
+    cr_assert_geq(wait_status("n2", "online", 15000), 0, "n2 did not come back:\n%s",
+                  restart_logs(&a, &b));
+    agent_proc_cleanup(&a);
+    agent_proc_cleanup(&b);
 }
