@@ -2,6 +2,7 @@
  * to the master is agent/ws.c; docs/internals/agent.md describes the agent. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -117,6 +118,32 @@ static const struct option long_opts[] = {
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
 };
+
+/* 0 when path is a readable file holding a PEM certificate; else -1 and why. Checked at start
+ * so a typo in --ca-cert is not a reconnect loop of TLS errors. */
+static int check_ca_file(const char *path, char *why, size_t n)
+{
+    FILE *f = fopen(path, "r");
+    char *head;
+    size_t got;
+    int found;
+
+    if (!f) {
+        snprintf(why, n, "%s", strerror(errno));
+        return -1;
+    }
+    head = xmalloc(65537);
+    got = fread(head, 1, 65536, f);
+    head[got] = '\0';
+    found = ferror(f) == 0 && strstr(head, "-----BEGIN CERTIFICATE-----") != NULL;
+    if (ferror(f))
+        snprintf(why, n, "cannot read it");
+    else if (!found)
+        snprintf(why, n, "no PEM certificate in it (want '-----BEGIN CERTIFICATE-----')");
+    free(head);
+    fclose(f);
+    return found ? 0 : -1;
+}
 
 static int die_usage(const char *fmt, ...) PRINTF_LIKE(1, 2);
 static int die_usage(const char *fmt, ...)
@@ -446,6 +473,13 @@ int main(int argc, char **argv)
                 c.pin_sha256[n++] = (char)tolower((unsigned char)*p);
         if (n != 64 || strspn(c.pin_sha256, "0123456789abcdef") != 64) {
             rc = die_usage("bad --pin-sha256 '%s': 64 hex digits (colons allowed)", pin);
+            goto out;
+        }
+    }
+    if (c.ca_file && c.tls && !c.insecure) {
+        char why[256];
+        if (check_ca_file(c.ca_file, why, sizeof(why)) != 0) {
+            rc = die_usage("cannot use --ca-cert '%s': %s", c.ca_file, why);
             goto out;
         }
     }

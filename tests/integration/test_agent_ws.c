@@ -430,3 +430,31 @@ API_TEST(agent, nodes_come_back_online_after_the_lease_expired)
     agent_proc_cleanup(&a);
     agent_proc_cleanup(&b);
 }
+
+/* A missing or non-PEM --ca-cert ends the agent at start with the reason (exit 2), not a
+ * reconnect loop of TLS errors. */
+API_TEST(agent, unusable_ca_cert_file_is_refused_at_start)
+{
+    struct agent_proc a, b;
+    char *missing = xasprintf("%s/no-such-ca.pem", api.dir), *log;
+    const char *extra_a[] = {"--ca-cert", missing, NULL};
+    const char *extra_b[] = {"--ca-cert", "/etc/hostname", NULL};
+    int st;
+
+    cr_assert_eq(agent_proc_start(&a, api.dir, uri, grid_token, "noca", extra_a), 0);
+    st = agent_proc_wait_exit(&a, 5000);
+    log = agent_proc_read_log(&a);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2, "agent did not exit 2:\n%s", log);
+    cr_assert(strstr(log, "cannot use --ca-cert") && strstr(log, "No such file or directory"), "%s",
+              log);
+    free(log);
+    cr_assert_eq(agent_proc_start(&b, api.dir, uri, grid_token, "notpem", extra_b), 0);
+    st = agent_proc_wait_exit(&b, 5000);
+    log = agent_proc_read_log(&b);
+    cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 2, "agent did not exit 2:\n%s", log);
+    cr_assert(strstr(log, "no PEM certificate"), "%s", log);
+    free(log);
+    free(missing);
+    agent_proc_cleanup(&a);
+    agent_proc_cleanup(&b);
+}
