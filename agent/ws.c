@@ -280,6 +280,22 @@ static int verify_pin(struct agent_ws *w, X509_STORE_CTX *xs)
     return 0;
 }
 
+/* The chain failed OpenSSL's check (the pin is not used): one clear line per attempt. */
+static void untrusted(const struct agent_ws *w, X509_STORE_CTX *xs)
+{
+    int err = X509_STORE_CTX_get_error(xs);
+
+    if (err == X509_V_OK)
+        return;
+    if (w->cfg->ca_file)
+        log_error("msg=\"the master's certificate is not trusted by --ca-cert %s: %s\"",
+                  w->cfg->ca_file, X509_verify_cert_error_string(err));
+    else
+        log_error("msg=\"the master's certificate is not trusted by the system's CAs: %s (use "
+                  "--ca-cert or --pin-sha256)\"",
+                  X509_verify_cert_error_string(err));
+}
+
 static void end_for_good(struct agent_ws *w)
 {
     w->stopping = 1;
@@ -298,7 +314,11 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
         return 0;
     switch (reason) {
     case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
-        return w->cfg->pin_sha256 ? verify_pin(w, user) : 0;
+        if (w->cfg->pin_sha256)
+            return verify_pin(w, user);
+        if (!len && user) /* OpenSSL's verdict was no: say why, and what to check */
+            untrusted(w, user);
+        return 0;
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
         unsigned char **p = in, *end = *p + len;
         char at[64];

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "common/crypto.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 #include "etcdclient/etcd.h"
@@ -457,4 +458,33 @@ API_TEST(agent, unusable_ca_cert_file_is_refused_at_start)
     free(missing);
     agent_proc_cleanup(&a);
     agent_proc_cleanup(&b);
+}
+
+/* --ca-cert naming another CA: the agent says the master's certificate is not trusted by that
+ * file and why, and no node is registered. */
+API_TEST(agent, master_certificate_not_signed_by_ca_cert_is_named_clearly)
+{
+    struct agent_proc a;
+    char *cert = NULL, *key = NULL, *fp = NULL, *other = xasprintf("%s/other-ca.pem", api.dir);
+    char *log;
+    const char *extra[] = {"--ca-cert", other, NULL};
+    struct err e = ERR_INIT;
+    FILE *f;
+
+    cr_assert_eq(crypto_selfsigned_cert("someone-else", NULL, 1, &cert, &key, &fp, &e), ST_OK,
+                 "%s", e.msg);
+    f = fopen(other, "w");
+    cr_assert(f && fputs(cert, f) >= 0 && fclose(f) == 0, "cannot write %s", other);
+    cr_assert_eq(agent_proc_start(&a, api.dir, uri, grid_token, "otherca", extra), 0);
+    agent_proc_wait_log(&a, "is not trusted by --ca-cert", 5000);
+    log = agent_proc_read_log(&a);
+    cr_assert(strstr(log, "is not trusted by --ca-cert") && strstr(log, other), "%s", log);
+    free(log);
+    free(node_status("otherca", NULL));
+    cr_assert_geq(wait_status("otherca", "missing", 10), 0);
+    free(cert);
+    free(key);
+    free(fp);
+    free(other);
+    agent_proc_cleanup(&a);
 }
