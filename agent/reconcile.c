@@ -331,6 +331,7 @@ static json_t *observed(const json_t *c, const char *state_override, const char 
                         c ? json_integer(jint(labels, "io.kontena.revision", 0)) : json_null());
     json_object_set_new(
         o, "image", c ? json_string(jstr(json_object_get(c, "Config"), "Image", "")) : json_null());
+    json_object_set_new(o, "created_at", c ? json_string(jstr(c, "Created", "")) : json_null());
     json_object_set_new(o, "started_at", c ? json_string(jstr(st, "StartedAt", "")) : json_null());
     json_object_set_new(o, "finished_at",
                         c ? json_string(jstr(st, "FinishedAt", "")) : json_null());

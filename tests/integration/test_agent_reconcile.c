@@ -349,6 +349,9 @@ RC_TEST(reconcile, instance_key_written_with_etcdctl_runs_with_its_spec)
     cr_assert_str_eq(json_string_value(json_object_get(labels, "io.kontena.revision")), "3");
     cr_assert_eq(json_integer_value(json_object_get(host, "Memory")), 67108864);
     cr_assert(array_has(json_object_get(host, "CapAdd"), "NET_ADMIN"));
+    /* created_at is Docker's Created, so `container ls` CREATED is not the last start */
+    cr_assert_str_eq(json_string_value(json_object_get(o, "created_at")) ?: "(none)",
+                     json_string_value(json_object_get(c, "Created")));
     json_decref(c);
     json_decref(o);
     free(v);
