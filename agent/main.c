@@ -21,10 +21,11 @@
 #include "agent/reconcile.h"
 #include "agent/rpc.h"
 #include "agent/ws.h"
-#include "common/banned.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 static void usage(FILE *f)
 {

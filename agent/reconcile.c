@@ -10,12 +10,13 @@
 
 #include "agent/docker.h"
 #include "agent/reconcile.h"
-#include "common/banned.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 #include "etcdclient/etcd.h"
 #include "etcdclient/etcd_watch.h"
+
+#include "common/banned.h"
 
 #define DEFAULT_RESYNC_MS 30000
 #define DEFAULT_GRACE_S 10

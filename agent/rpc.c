@@ -12,10 +12,11 @@
 
 #include "agent/docker.h"
 #include "agent/rpc.h"
-#include "common/banned.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define LOGS_MAX_BYTES (256 * 1024)      /* newest lines kept within this many bytes */
 #define EXEC_MAX_OUTPUT (256 * 1024)     /* per stream */

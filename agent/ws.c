@@ -16,12 +16,13 @@
 #include <unistd.h>
 
 #include "agent/ws.h"
-#include "common/banned.h"
 #include "common/buf.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define RX_MAX (1 << 20)
 #define TICK_US (100 * 1000)

@@ -22,12 +22,13 @@
 #include "apiserver/agentws.h"
 #include "apiserver/api.h"
 #include "apiserver/store.h"
-#include "common/banned.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 #include "etcdclient/etcd.h"
+
+#include "common/banned.h"
 
 #define RX_MAX (1 << 20) /* one message from an agent, reassembled */
 #define HDR_MAX 4096

@@ -13,9 +13,10 @@
 #include "apiserver/agentws.h"
 #include "apiserver/api.h"
 #include "apiserver/store.h"
-#include "common/banned.h"
 #include "common/xmalloc.h"
 #include "etcdclient/etcd.h"
+
+#include "common/banned.h"
 
 #define KEY_OBSERVED "/kontena/observed/"
 #define KEY_INSTANCES "/kontena/instances/"

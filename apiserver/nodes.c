@@ -11,10 +11,11 @@
 #include "apiserver/agentws.h"
 #include "apiserver/api.h"
 #include "apiserver/store.h"
-#include "common/banned.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 #include "etcdclient/etcd.h"
+
+#include "common/banned.h"
 
 #define NODE_TXN_ATTEMPTS 8
 

@@ -15,10 +15,11 @@
 
 #include "cli/config.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/buf.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 struct api {
     CURL *h;

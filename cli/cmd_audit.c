@@ -7,8 +7,9 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 static int print_audit_log(struct cli *c, struct opts *o, const char *base)
 {

@@ -8,8 +8,9 @@
 #include "cli/config.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define STATSD_DEFAULT_PORT 8125
 

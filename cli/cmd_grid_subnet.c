@@ -8,8 +8,9 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 /* GET the current grid; *name gets its name (borrowed from c's config or o). */
 static json_t *current_grid(struct cli *c, struct opts *o, const char **name, char **path)

@@ -6,8 +6,9 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 /* "/v1/grids/<current grid>/users"; caller frees. NULL after printing the error when there
  * is no master or grid. */

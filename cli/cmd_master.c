@@ -14,8 +14,9 @@
 #include "cli/config.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define DEFAULT_MASTER_NAME "kontena-master"
 

@@ -10,8 +10,9 @@
 #include "cli/config.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 static char *token_path(const char *id_or_token)
 {

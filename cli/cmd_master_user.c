@@ -8,9 +8,10 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 static char *user_path(const char *email, const char *suffix)
 {

@@ -13,9 +13,10 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 static const char *jstr(const json_t *o, const char *key)
 {

@@ -10,11 +10,12 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/buf.h"
 #include "common/specparse.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 /* How long `service rm` waits for the service to be gone. */
 #define REMOVE_WAIT_S 30

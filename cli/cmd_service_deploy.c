@@ -9,10 +9,11 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/buf.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define POLL_MS 1000
 

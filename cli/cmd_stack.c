@@ -12,10 +12,11 @@
 #include "cli/opts.h"
 #include "cli/output.h"
 #include "cli/stackfile/ynode.h"
-#include "common/banned.h"
 #include "common/buf.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define POLL_MS 1000
 #define REMOVE_WAIT_S 60

@@ -16,9 +16,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "common/banned.h"
 #include "common/specparse.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 /* Service fields the master stores (apiserver/svcspec.c), minus the name. */
 static const char *const fields[] = {

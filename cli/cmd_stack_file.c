@@ -12,9 +12,10 @@
 #include "cli/output.h"
 #include "cli/stackfile/stackfile.h"
 #include "cli/stackfile/ynode.h"
-#include "common/banned.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define MAX_DEPTH 16
 #define VALUES_FILE_MAX (1u << 20)

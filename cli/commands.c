@@ -9,8 +9,9 @@
 #include "cli/config.h"
 #include "cli/opts.h"
 #include "cli/output.h"
-#include "common/banned.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define HELP_LABEL_WIDTH 29
 

@@ -10,9 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/banned.h"
 #include "common/buf.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define CONFIG_MAX_BYTES (16u << 20)
 #define CERT_MAX_BYTES (1u << 20)

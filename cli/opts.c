@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/banned.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 const struct cli_opt opts_global[] = {
     {'h', "help", NULL, 0, "print help", NULL, NULL},

@@ -8,9 +8,10 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "common/banned.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define COLOR_RED "\033[31m"
 #define COLOR_GREEN "\033[32m"

@@ -8,8 +8,9 @@
 #include "cli/api.h"
 #include "cli/cli.h"
 #include "cli/stackfile/vars.h"
-#include "common/banned.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 struct stackhost {
     struct vars_host host; /* first, so the vars_host pointer is the stackhost pointer */

@@ -35,10 +35,11 @@
 #include <strings.h>
 #include <time.h>
 
-#include "common/banned.h"
 #include "common/buf.h"
 #include "common/crypto.h"
 #include "common/xmalloc.h"
+
+#include "common/banned.h"
 
 #define MAX_OUTPUT ((size_t)16 << 20) /* bytes in any rendered string */
 #define MAX_DEPTH 100                 /* nested blocks, nested expressions */
