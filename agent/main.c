@@ -21,6 +21,7 @@
 #include "agent/reconcile.h"
 #include "agent/rpc.h"
 #include "agent/ws.h"
+#include "common/cmdline.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -146,25 +147,7 @@ static int check_ca_file(const char *path, char *why, size_t n)
     return found ? 0 : -1;
 }
 
-static int die_usage(const char *fmt, ...) PRINTF_LIKE(1, 2);
-static int die_usage(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "kontena-agent: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nSee 'kontena-agent --help'.\n");
-    return 2;
-}
-
-static long parse_num(const char *s, long min, long max)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    return (*s && *end == '\0' && v >= min && v <= max) ? v : -1;
-}
+#define die_usage(...) cmdline_usage("kontena-agent", __VA_ARGS__)
 
 static const char *env_or(const char *name, const char *def)
 {
@@ -242,7 +225,7 @@ static int parse_uri(const char *uri, struct agent_config *c)
             return -1;
         memcpy(port, colon + 1, pl);
         port[pl] = '\0';
-        if ((v = parse_num(port, 1, 65535)) == -1)
+        if ((v = cmdline_long(port, 1, 65535)) == -1)
             return -1;
         c->port = (int)v;
     } else {
@@ -412,17 +395,17 @@ int main(int argc, char **argv)
             no_docker = 1;
             break;
         case OPT_PING:
-            if ((v = parse_num(optarg, 100, 3600000)) == -1)
+            if ((v = cmdline_long(optarg, 100, 3600000)) == -1)
                 return die_usage("bad --ping-interval '%s': ms from 100 to 3600000", optarg);
             c.ping_interval_ms = (int)v;
             break;
         case OPT_PING_TO:
-            if ((v = parse_num(optarg, 100, 600000)) == -1)
+            if ((v = cmdline_long(optarg, 100, 600000)) == -1)
                 return die_usage("bad --ping-timeout '%s': ms from 100 to 600000", optarg);
             c.ping_timeout_ms = (int)v;
             break;
         case OPT_BACKOFF:
-            if ((v = parse_num(optarg, 100, 3600000)) == -1)
+            if ((v = cmdline_long(optarg, 100, 3600000)) == -1)
                 return die_usage("bad --backoff-max '%s': ms from 100 to 3600000", optarg);
             c.backoff_max_ms = (int)v;
             break;
@@ -438,7 +421,7 @@ int main(int argc, char **argv)
             grid = optarg;
             break;
         case OPT_RESYNC:
-            if ((v = parse_num(optarg, 100, 86400000)) == -1)
+            if ((v = cmdline_long(optarg, 100, 86400000)) == -1)
                 return die_usage("bad --resync-interval '%s': ms from 100 to 86400000", optarg);
             resync_ms = (int)v;
             break;

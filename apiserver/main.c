@@ -11,6 +11,7 @@
 #include "apiserver/agentws.h"
 #include "apiserver/api.h"
 #include "apiserver/store.h"
+#include "common/cmdline.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
@@ -100,25 +101,7 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int die_usage(const char *fmt, ...) PRINTF_LIKE(1, 2);
-static int die_usage(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "kontena-apiserver: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nSee 'kontena-apiserver --help'.\n");
-    return 2;
-}
-
-static long parse_num(const char *s, long min, long max)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    return (*s && *end == '\0' && v >= min && v <= max) ? v : -1;
-}
+#define die_usage(...) cmdline_usage("kontena-apiserver", __VA_ARGS__)
 
 /* Wait until etcd answers, or the deadline passes. */
 static enum status wait_for_etcd(struct etcd *c, long seconds, struct err *e)
@@ -169,16 +152,28 @@ int main(int argc, char **argv)
     eo.password = getenv("KONTENA_ETCD_PASSWORD");
     log_init("apiserver", LOG_INFO);
 
-    /* The agents' settings may come from the environment too (tests, containers). */
-    if (getenv("KONTENA_AGENT_PING_INTERVAL") &&
-        (v = parse_num(getenv("KONTENA_AGENT_PING_INTERVAL"), 100, 3600000)) != -1)
-        ac.ping_interval_ms = (int)v;
-    if (getenv("KONTENA_AGENT_PING_TIMEOUT") &&
-        (v = parse_num(getenv("KONTENA_AGENT_PING_TIMEOUT"), 100, 600000)) != -1)
-        ac.ping_timeout_ms = (int)v;
-    if (getenv("KONTENA_AGENT_LEASE_TTL") &&
-        (v = parse_num(getenv("KONTENA_AGENT_LEASE_TTL"), 2, 3600)) != -1)
-        ac.lease_ttl_s = (int)v;
+    /* The agents' settings may come from the environment too (tests, containers); flags
+     * given below override them. */
+    {
+        const struct {
+            const char *env;
+            long min, max;
+            int *to;
+        } envs[] = {
+            {"KONTENA_AGENT_PING_INTERVAL", 100, 3600000, &ac.ping_interval_ms},
+            {"KONTENA_AGENT_PING_TIMEOUT", 100, 600000, &ac.ping_timeout_ms},
+            {"KONTENA_AGENT_LEASE_TTL", 2, 3600, &ac.lease_ttl_s},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(envs); i++) {
+            const char *val = getenv(envs[i].env);
+            if (!val)
+                continue;
+            if ((v = cmdline_long(val, envs[i].min, envs[i].max)) == -1)
+                return die_usage("bad %s '%s': from %ld to %ld", envs[i].env, val, envs[i].min,
+                                 envs[i].max);
+            *envs[i].to = (int)v;
+        }
+    }
     while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         switch (opt) {
         case OPT_LISTEN: listen = optarg; break;
@@ -197,16 +192,16 @@ int main(int argc, char **argv)
         case OPT_ETCD_KEY: eo.key = optarg; break;
         case OPT_ETCD_INSECURE: eo.insecure_skip_verify = 1; break;
         case OPT_ETCD_WAIT:
-            if ((etcd_wait = parse_num(optarg, 0, 86400)) == -1)
+            if ((etcd_wait = cmdline_long(optarg, 0, 86400)) == -1)
                 return die_usage("bad --etcd-wait '%s': seconds from 0 to 86400", optarg);
             break;
         case OPT_THREADS:
-            if ((v = parse_num(optarg, 1, 256)) == -1)
+            if ((v = cmdline_long(optarg, 1, 256)) == -1)
                 return die_usage("bad --threads '%s': a number from 1 to 256", optarg);
             a.cfg.threads = (unsigned)v;
             break;
         case OPT_MAX_BODY:
-            if ((v = parse_num(optarg, 1024, 1L << 30)) == -1)
+            if ((v = cmdline_long(optarg, 1024, 1L << 30)) == -1)
                 return die_usage("bad --max-body '%s': bytes from 1024 to 1 GiB", optarg);
             a.cfg.max_body = (size_t)v;
             break;
@@ -217,17 +212,17 @@ int main(int argc, char **argv)
             break;
         case OPT_AGENT_LISTEN: agent_listen = optarg; break;
         case OPT_AGENT_PING:
-            if ((v = parse_num(optarg, 100, 3600000)) == -1)
+            if ((v = cmdline_long(optarg, 100, 3600000)) == -1)
                 return die_usage("bad --agent-ping-interval '%s': ms from 100 to 3600000", optarg);
             ac.ping_interval_ms = (int)v;
             break;
         case OPT_AGENT_PING_TO:
-            if ((v = parse_num(optarg, 100, 600000)) == -1)
+            if ((v = cmdline_long(optarg, 100, 600000)) == -1)
                 return die_usage("bad --agent-ping-timeout '%s': ms from 100 to 600000", optarg);
             ac.ping_timeout_ms = (int)v;
             break;
         case OPT_AGENT_TTL:
-            if ((v = parse_num(optarg, 2, 3600)) == -1)
+            if ((v = cmdline_long(optarg, 2, 3600)) == -1)
                 return die_usage("bad --agent-lease-ttl '%s': seconds from 2 to 3600", optarg);
             ac.lease_ttl_s = (int)v;
             break;
@@ -239,14 +234,14 @@ int main(int argc, char **argv)
     if (optind < argc)
         return die_usage("unexpected argument '%s'", argv[optind]);
     colon = strrchr(listen, ':');
-    if (!colon || (v = parse_num(colon + 1, 0, 65535)) == -1)
+    if (!colon || (v = cmdline_long(colon + 1, 0, 65535)) == -1)
         return die_usage("bad --listen '%s': use ADDR:PORT", listen);
     host = xstrndup(listen, (size_t)(colon - listen));
     a.cfg.listen_addr = host;
     a.cfg.port = (int)v;
     if (agent_listen && strcmp(agent_listen, "off") != 0) {
         colon = strrchr(agent_listen, ':');
-        if (!colon || (v = parse_num(colon + 1, 1, 65535)) == -1) {
+        if (!colon || (v = cmdline_long(colon + 1, 1, 65535)) == -1) {
             free(host);
             return die_usage("bad --agent-listen '%s': use ADDR:PORT or off", agent_listen);
         }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/cmdline.h"
 #include "common/crypto.h"
 #include "common/err.h"
 #include "common/timeutil.h"
@@ -25,6 +26,17 @@ Test(buf, append_respects_cap)
     cr_assert_null(b.ptr);
     free(s);
     buf_release(&b);
+}
+
+Test(cmdline, long_in_range_or_minus_one)
+{
+    cr_assert_eq(cmdline_long("30000", 100, 3600000), 30000);
+    cr_assert_eq(cmdline_long("100", 100, 200), 100);
+    cr_assert_eq(cmdline_long("99", 100, 200), -1);
+    cr_assert_eq(cmdline_long("201", 100, 200), -1);
+    cr_assert_eq(cmdline_long("12x", 0, 100), -1);
+    cr_assert_eq(cmdline_long("", 0, 100), -1);
+    cr_assert_eq(cmdline_long(NULL, 0, 100), -1);
 }
 
 Test(err, set_and_wrap)
