@@ -127,6 +127,10 @@ int cli_fail_api(struct cli *c);
 /* DELETE path while the spinner started by the caller runs: 0 and the spinner "done" on
  * success, else the API error printed and 1. */
 int cli_api_delete(struct cli *c, const char *path);
+/* After a DELETE the master may remove asynchronously (as the original did): poll path once a
+ * second until it answers 404. 0, or 1 after printing the API error or
+ * "<what> is still there N seconds after its removal". */
+int cli_wait_gone(struct cli *c, const char *path, const char *what, int seconds);
 /* Save the config; prints the error and returns 1 on failure. No-op while KONTENA_URL is
  * set. */
 int cli_save_config(struct cli *c);

@@ -973,26 +973,6 @@ static int remove_instance(struct cli *c, const struct svc_ref *r, const char *w
     return rc;
 }
 
-/* After DELETE: wait until the service answers 404 (the original removed asynchronously). */
-static int wait_gone(struct cli *c, const char *path)
-{
-    int64_t deadline = time_mono_ms() + REMOVE_WAIT_S * 1000;
-
-    for (;;) {
-        json_t *svc = NULL;
-        enum status st = api_get(c->api, path, &svc);
-
-        json_decref(svc);
-        if (st == ST_NOTFOUND)
-            return 0;
-        if (st != ST_OK)
-            return cli_fail_api(c);
-        if (time_mono_ms() > deadline)
-            return cli_error("service is still there %d seconds after its removal", REMOVE_WAIT_S);
-        time_sleep_ms(1000);
-    }
-}
-
 static int cmd_service_rm(struct cli *c, struct opts *o)
 {
     int force = opts_flag(o, "force");
@@ -1021,7 +1001,7 @@ static int cmd_service_rm(struct cli *c, struct opts *o)
         spinner_start(0, "Removing service %s", r.typed);
         st = api_call(c->api, "DELETE", r.path, NULL, &reply);
         json_decref(reply);
-        rc = st != ST_OK ? cli_fail_api(c) : wait_gone(c, r.path);
+        rc = st != ST_OK ? cli_fail_api(c) : cli_wait_gone(c, r.path, "service", REMOVE_WAIT_S);
         if (!rc)
             spinner_done();
         svc_ref_release(&r);

@@ -443,25 +443,6 @@ static int cmd_stack_show(struct cli *c, struct opts *o)
 
 /* ---- stack rm ---- */
 
-static int wait_stack_gone(struct cli *c, const char *path)
-{
-    int64_t deadline = time_mono_ms() + REMOVE_WAIT_S * 1000;
-
-    for (;;) {
-        json_t *s = NULL;
-        enum status st = api_get(c->api, path, &s);
-
-        json_decref(s);
-        if (st == ST_NOTFOUND)
-            return 0;
-        if (st != ST_OK)
-            return cli_fail_api(c);
-        if (time_mono_ms() > deadline)
-            return cli_error("stack is still there %d seconds after its removal", REMOVE_WAIT_S);
-        time_sleep_ms(POLL_MS);
-    }
-}
-
 static int remove_tree(struct cli *c, const char *grid, const char *name, int keep_deps, int depth)
 {
     json_t *stack, *child, *reply = NULL;
@@ -489,7 +470,7 @@ static int remove_tree(struct cli *c, const char *grid, const char *name, int ke
     spinner_start(0, "Removing stack %s", name);
     if (api_call(c->api, "DELETE", path, NULL, &reply) != ST_OK)
         rc = cli_fail_api(c);
-    else if (!(rc = wait_stack_gone(c, path)))
+    else if (!(rc = cli_wait_gone(c, path, "stack", REMOVE_WAIT_S)))
         spinner_done();
     free(path);
 out:

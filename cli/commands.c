@@ -9,6 +9,7 @@
 #include "cli/config.h"
 #include "cli/opts.h"
 #include "cli/output.h"
+#include "common/timeutil.h"
 #include "common/xmalloc.h"
 
 #include "common/banned.h"
@@ -250,6 +251,25 @@ int cli_api_delete(struct cli *c, const char *path)
         return cli_fail_api(c);
     spinner_done();
     return 0;
+}
+
+int cli_wait_gone(struct cli *c, const char *path, const char *what, int seconds)
+{
+    int64_t deadline = time_mono_ms() + (int64_t)seconds * 1000;
+
+    for (;;) {
+        json_t *obj = NULL;
+        enum status st = api_get(c->api, path, &obj);
+
+        json_decref(obj);
+        if (st == ST_NOTFOUND)
+            return 0;
+        if (st != ST_OK)
+            return cli_fail_api(c);
+        if (time_mono_ms() > deadline)
+            return cli_error("%s is still there %d seconds after its removal", what, seconds);
+        time_sleep_ms(1000);
+    }
 }
 
 int cli_save_config(struct cli *c)
