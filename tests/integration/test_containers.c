@@ -41,41 +41,17 @@ static char *grid, *uri, *token, *grid_token, *pem, *agent_log;
 static pid_t agent;
 static char *out, *err;
 
-static void dump_log(const char *path)
-{
-    FILE *f = path ? fopen(path, "r") : NULL;
-    char line[1024];
-
-    if (!f)
-        return;
-    fprintf(stderr, "--- %s\n", path);
-    while (fgets(line, sizeof(line), f))
-        fputs(line, stderr);
-    fclose(f);
-}
-
+/* The agents label their containers with the test's grid, not with the run's label. */
 static void remove_grid_containers(void)
 {
-    char *filter;
-    const char *labels[2];
-    json_t *list = NULL, *c;
-    size_t i;
+    char *label;
 
-    if (!dk || !grid)
+    if (!grid)
         return;
-    filter = xasprintf("io.kontena.grid=%s", grid);
-    labels[0] = filter;
-    labels[1] = NULL;
-    if (docker_container_list(dk, labels, 1, &list, NULL) == ST_OK) {
-        json_array_foreach(list, i, c)
-        {
-            if (docker_container_remove(dk, json_string_value(json_object_get(c, "Id")), 1, 1,
-                                        NULL) != ST_OK)
-                fprintf(stderr, "cannot remove a test container\n");
-        }
-    }
-    json_decref(list);
-    free(filter);
+    label = xasprintf("io.kontena.grid=%s", grid);
+    if (docker_env_remove_containers(label) < 0)
+        fprintf(stderr, "cannot remove the test containers of grid %s\n", grid);
+    free(label);
 }
 
 static void req(const char *method, const char *path, const char *body, struct http_reply *r)
@@ -181,7 +157,7 @@ static void stop_agent_checked(void)
 
     agent = 0;
     if (ws == -1 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-        dump_log(agent_log);
+        proc_dump_file(agent_log);
     cr_assert(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
               "the agent did not exit cleanly (wait status %d)", ws);
 }
@@ -211,7 +187,7 @@ static char *run_container(void)
         if (running)
             break;
         if (time_mono_ms() - t0 > 30000) {
-            dump_log(agent_log);
+            proc_dump_file(agent_log);
             cr_assert_fail("the container did not start");
         }
         time_sleep_ms(50);

@@ -238,6 +238,30 @@ out:
     return n;
 }
 
+int docker_env_remove_containers(const char *label)
+{
+    CURL *h;
+    char *filter, *q, *path;
+    json_t *list = NULL;
+    int n = -1;
+
+    pthread_once(&curl_once, curl_init_once);
+    h = curl_easy_init();
+    if (!h)
+        return -1;
+    filter = xasprintf("{\"label\":[\"%s\"]}", label);
+    q = curl_easy_escape(h, filter, 0);
+    path = xasprintf("/containers/json?all=1&filters=%s", q);
+    if (api(h, "GET", path, &list) == 200)
+        n = remove_all(h, list, "Id", "/containers/", "?force=1&v=1");
+    json_decref(list);
+    free(path);
+    curl_free(q);
+    free(filter);
+    curl_easy_cleanup(h);
+    return n;
+}
+
 void docker_env_global_cleanup(void)
 {
     const char *err = getenv(ENV_ERROR);

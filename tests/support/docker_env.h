@@ -53,5 +53,9 @@ const char *docker_env_source_dir(void);
  * carrying this run's label. Returns how many objects were removed, or -1 when Docker
  * could not be asked. */
 int docker_env_cleanup(void);
+/* Remove every container (force, with anonymous volumes) carrying label ("k=v"), e.g. the
+ * containers an agent made for a test's grid, which carry io.kontena.* labels rather than
+ * the run's. Returns how many were removed, or -1 when Docker could not be asked. */
+int docker_env_remove_containers(const char *label);
 
 #endif

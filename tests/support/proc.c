@@ -227,3 +227,16 @@ void proc_rmtree(const char *path)
     if (path && *path && strcmp(path, "/") != 0)
         nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); /* never follows symlinks */
 }
+
+void proc_dump_file(const char *path)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    char line[1024];
+
+    if (!f)
+        return;
+    fprintf(stderr, "--- %s\n", path);
+    while (fgets(line, sizeof(line), f))
+        fputs(line, stderr);
+    fclose(f);
+}

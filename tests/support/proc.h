@@ -35,5 +35,8 @@ int proc_run(const char *const argv[], const char *const env[], const char *inpu
 char *proc_tempdir(const char *prefix);
 /* rm -rf path, in-process. */
 void proc_rmtree(const char *path); /* never follows symlinks */
+/* Copy a log file to stderr under a "--- <path>" line (a failing test's evidence); nothing
+ * when it cannot be read. */
+void proc_dump_file(const char *path);
 
 #endif
