@@ -17,7 +17,6 @@
 #include "tests/support/proc.h"
 
 static char *out, *err;
-static char *admin_token;
 
 static void setup(void)
 {
@@ -35,7 +34,6 @@ static void teardown(void)
 {
     FREE_AND_NULL(out);
     FREE_AND_NULL(err);
-    FREE_AND_NULL(admin_token);
     api_fixture_teardown();
 }
 
@@ -62,21 +60,10 @@ static long long jint(const json_t *o, const char *key)
 
 static const char *admin(void)
 {
-    struct http_reply r;
-    char *body, *u;
+    const char *tok = api_proc_admin_token(&api);
 
-    if (admin_token)
-        return admin_token;
-    body = xasprintf("{\"grant_type\":\"password\",\"username\":\"admin\",\"password\":\"%s\"}",
-                     api.admin_password);
-    u = xasprintf("%s/oauth2/token", api.url);
-    cr_assert_eq(http_do("POST", u, NULL, body, (size_t)-1, NULL, &r), 0);
-    cr_assert_eq(r.status, 201, "%s", r.body);
-    admin_token = xstrdup(jstr(r.json, "access_token"));
-    http_reply_release(&r);
-    free(u);
-    free(body);
-    return admin_token;
+    cr_assert_not_null(tok, "cannot log in as admin");
+    return tok;
 }
 
 /* A request as admin that must answer want; the reply's JSON (new reference). */

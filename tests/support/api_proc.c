@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include "common/xmalloc.h"
+#include "tests/support/http.h"
 #include "tests/support/proc.h"
 
 static int launch(struct api_proc *p)
@@ -109,6 +110,7 @@ int api_proc_cleanup(struct api_proc *p)
     free(p->etcd);
     free(p->url);
     free(p->admin_password);
+    free(p->admin_token);
     memset(p, 0, sizeof(*p));
     return rc;
 }
@@ -150,4 +152,30 @@ int api_cli(struct api_proc *p, const char *input, char **out, char **err, ...)
     va_end(ap);
     args[n] = NULL;
     return api_cli_env(p, NULL, input, out, err, args);
+}
+
+const char *api_proc_admin_token(struct api_proc *p)
+{
+    struct http_reply r;
+    char *body, *url;
+    const char *tok;
+
+    if (p->admin_token)
+        return p->admin_token;
+    body = xasprintf("{\"grant_type\":\"password\",\"username\":\"admin\",\"password\":\"%s\"}",
+                     p->admin_password);
+    url = xasprintf("%s/oauth2/token", p->url);
+    if (http_do("POST", url, NULL, body, (size_t)-1, NULL, &r) != 0) {
+        fprintf(stderr, "admin login at %s: no answer\n", url);
+    } else {
+        tok = json_string_value(json_object_get(r.json, "access_token"));
+        if (r.status == 201 && tok)
+            p->admin_token = xstrdup(tok);
+        else
+            fprintf(stderr, "admin login at %s: %ld %s\n", url, r.status, r.body ? r.body : "");
+        http_reply_release(&r);
+    }
+    free(url);
+    free(body);
+    return p->admin_token;
 }

@@ -19,6 +19,7 @@ struct api_proc {
     char *etcd;     /* etcd endpoint(s) */
     char *url;      /* https://127.0.0.1:<port> */
     char *admin_password;
+    char *admin_token; /* api_proc_admin_token()'s cache */
 };
 
 /* Start (dir created when NULL). Returns 0, or -1 with the log path printed to stderr. */
@@ -30,6 +31,10 @@ int api_proc_stop(struct api_proc *p);
 int api_proc_restart(struct api_proc *p);
 /* Stop (same result as api_proc_stop), remove the dir, free. */
 int api_proc_cleanup(struct api_proc *p);
+
+/* An access token of the bootstrap admin (logged in once, then cached in p; valid across
+ * restarts, since tokens live in etcd). NULL after printing why on stderr. */
+const char *api_proc_admin_token(struct api_proc *p);
 
 /* Run `kontena args...` (NULL-terminated) with the test's HOME/KONTENA_CONFIG, optional
  * stdin input. Returns the exit status; *out and *err (may be NULL) get fresh copies. */
