@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "apiserver/api.h"
+#include "common/deployrec.h"
 #include "common/err.h"
 
 struct etcd_txn;
@@ -21,7 +22,7 @@ struct etcd_txn;
 /* etcd refuses transactions of more than 128 operations per branch (--max-txn-ops): a stack
  * deploy writes 2 per service plus 2. */
 #define WL_MAX_STACK_SERVICES 50
-#define WL_DEPLOY_WAITING "waiting for the scheduler"
+#define WL_DEPLOY_WAITING DEPLOY_REASON_WAITING
 
 /* --- links (services.c) ----------------------------------------------------------------- */
 
@@ -56,12 +57,8 @@ void service_touch(json_t *svc, const char *now); /* updated_at = now */
 
 /* --- deploys (deploys.c) ---------------------------------------------------------------- */
 
-/* A fresh id "<16-digit µs>-<8 hex>" (fresh memory). */
-char *deploy_new_id(void);
-/* A service deploy record in state created for svc (borrowed, stored form) at its current
- * revision; stack_deploy_id may be NULL. */
-json_t *deploy_record_new(const json_t *svc, const char *stack_deploy_id, int force,
-                          const char *now);
+/* deploy_new_id() and deploy_record_new() are in common/deployrec.h (the rescheduler
+ * builds the same records). */
 /* The deploy JSON of master-api §4.5 (fresh). */
 json_t *deploy_view(const json_t *rec);
 /* State of a stack deploy from its service deploy records (array). */
