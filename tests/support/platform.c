@@ -1,0 +1,541 @@
+#include "tests/support/platform.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "common/buf.h"
+#include "common/timeutil.h"
+#include "common/xmalloc.h"
+#include "etcdclient/etcd.h"
+#include "tests/support/agent_proc.h"
+#include "tests/support/docker_env.h"
+#include "tests/support/proc.h"
+
+#include "common/banned.h"
+
+const char *const platform_ctl_names[PLATFORM_NCTL] = {"scheduler", "ipam", "rescheduler",
+                                                       "health"};
+
+#define MAX_CLI_ARGS 48
+
+char *platform_name(const char *what)
+{
+    const char *id = docker_env_run_id();
+    size_t n = strlen(id);
+
+    return xasprintf("%s-%s", what, n > 8 ? id + n - 8 : id);
+}
+
+char *platform_write_file(struct platform *p, const char *file, const char *text)
+{
+    char *path = xasprintf("%s/%s", p->api.dir, file);
+    FILE *f = fopen(path, "w");
+
+    if (!f || fputs(text, f) == EOF || fclose(f) != 0) {
+        fprintf(stderr, "platform: cannot write %s: %s\n", path, strerror(errno));
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static int cli_argv(struct platform *p, const char *const args[])
+{
+    FREE_AND_NULL(p->out);
+    FREE_AND_NULL(p->err);
+    return api_cli_env(&p->api, NULL, NULL, &p->out, &p->err, args);
+}
+
+int platform_cli(struct platform *p, ...)
+{
+    const char *args[MAX_CLI_ARGS];
+    size_t n = 0;
+    va_list ap;
+    const char *a;
+
+    va_start(ap, p);
+    while ((a = va_arg(ap, const char *)) && n < MAX_CLI_ARGS - 1)
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    return cli_argv(p, args);
+}
+
+/* --- etcd reads ----------------------------------------------------------------------- */
+
+static json_t *get_json(struct platform *p, const char *key, int *missing)
+{
+    struct etcd_kv kv;
+    struct err e = ERR_INIT;
+    enum status st = etcd_get(p->ec, key, &kv, NULL, &e);
+    json_t *v;
+
+    *missing = st == ST_NOTFOUND;
+    if (st != ST_OK) {
+        if (st != ST_NOTFOUND)
+            fprintf(stderr, "platform: etcd get %s: %s\n", key, e.msg);
+        return NULL;
+    }
+    v = json_loadb(kv.value, kv.value_len, 0, NULL);
+    etcd_kv_release(&kv);
+    return v;
+}
+
+int platform_node_online(struct platform *p, const char *name)
+{
+    char *key = xasprintf("/kontena/node_status/%s/%s", p->grid, name);
+    int missing;
+    json_t *v = get_json(p, key, &missing);
+
+    free(key);
+    if (v) {
+        json_decref(v);
+        return 1;
+    }
+    return missing ? 0 : -1;
+}
+
+int platform_wait_node(struct platform *p, const char *name, int want, int timeout_ms)
+{
+    int64_t deadline = time_mono_ms() + timeout_ms;
+
+    for (;;) {
+        if (platform_node_online(p, name) == want)
+            return 0;
+        if (time_mono_ms() >= deadline) {
+            fprintf(stderr, "platform: node %s did not go %s within %d ms\n", name,
+                    want ? "online" : "offline", timeout_ms);
+            return -1;
+        }
+        time_sleep_ms(100);
+    }
+}
+
+static int stack_matches(const json_t *v, const char *stack)
+{
+    const json_t *s = json_object_get(v, "stack");
+    const char *have = json_string_value(s);
+
+    if (!stack || !strcmp(stack, "null"))
+        return !have || !strcmp(have, "null");
+    return have && !strcmp(have, stack);
+}
+
+json_t *platform_instances(struct platform *p, const char *stack, const char *service)
+{
+    struct etcd_range_opts ro = {.range_end = ETCD_PREFIX};
+    struct etcd_range_result r;
+    struct err e = ERR_INIT;
+    char *prefix = xasprintf("/kontena/instances/%s/", p->grid);
+    size_t plen = strlen(prefix);
+    json_t *out;
+
+    if (etcd_range(p->ec, prefix, &ro, &r, &e) != ST_OK) {
+        fprintf(stderr, "platform: etcd range %s: %s\n", prefix, e.msg);
+        free(prefix);
+        return NULL;
+    }
+    out = json_array();
+    for (size_t i = 0; i < r.n; i++) {
+        const char *rest = r.kvs[i].key + plen, *slash = strchr(rest, '/');
+        json_t *v = json_loadb(r.kvs[i].value, r.kvs[i].value_len, 0, NULL), *obs, *o;
+        char *node, *okey;
+        int missing;
+
+        if (!v || !slash || !stack_matches(v, stack) ||
+            strcmp(json_string_value(json_object_get(v, "service")) ?: "", service) != 0) {
+            json_decref(v);
+            continue;
+        }
+        node = xasprintf("%.*s", (int)(slash - rest), rest);
+        okey = xasprintf("/kontena/observed/%s/%s/%s", p->grid, node, slash + 1);
+        obs = get_json(p, okey, &missing);
+        o = json_pack("{s:s, s:s, s:O*, s:O*, s:O*, s:O*, s:o}", "node", node, "container",
+                      slash + 1, "instance_number", json_object_get(v, "instance_number"),
+                      "revision", json_object_get(v, "revision"), "desired_state",
+                      json_object_get(v, "desired_state"), "overlay_cidr",
+                      json_object_get(v, "overlay_cidr"), "observed", obs ? obs : json_null());
+        if (o)
+            json_array_append_new(out, o);
+        json_decref(v);
+        free(node);
+        free(okey);
+    }
+    etcd_range_result_release(&r);
+    free(prefix);
+    return out;
+}
+
+static int count_running(const json_t *list)
+{
+    size_t i;
+    json_t *it;
+    int n = 0;
+
+    json_array_foreach(list, i, it)
+    {
+        const json_t *obs = json_object_get(it, "observed");
+        const char *want = json_string_value(json_object_get(it, "desired_state"));
+        const char *state = json_string_value(json_object_get(obs, "state"));
+
+        if (want && !strcmp(want, "running") && state && !strcmp(state, "running") &&
+            json_integer_value(json_object_get(obs, "revision")) ==
+                json_integer_value(json_object_get(it, "revision")))
+            n++;
+    }
+    return n;
+}
+
+int platform_running(struct platform *p, const char *stack, const char *service)
+{
+    json_t *l = platform_instances(p, stack, service);
+    int n;
+
+    if (!l)
+        return -1;
+    n = count_running(l);
+    json_decref(l);
+    return n;
+}
+
+json_t *platform_wait_running(struct platform *p, const char *stack, const char *service,
+                              int count, int timeout_ms)
+{
+    int64_t deadline = time_mono_ms() + timeout_ms;
+
+    for (;;) {
+        json_t *l = platform_instances(p, stack, service);
+
+        if (l && (int)json_array_size(l) == count && count_running(l) == count)
+            return l;
+        if (time_mono_ms() >= deadline) {
+            char *s = l ? json_dumps(l, JSON_INDENT(1)) : NULL;
+            fprintf(stderr, "platform: %s/%s: not %d instances running within %d ms; have: %s\n",
+                    stack ? stack : "null", service, count, timeout_ms, s ? s : "(unreadable)");
+            free(s);
+            json_decref(l);
+            return NULL;
+        }
+        json_decref(l);
+        time_sleep_ms(200);
+    }
+}
+
+/* --- Docker --------------------------------------------------------------------------- */
+
+static size_t collect(char *ptr, size_t sz, size_t n, void *u)
+{
+    return buf_append(u, ptr, sz * n) == ST_OK ? sz * n : 0;
+}
+
+/* One Engine API request on the socket: the HTTP status (0 on a transport error), the
+ * parsed body in *out when asked and it is JSON. */
+static long docker_call(CURL *h, const char *method, const char *path, json_t **out)
+{
+    char *url = xasprintf("http://localhost/v1.41%s", path);
+    struct buf b;
+    long status = 0;
+
+    buf_init(&b, 16 << 20);
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, docker_env_socket());
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (out)
+        *out = json_loadb(b.ptr ? b.ptr : "", b.len, 0, NULL);
+    buf_release(&b);
+    free(url);
+    return status;
+}
+
+/* The containers carrying every label of the grid plus (k, v) pairs (NULL-valued pairs are
+ * skipped): a JSON array, or NULL after saying why. */
+static json_t *docker_list(CURL *h, struct platform *p, int all, const char *k1, const char *v1,
+                           const char *k2, const char *v2)
+{
+    json_t *labels = json_array(), *f, *list = NULL;
+    char *fs, *q, *path;
+    long status;
+
+    json_array_append_new(labels, json_sprintf("io.kontena.grid=%s", p->grid));
+    if (v1)
+        json_array_append_new(labels, json_sprintf("%s=%s", k1, v1));
+    if (v2)
+        json_array_append_new(labels, json_sprintf("%s=%s", k2, v2));
+    f = json_pack("{s:o}", "label", labels);
+    fs = json_dumps(f, JSON_COMPACT);
+    q = curl_easy_escape(h, fs, 0);
+    path = xasprintf("/containers/json?all=%d&filters=%s", all, q);
+    status = docker_call(h, "GET", path, &list);
+    if (status != 200 || !json_is_array(list)) {
+        fprintf(stderr, "platform: Docker container list failed (HTTP %ld)\n", status);
+        json_decref(list);
+        list = NULL;
+    }
+    free(path);
+    curl_free(q);
+    free(fs);
+    json_decref(f);
+    return list;
+}
+
+int platform_docker_count(struct platform *p, const char *stack, const char *service,
+                          int running_only)
+{
+    CURL *h = curl_easy_init();
+    json_t *list;
+    int n = -1;
+
+    if (!h)
+        return -1;
+    list = docker_list(h, p, !running_only, "io.kontena.service", service, "io.kontena.stack",
+                       stack);
+    if (list)
+        n = (int)json_array_size(list);
+    json_decref(list);
+    curl_easy_cleanup(h);
+    return n;
+}
+
+int platform_remove_node_containers(struct platform *p, const char *name)
+{
+    CURL *h = curl_easy_init();
+    json_t *list, *c;
+    size_t i;
+    int n = -1;
+
+    if (!h)
+        return -1;
+    list = docker_list(h, p, 1, "io.kontena.node", name, NULL, NULL);
+    if (list) {
+        n = 0;
+        json_array_foreach(list, i, c)
+        {
+            const char *id = json_string_value(json_object_get(c, "Id"));
+            char *path;
+            if (!id)
+                continue;
+            path = xasprintf("/containers/%s?force=1&v=1", id);
+            if (docker_call(h, "DELETE", path, NULL) / 100 == 2)
+                n++;
+            free(path);
+        }
+    }
+    json_decref(list);
+    curl_easy_cleanup(h);
+    return n;
+}
+
+/* --- processes ------------------------------------------------------------------------ */
+
+int platform_agent_start(struct platform *p, int i)
+{
+    struct platform_agent *a = &p->agents[i];
+    char *bin = xasprintf("%s/kontena-agent", KONTENA_BIN_DIR);
+    const char *argv[64];
+    int n = 0;
+
+    if (a->pid > 0) {
+        free(bin);
+        return 0;
+    }
+    argv[n++] = bin;
+    argv[n++] = "--uri";
+    argv[n++] = p->agents_uri;
+    argv[n++] = "--token";
+    argv[n++] = p->grid_token;
+    argv[n++] = "--ca-cert";
+    argv[n++] = p->pem;
+    argv[n++] = "--node-name";
+    argv[n++] = a->name;
+    argv[n++] = "--etcd-endpoints";
+    argv[n++] = p->etcd.endpoint;
+    argv[n++] = "--docker-socket";
+    argv[n++] = docker_env_socket();
+    argv[n++] = "--backoff-max";
+    argv[n++] = "1000";
+    argv[n++] = "--resync-interval";
+    argv[n++] = "5000";
+    for (size_t k = 0; p->opts.agent_args && p->opts.agent_args[k] && n < 63; k++)
+        argv[n++] = p->opts.agent_args[k];
+    argv[n] = NULL;
+    a->pid = proc_spawn(argv, NULL, a->log);
+    free(bin);
+    if (a->pid <= 0) {
+        a->pid = 0;
+        fprintf(stderr, "platform: cannot start kontena-agent %s\n", a->name);
+        return -1;
+    }
+    return 0;
+}
+
+int platform_agent_stop(struct platform *p, int i, int sig)
+{
+    struct platform_agent *a = &p->agents[i];
+
+    if (a->pid <= 0)
+        return -1;
+    proc_stop(a->pid, sig, 5000);
+    a->pid = 0;
+    return 0;
+}
+
+static int ctl_index(const char *name)
+{
+    for (int i = 0; i < PLATFORM_NCTL; i++)
+        if (!strcmp(platform_ctl_names[i], name))
+            return i;
+    return -1;
+}
+
+int platform_ctl_start(struct platform *p, const char *name)
+{
+    int i = ctl_index(name);
+    const char *const *extra;
+
+    if (i < 0) {
+        fprintf(stderr, "platform: no controller '%s'\n", name);
+        return -1;
+    }
+    if (p->ctl[i].pid > 0)
+        return 0;
+    ctl_proc_cleanup(&p->ctl[i]);
+    extra = p->opts.ctl_args ? p->opts.ctl_args(name, p->opts.ctl_arg) : NULL;
+    if (ctl_proc_start(&p->ctl[i], p->api.dir, name, 1, p->etcd.endpoint, extra) != 0) {
+        fprintf(stderr, "platform: kontena-%s did not become healthy (is it built in %s?)\n",
+                name, KONTENA_BIN_DIR);
+        return -1;
+    }
+    return 0;
+}
+
+int platform_ctl_stop(struct platform *p, const char *name, int sig)
+{
+    int i = ctl_index(name);
+
+    if (i < 0 || p->ctl[i].pid <= 0)
+        return -1;
+    ctl_proc_stop(&p->ctl[i], sig);
+    return 0;
+}
+
+void platform_dump_logs(struct platform *p)
+{
+    char *path;
+
+    if (!p->api.dir)
+        return;
+    path = xasprintf("%s/etcd.log", p->etcd.dir);
+    proc_dump_file(path);
+    free(path);
+    path = xasprintf("%s/apiserver.log", p->api.dir);
+    proc_dump_file(path);
+    free(path);
+    for (int i = 0; i < PLATFORM_NCTL; i++)
+        if (p->ctl[i].log)
+            proc_dump_file(p->ctl[i].log);
+    for (int i = 0; i < p->n_agents; i++)
+        if (p->agents[i].log)
+            proc_dump_file(p->agents[i].log);
+}
+
+int platform_start(struct platform *p, const struct platform_opts *o)
+{
+    struct etcd_opts eo = {0};
+    struct err e = ERR_INIT;
+    char *t;
+
+    memset(p, 0, sizeof(*p));
+    p->opts = *o;
+    p->started = 1;
+    if (o->agents < 0 || o->agents > PLATFORM_MAX_AGENTS) {
+        fprintf(stderr, "platform: %d agents (0..%d)\n", o->agents, PLATFORM_MAX_AGENTS);
+        return -1;
+    }
+    p->grid = docker_env_name(o->grid_suffix ? o->grid_suffix : "e2e");
+    if (etcd_proc_start(&p->etcd) != 0)
+        return -1;
+    eo.endpoints = p->etcd.endpoint;
+    p->ec = etcd_create(&eo, &e);
+    if (!p->ec) {
+        fprintf(stderr, "platform: etcd client: %s\n", e.msg);
+        return -1;
+    }
+    /* ping every 500 ms, a node is lost after 1 s without a pong, status lease 3 s */
+    p->agents_uri = agent_proc_env(1, 500, 1000, 3);
+    if (api_proc_start(&p->api, p->etcd.endpoint, 0) != 0)
+        return -1;
+    p->pem = xasprintf("%s/master.pem", p->api.dir);
+    if (platform_cli(p, "master", "login", "--ca-cert", p->pem, "-u", "admin", "-p",
+                     p->api.admin_password, "--name", "e2e-master", p->api.url, NULL) != 0 ||
+        platform_cli(p, "grid", "create", "--initial-size", "1", p->grid, NULL) != 0 ||
+        platform_cli(p, "grid", "show", "--token", p->grid, NULL) != 0) {
+        fprintf(stderr, "platform: CLI login/grid create failed: %s%s\n", p->out, p->err);
+        return -1;
+    }
+    t = p->out;
+    t[strcspn(t, "\r\n")] = '\0';
+    p->grid_token = xstrdup(t);
+    if (!o->no_controllers)
+        for (int i = 0; i < PLATFORM_NCTL; i++)
+            if (platform_ctl_start(p, platform_ctl_names[i]) != 0)
+                return -1;
+    p->n_agents = o->agents;
+    for (int i = 0; i < o->agents; i++) {
+        p->agents[i].name = xasprintf("node-%d", i + 1);
+        p->agents[i].log = xasprintf("%s/agent-%s.log", p->api.dir, p->agents[i].name);
+        if (platform_agent_start(p, i) != 0)
+            return -1;
+    }
+    for (int i = 0; i < o->agents; i++)
+        if (platform_wait_node(p, p->agents[i].name, 1, 20000) != 0) {
+            proc_dump_file(p->agents[i].log);
+            return -1;
+        }
+    return 0;
+}
+
+void platform_cleanup(struct platform *p)
+{
+    char *label;
+
+    if (!p->started)
+        return;
+    for (int i = 0; i < PLATFORM_NCTL; i++)
+        ctl_proc_cleanup(&p->ctl[i]);
+    for (int i = 0; i < p->n_agents; i++) {
+        if (p->agents[i].pid > 0)
+            platform_agent_stop(p, i, SIGTERM);
+        FREE_AND_NULL(p->agents[i].name);
+        FREE_AND_NULL(p->agents[i].log);
+    }
+    if (p->grid) {
+        label = xasprintf("io.kontena.grid=%s", p->grid);
+        if (docker_env_remove_containers(label) < 0)
+            fprintf(stderr, "platform: cannot remove the containers of grid %s\n", p->grid);
+        free(label);
+    }
+    if (p->api.dir || p->api.pid > 0)
+        (void)api_proc_cleanup(&p->api);
+    etcd_destroy(p->ec);
+    etcd_proc_cleanup(&p->etcd);
+    FREE_AND_NULL(p->grid);
+    FREE_AND_NULL(p->grid_token);
+    FREE_AND_NULL(p->agents_uri);
+    FREE_AND_NULL(p->pem);
+    FREE_AND_NULL(p->out);
+    FREE_AND_NULL(p->err);
+    memset(p, 0, sizeof(*p));
+}

@@ -1,0 +1,130 @@
+/* tests/support/platform.h -- a whole Kontena platform for one end-to-end test: a real etcd,
+ * kontena-apiserver with its agents' endpoint, a logged-in CLI (HOME and KONTENA_CONFIG in
+ * the platform's temp dir), the four controllers (kontena-scheduler, -ipam, -rescheduler,
+ * -health) and N kontena-agent processes named node-1..node-N, all managing containers on
+ * the machine's one dockerd.
+ *
+ *     struct platform pf;
+ *     struct platform_opts o = {.agents = 3, .ctl_args = short_graces};
+ *     cr_assert_eq(platform_start(&pf, &o), 0, "...");
+ *     cr_assert_eq(platform_cli(&pf, "stack", "install", file, NULL), 0, "%s", pf.err);
+ *     ...
+ *     platform_cleanup(&pf);           // also from a suite .fini: safe after a failure
+ *
+ * The grid is "<run id>-<grid_suffix>" (docker_env.h), so every container the agents make
+ * carries io.kontena.grid=<that grid>; platform_cleanup() removes those containers, so a
+ * failed test leaves nothing behind. Container names are "<stack>.<service>-<n>" on the
+ * shared dockerd: tests running in parallel must use different stack names
+ * (platform_name() makes one unique to the test and the run).
+ *
+ * Every function reports why it failed on stderr. Not thread-safe (one test thread).
+ */
+#ifndef TESTS_SUPPORT_PLATFORM_H
+#define TESTS_SUPPORT_PLATFORM_H
+
+#include <jansson.h>
+#include <sys/types.h>
+
+#include "tests/support/api_proc.h"
+#include "tests/support/ctl_proc.h"
+#include "tests/support/etcd_proc.h"
+
+#define PLATFORM_MAX_AGENTS 8
+#define PLATFORM_NCTL 4
+
+/* The controllers, in start order; index into platform.ctl[]. */
+extern const char *const platform_ctl_names[PLATFORM_NCTL]; /* scheduler ipam rescheduler health */
+
+struct platform_opts {
+    int agents;              /* node-1..node-N, 0..PLATFORM_MAX_AGENTS (default 0) */
+    const char *grid_suffix; /* grid "<run id>-<suffix>" (default "e2e") */
+    int no_controllers;      /* start none of the four (a test starts them itself) */
+    /* Extra arguments of controller `name` (NULL-ended, borrowed until the next call),
+     * e.g. {"--grace-ha", "3s", "--online-grace", "1s", NULL}. NULL: none. */
+    const char *const *(*ctl_args)(const char *name, void *arg);
+    void *ctl_arg;
+    /* Extra arguments of every agent (NULL-ended, may be NULL). */
+    const char *const *agent_args;
+};
+
+struct platform_agent {
+    pid_t pid; /* 0 while stopped */
+    char *name; /* node-<i+1> */
+    char *log;
+};
+
+struct platform {
+    struct etcd_proc etcd;
+    struct api_proc api;
+    struct ctl_proc ctl[PLATFORM_NCTL]; /* pid 0 when not running */
+    struct platform_agent agents[PLATFORM_MAX_AGENTS];
+    int n_agents;
+    struct platform_opts opts;
+    char *grid;
+    char *grid_token;
+    char *agents_uri; /* wss://127.0.0.1:<port>/ */
+    char *pem;        /* the master's certificate */
+    struct etcd *ec;  /* a client of the platform's etcd */
+    char *out, *err;  /* the last platform_cli()'s output */
+    int started;
+};
+
+/* Start everything and wait until every agent's node is online (status key present) and
+ * every controller's /healthz answers 200. 0, or -1 (the caller still calls
+ * platform_cleanup()). */
+int platform_start(struct platform *p, const struct platform_opts *o);
+/* Stop every process (controllers and agents SIGTERM, then the apiserver and etcd), remove
+ * the grid's containers and the temp dir. Safe on a zeroed or half-started p; idempotent. */
+void platform_cleanup(struct platform *p);
+
+/* "<what>-<8 hex of the run id>": stack names unique to the test and the run; fresh. */
+char *platform_name(const char *what);
+/* Write text to <dir>/<file>; the path (fresh) or NULL. */
+char *platform_write_file(struct platform *p, const char *file, const char *text);
+
+/* Run `kontena args...` (NULL-ended) as the logged-in admin with the platform's grid
+ * selected. Returns the exit status; p->out and p->err hold stdout and stderr. */
+int platform_cli(struct platform *p, ...) __attribute__((sentinel));
+
+/* Agents: stop with sig (SIGKILL: a lost node) and reap; start again (same name, same
+ * node id, log appended). 0 or -1. */
+int platform_agent_stop(struct platform *p, int i, int sig);
+int platform_agent_start(struct platform *p, int i);
+/* Whether node `name` is online (its /kontena/node_status key exists): 1, 0, or -1. */
+int platform_node_online(struct platform *p, const char *name);
+/* Wait until node `name` is online (want 1) or offline (want 0). 0 or -1 on timeout. */
+int platform_wait_node(struct platform *p, const char *name, int want, int timeout_ms);
+
+/* Controllers by name ("scheduler"...): stop with sig and reap; start again (waits for its
+ * /healthz). 0 or -1. */
+int platform_ctl_stop(struct platform *p, const char *name, int sig);
+int platform_ctl_start(struct platform *p, const char *name);
+
+/* The instance keys of one service: a JSON array, one object per key, sorted by key:
+ * {node, container, instance_number, revision, desired_state, overlay_cidr,
+ *  observed: <the observed value of the same node and container, or null>}.
+ * stack NULL means "null". A new reference, or NULL when etcd could not be read. */
+json_t *platform_instances(struct platform *p, const char *stack, const char *service);
+/* How many instances of the service are running: an instance key with desired_state
+ * running whose observed value (same node and container) has state running and the same
+ * revision. -1 when etcd could not be read. */
+int platform_running(struct platform *p, const char *stack, const char *service);
+/* Wait until exactly `count` instance keys exist for the service and every one is
+ * running (platform_running == count). The instance array (as platform_instances) or
+ * NULL on timeout, after printing what was there. */
+json_t *platform_wait_running(struct platform *p, const char *stack, const char *service,
+                              int count, int timeout_ms);
+/* Containers on the dockerd carrying io.kontena.grid=<grid> and, when service is not
+ * NULL, io.kontena.service=<service> (and stack when not NULL), running or not; -1 when
+ * Docker could not be asked. (Duplicates show here: two containers of one instance.) */
+int platform_docker_count(struct platform *p, const char *stack, const char *service,
+                          int running_only);
+
+/* Remove (force) the grid's containers on node `name` (io.kontena.grid and io.kontena.node
+ * labels): with SIGKILL of its agent, a lost host. How many, or -1. */
+int platform_remove_node_containers(struct platform *p, const char *name);
+
+/* Print every process log of the platform to stderr (a failing test's evidence). */
+void platform_dump_logs(struct platform *p);
+
+#endif
