@@ -160,42 +160,78 @@ char *links_from_others(const json_t *grid_services, const char *id, const char 
     return out.len ? buf_take(&out) : NULL;
 }
 
+/* "<node>/<container>" of a key under prefix ("/kontena/instances/<grid>/"), or NULL. */
+static const char *node_container(const char *key, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    const char *rest = strncmp(key, prefix, n) == 0 ? key + n : NULL;
+    const char *slash = rest ? strchr(rest, '/') : NULL;
+
+    return slash && slash != rest && slash[1] && !strchr(slash + 1, '/') ? rest : NULL;
+}
+
+static void count_up(json_t *c, const char *field)
+{
+    json_object_set_new(c, field, json_integer(json_integer_value(json_object_get(c, field)) + 1));
+}
+
 enum status instance_counts(struct api *a, const char *grid, json_t **out, struct err *e)
 {
-    struct store_set set;
-    char *prefix = key_grid_child_prefix(KEY_INSTANCES, grid);
-    enum status st = store_list_set(a->etcd, prefix, 0, &set, e);
+    struct store_set inst = {0}, obs = {0};
+    char *iprefix = key_grid_child_prefix(KEY_INSTANCES, grid);
+    char *oprefix = key_grid_child_prefix("/kontena/observed/", grid);
+    json_t *observed = NULL; /* "<node>/<container>" -> observed value (borrowed) */
+    enum status st;
 
     *out = NULL;
-    if (st != ST_OK) {
-        free(prefix);
-        return st;
+    st = store_list_set(a->etcd, iprefix, 0, &inst, e);
+    if (st == ST_OK)
+        st = store_list_set(a->etcd, oprefix, 0, &obs, e);
+    if (st != ST_OK)
+        goto out;
+    observed = json_object();
+    for (size_t i = 0; i < obs.n; i++) {
+        const char *id = node_container(obs.keys[i], oprefix);
+        if (id)
+            json_object_set(observed, id, json_array_get(obs.objs, i));
     }
     *out = json_object();
-    for (size_t i = 0; i < set.n; i++) {
-        /* <prefix><stack>/<service>/<instance> */
-        const char *rest = set.keys[i] + strlen(prefix), *s1 = strchr(rest, '/');
-        const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
-        char id[200];
+    for (size_t i = 0; i < inst.n; i++) {
+        /* <prefix><node>/<container>; the value names its service. */
+        const json_t *iv = json_array_get(inst.objs, i), *ov, *health;
+        const char *id = node_container(inst.keys[i], iprefix), *stack = jstr(iv, "stack");
+        const char *svc = jstr(iv, "service"), *state, *hs;
+        char sid[200];
         json_t *c;
-        if (!s2 || (size_t)(s2 - rest) >= sizeof(id))
+
+        if (!id || !stack || !svc || strlen(stack) + strlen(svc) + 2 > sizeof(sid))
             continue;
-        snprintf(id, sizeof(id), "%.*s", (int)(s2 - rest), rest);
-        c = json_object_get(*out, id);
+        snprintf(sid, sizeof(sid), "%s/%s", stack, svc);
+        c = json_object_get(*out, sid);
         if (!c) {
-            c = json_pack("{s:i,s:i}", "total", 0, "running", 0);
-            json_object_set_new(*out, id, c);
+            c = json_pack("{s:i,s:i,s:i,s:i}", "total", 0, "running", 0, "healthy", 0,
+                          "unhealthy", 0);
+            json_object_set_new(*out, sid, c);
         }
-        json_object_set_new(c, "total",
-                            json_integer(json_integer_value(json_object_get(c, "total")) + 1));
-        if (jstr(json_array_get(set.objs, i), "state") &&
-            strcmp(jstr(json_array_get(set.objs, i), "state"), "running") == 0)
-            json_object_set_new(
-                c, "running", json_integer(json_integer_value(json_object_get(c, "running")) + 1));
+        count_up(c, "total");
+        ov = json_object_get(observed, id);
+        state = jstr(ov, "state");
+        if (state && strcmp(state, "running") == 0)
+            count_up(c, "running");
+        health = json_object_get(ov, "health");
+        hs = jstr(health, "status");
+        if (hs && strcmp(hs, "healthy") == 0)
+            count_up(c, "healthy");
+        else if (hs && strcmp(hs, "unhealthy") == 0)
+            count_up(c, "unhealthy");
     }
-    store_set_release(&set);
-    free(prefix);
-    return ST_OK;
+out:
+    json_decref(observed);
+    store_set_release(&inst);
+    store_set_release(&obs);
+    free(iprefix);
+    free(oprefix);
+    return st;
 }
 
 json_t *service_views(const json_t *svcs, const json_t *grid, const json_t *counts)

@@ -899,10 +899,22 @@ json_t *svcspec_view(const json_t *svc, const json_t *grid_default_affinity,
     if (json_array_size(json_object_get(v, "affinity")) == 0 && json_is_array(grid_default_affinity))
         json_object_set_new(v, "affinity", json_deep_copy(grid_default_affinity));
     json_object_set_new(v, "instance_counts",
-                        counts ? json_deep_copy(counts)
-                               : json_pack("{s:i,s:i}", "total", 0, "running", 0));
+                        json_pack("{s:I,s:I}", "total",
+                                  json_integer_value(json_object_get(counts, "total")), "running",
+                                  json_integer_value(json_object_get(counts, "running"))));
     if (json_is_null(json_object_get(v, "health_check")))
         json_object_del(v, "health_check");
+    /* Counted over the service's instances by their observed health; null without a
+     * health check. */
+    if (json_is_object(json_object_get(v, "health_check")))
+        json_object_set_new(v, "health_status",
+                            json_pack("{s:I,s:I,s:I}", "healthy",
+                                      json_integer_value(json_object_get(counts, "healthy")),
+                                      "unhealthy",
+                                      json_integer_value(json_object_get(counts, "unhealthy")),
+                                      "total", json_integer_value(json_object_get(counts, "total"))));
+    else
+        json_object_set_new(v, "health_status", json_null());
     json_object_del(v, "deploy_id");
     free(sid);
     return v;

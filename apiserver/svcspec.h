@@ -52,7 +52,10 @@ int svcspec_link_target(const char *name, const char *grid, const char *own_stac
                         size_t stack_len, char *svc, size_t svc_len);
 
 /* The service JSON of §4.4 (fresh) from a stored service. grid_default_affinity (may be
- * NULL) replaces an empty affinity; counts (may be NULL) is {total, running}. */
+ * NULL) replaces an empty affinity; counts (may be NULL) is the service's entry of
+ * instance_counts() {total, running, healthy, unhealthy}: the view gets instance_counts
+ * {total, running} and health_status {healthy, unhealthy, total} (null when the service has
+ * no health check). */
 json_t *svcspec_view(const json_t *svc, const json_t *grid_default_affinity,
                      const json_t *counts);
 

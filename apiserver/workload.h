@@ -45,7 +45,10 @@ void txn_add_cmps(struct etcd_txn *t, const json_t *cmps);
 /* Put obj at key in the THEN branch. */
 void txn_put_json(struct etcd_txn *t, const char *key, const json_t *obj);
 
-/* {"stack/svc": {total, running}} from /kontena/instances/<grid>/ (fresh). */
+/* {"stack/svc": {total, running, healthy, unhealthy}} (fresh): total counts the service's
+ * instance keys (/kontena/instances/<grid>/<node>/<container>), the others the observed keys
+ * of those instances (/kontena/observed/<grid>/<node>/<container>) by state and health
+ * status. Two range reads per grid, whatever the number of services. */
 enum status instance_counts(struct api *a, const char *grid, json_t **out,
                             struct err *e) WARN_UNUSED_RESULT;
 /* Service JSON views of svcs (array of stored services) with counts and the grid's

@@ -107,6 +107,9 @@ static const char *health_icon(const json_t *svc)
     long long want = json_integer_value(json_object_get(svc, "instances"));
     const char *state = jstr(svc, "state");
 
+    if (!state || strcmp(state, "running") != 0)
+        return "⊝";
+    /* A running service with a health check: all healthy, some, none. */
     if (json_is_object(hs)) {
         long long healthy = json_integer_value(json_object_get(hs, "healthy"));
         long long total = json_integer_value(json_object_get(hs, "total"));
@@ -115,8 +118,6 @@ static const char *health_icon(const json_t *svc)
             return "⊛";
         return healthy > 0 ? "⊙" : "⊗";
     }
-    if (!state || strcmp(state, "running") != 0)
-        return "⊝";
     if (running >= want && want > 0)
         return "⊛";
     return running > 0 ? "⊙" : "⊗";
