@@ -106,6 +106,9 @@ int ctl_is_leader(struct ctl *c);
 void ctl_txn_fence(struct ctl *c, struct etcd_txn *t);
 /* 1 once shutdown has begun: long reconciles should return early. */
 int ctl_stopping(struct ctl *c);
+/* A duration as CTL_OPT_DURATION reads it ("500ms", "30s", "2m", "1h", "1m30s", or a bare
+ * number of seconds) in milliseconds; -1 when malformed. */
+int64_t ctl_parse_duration(const char *s);
 
 /* --- informers: a cache of one etcd prefix ---------------------------------------------- */
 
