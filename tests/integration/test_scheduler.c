@@ -1,0 +1,765 @@
+/* kontena-scheduler against a real etcd and a real kontena-apiserver (issue 5, point 2).
+ *
+ * Suite `scheduler`: no agents. Nodes are faked the way the API server's agents' endpoint
+ * writes them: a node key plus a node_status key (online = the status key exists). Services
+ * and deploys go through the API; what the scheduler wrote is read from etcd directly.
+ *
+ * Suite `scheduler_agents`: 2 real kontena-agents on the real dockerd plus kontena-ipam
+ * (containers start only once they have an overlay address), and two scheduler replicas. */
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/timeutil.h"
+#include "common/xmalloc.h"
+#include "etcdclient/etcd.h"
+#include "tests/support/agent_proc.h"
+#include "tests/support/api_fixture.h"
+#include "tests/support/ctl_proc.h"
+#include "tests/support/docker_env.h"
+#include "tests/support/http.h"
+#include "tests/support/proc.h"
+
+#include "common/banned.h"
+
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    docker_env_global_setup();
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    docker_env_global_cleanup();
+}
+
+static char *tok;
+static struct http_reply rep;
+static struct etcd *ec;
+static struct ctl_proc sched[2], ipam;
+static char *grid; /* "grd" without agents; "<run id>-<n>" with */
+
+static void init(void)
+{
+    struct etcd_opts o = {0};
+
+    api_fixture_setup();
+    o.endpoints = etcd.endpoint;
+    ec = etcd_create(&o, NULL);
+    cr_assert_not_null(ec);
+}
+
+static void fini(void)
+{
+    for (int i = 0; i < 2; i++)
+        ctl_proc_cleanup(&sched[i]);
+    ctl_proc_cleanup(&ipam);
+    http_reply_release(&rep);
+    memset(&rep, 0, sizeof(rep));
+    FREE_AND_NULL(tok);
+    etcd_destroy(ec);
+    ec = NULL;
+    api_fixture_teardown();
+}
+
+TestSuite(scheduler, .init = init, .fini = fini, .timeout = 120);
+
+/* JSON written with single quotes: 'x' -> "x". */
+static char *jq(const char *s)
+{
+    char *out = xstrdup(s);
+    for (char *p = out; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    return out;
+}
+
+static long call(const char *method, const char *path, const char *fmt, ...)
+{
+    char *u = xasprintf("%s%s", api.url, path), *body = NULL, *raw = NULL;
+    va_list ap;
+
+    http_reply_release(&rep);
+    memset(&rep, 0, sizeof(rep));
+    if (fmt) {
+        va_start(ap, fmt);
+        if (vasprintf(&raw, fmt, ap) < 0)
+            cr_assert_fail("vasprintf");
+        va_end(ap);
+        body = jq(raw);
+        free(raw);
+    }
+    cr_assert_eq(http_do(method, u, tok, body, (size_t)-1, NULL, &rep), 0, "%s %s", method, path);
+    free(u);
+    free(body);
+    return rep.status;
+}
+
+#define EXPECT(code, m, ...)                                                                       \
+    do {                                                                                           \
+        long got_ = call(m, __VA_ARGS__);                                                          \
+        cr_assert_eq(got_, code, "%s -> %ld %s", m, got_, rep.body);                               \
+    } while (0)
+
+static void put(const char *key, const char *fmt, ...)
+{
+    char *raw = NULL, *v;
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vasprintf(&raw, fmt, ap) < 0)
+        cr_assert_fail("vasprintf");
+    va_end(ap);
+    v = jq(raw);
+    cr_assert_eq(etcd_put(ec, key, v, strlen(v), 0, NULL, NULL, NULL), ST_OK, "put %s", key);
+    free(raw);
+    free(v);
+}
+
+/* A fake node as the agents' endpoint writes it; online adds its status key. */
+static void fake_node(const char *name, int number, const char *labels, int online)
+{
+    char *k = xasprintf("/kontena/nodes/%s/%s", grid, name);
+    put(k,
+        "{'id':'%s/%s','grid':'%s','node_id':'ID-%s','name':'%s','node_number':%d,'labels':[%s],"
+        "'availability':'active','cpus':2,'mem_total':4294967296,'connected_at':'2026-01-01T00:00:00Z',"
+        "'created_at':'2026-01-01T00:00:00Z','updated_at':'2026-01-01T00:00:00Z'}",
+        grid, name, grid, name, name, number, labels ? labels : "");
+    free(k);
+    if (online) {
+        k = xasprintf("/kontena/node_status/%s/%s", grid, name);
+        put(k, "{'node':'%s','node_id':'ID-%s','connected_at':'2026-01-01T00:00:00Z','session':'s'}",
+            name, name);
+        free(k);
+    }
+}
+
+static void start_scheduler(int replica)
+{
+    cr_assert_eq(ctl_proc_start(&sched[replica], api.dir, "scheduler", replica + 1, etcd.endpoint,
+                                NULL),
+                 0, "kontena-scheduler did not start");
+}
+
+static void setup_grid(const char *name)
+{
+    grid = xstrdup(name);
+    tok = xstrdup(api_proc_admin_token(&api));
+    EXPECT(201, "POST", "/v1/grids", "{'name':'%s'}", grid);
+}
+
+/* Every key under prefix as a JSON object {key: value}. */
+static json_t *etcd_list(const char *prefix)
+{
+    struct etcd_range_opts ro = {.range_end = ETCD_PREFIX};
+    struct etcd_range_result res = {0};
+    json_t *out = json_object();
+
+    cr_assert_eq(etcd_range(ec, prefix, &ro, &res, NULL), ST_OK);
+    for (size_t i = 0; i < res.n; i++) {
+        json_t *v = json_loads(res.kvs[i].value, 0, NULL);
+        json_object_set_new(out, res.kvs[i].key + strlen(prefix), v ? v : json_null());
+    }
+    etcd_range_result_release(&res);
+    return out;
+}
+
+/* The instance keys of the grid: {"<node>/<container>": value}. */
+static json_t *instances(void)
+{
+    char *p = xasprintf("/kontena/instances/%s/", grid);
+    json_t *o = etcd_list(p);
+    free(p);
+    return o;
+}
+
+static json_t *get_json(const char *key)
+{
+    struct etcd_kv kv = {0};
+    json_t *v = NULL;
+    if (etcd_get(ec, key, &kv, NULL, NULL) == ST_OK)
+        v = json_loads(kv.value, 0, NULL);
+    etcd_kv_release(&kv);
+    return v;
+}
+
+/* The current deploy record of a service (via its deploy_id). */
+static json_t *deploy_of(const char *stack, const char *svc)
+{
+    char *k = xasprintf("/kontena/services/%s/%s/%s", grid, stack, svc);
+    json_t *s = get_json(k), *d = NULL;
+    free(k);
+    if (s && json_string_value(json_object_get(s, "deploy_id"))) {
+        k = xasprintf("/kontena/deploys/%s/%s", grid,
+                      json_string_value(json_object_get(s, "deploy_id")));
+        d = get_json(k);
+        free(k);
+    }
+    json_decref(s);
+    return d;
+}
+
+static const char *js(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "(none)";
+}
+
+typedef int (*cond_fn)(void *arg);
+
+static int wait_for(cond_fn f, void *arg, int timeout_ms)
+{
+    int64_t end = time_mono_ms() + timeout_ms;
+    while (time_mono_ms() < end) {
+        if (f(arg))
+            return 1;
+        time_sleep_ms(100);
+    }
+    return f(arg);
+}
+
+struct count_arg {
+    const char *service; /* service name or NULL for all */
+    size_t want;
+};
+
+static size_t count_instances(const char *service, json_t **out)
+{
+    json_t *all = instances(), *v;
+    const char *k;
+    size_t n = 0;
+    json_object_foreach(all, k, v) if (!service || strcmp(js(v, "service"), service) == 0) n++;
+    if (out)
+        *out = all;
+    else
+        json_decref(all);
+    return n;
+}
+
+static int has_count(void *arg)
+{
+    struct count_arg *a = arg;
+    return count_instances(a->service, NULL) == a->want;
+}
+
+#define WAIT_COUNT(svc, n)                                                                         \
+    do {                                                                                           \
+        struct count_arg a_ = {svc, n};                                                            \
+        cr_assert(wait_for(has_count, &a_, 15000), "expected %zu instances of %s, have %zu",       \
+                  (size_t)(n), svc ? svc : "all", count_instances(svc, NULL));                     \
+    } while (0)
+
+struct deploy_arg {
+    const char *stack, *svc, *state;
+};
+
+static int deploy_in(void *arg)
+{
+    struct deploy_arg *a = arg;
+    json_t *d = deploy_of(a->stack, a->svc);
+    int ok = d && strcmp(js(d, "state"), a->state) == 0;
+    json_decref(d);
+    return ok;
+}
+
+static json_t *wait_deploy(const char *stack, const char *svc, const char *state)
+{
+    struct deploy_arg a = {stack, svc, state};
+    json_t *d;
+    int ok = wait_for(deploy_in, &a, 15000);
+    d = deploy_of(stack, svc);
+    cr_assert(ok, "deploy of %s/%s not %s: %s", stack, svc, state,
+              d ? json_dumps(d, JSON_COMPACT) : "(none)");
+    return d;
+}
+
+/* Node name of every instance of svc, indexed by instance number (fresh JSON array). */
+static json_t *node_by_number(const char *svc, int max)
+{
+    json_t *all = instances(), *v, *out = json_array();
+    const char *k;
+    for (int i = 0; i <= max; i++)
+        json_array_append_new(out, json_null());
+    json_object_foreach(all, k, v)
+    {
+        json_int_t n = json_integer_value(json_object_get(v, "instance_number"));
+        if (strcmp(js(v, "service"), svc) != 0 || n < 1 || n > max)
+            continue;
+        json_array_set_new(out, (size_t)n, json_stringn(k, (size_t)(strchr(k, '/') - k)));
+    }
+    json_decref(all);
+    return out;
+}
+
+/* --- tests without agents --------------------------------------------------------------- */
+
+Test(scheduler, ha_service_spreads_over_online_nodes_with_deploy_record_ongoing)
+{
+    json_t *all, *v, *d;
+    const char *k;
+    int per_node[4] = {0};
+
+    setup_grid("grd");
+    fake_node("node-1", 1, "'az=a'", 1);
+    fake_node("node-2", 2, "'az=b'", 1);
+    fake_node("node-3", 3, "'az=c'", 1);
+    fake_node("node-4", 4, "'az=d'", 0); /* offline: never a candidate */
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services",
+           "{'name':'web','image':'busybox','instances':3,'env':['A=1'],'cmd':['sleep','1000'],"
+           "'ports':[{'node_port':8080,'container_port':80}],'memory':67108864,"
+           "'health_check':{'protocol':'tcp','port':80},'deploy_opts':{'wait_for_port':80}}");
+    EXPECT(200, "POST", "/v1/services/grd/null/web/deploy", "{}");
+    WAIT_COUNT("web", 3);
+    all = instances();
+    json_object_foreach(all, k, v)
+    {
+        const json_t *spec = json_object_get(v, "spec");
+        cr_assert(strncmp(k, "node-4/", 7) != 0, "instance on the offline node: %s", k);
+        per_node[k[5] - '1']++;
+        cr_assert_str_eq(js(v, "desired_state"), "running");
+        cr_assert_str_eq(js(v, "service_id"), "grd/null/web");
+        cr_assert_str_eq(js(spec, "image"), "busybox");
+        cr_assert_eq(json_integer_value(json_object_get(spec, "memory")), 67108864);
+        cr_assert_eq(json_integer_value(json_object_get(spec, "wait_for_port")), 80);
+        cr_assert_str_eq(js(json_object_get(spec, "health_check"), "protocol"), "tcp");
+        cr_assert_eq(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(spec, "ports"), 0), "node_port")),
+                     8080);
+        cr_assert(strstr(k, "/web-") != NULL, "container name %s", k);
+    }
+    json_decref(all);
+    cr_assert(per_node[0] == 1 && per_node[1] == 1 && per_node[2] == 1,
+              "ha did not spread: %d %d %d", per_node[0], per_node[1], per_node[2]);
+    d = wait_deploy("null", "web", "ongoing");
+    cr_assert_eq(json_array_size(json_object_get(d, "instance_deploys")), 3);
+    cr_assert_str_eq(js(json_array_get(json_object_get(d, "instance_deploys"), 0), "state"),
+                     "ongoing");
+    cr_assert(strncmp(js(d, "reason"), "waiting for web-", 16) == 0, "reason: %s",
+              js(d, "reason"));
+    cr_assert(json_string_value(json_object_get(d, "started_at")) != NULL);
+    json_decref(d);
+}
+
+Test(scheduler, daemon_places_instances_per_node_and_random_only_online)
+{
+    json_t *all, *v;
+    const char *k;
+    int per_node[3] = {0};
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    fake_node("node-2", 2, NULL, 1);
+    fake_node("node-3", 3, NULL, 0);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services",
+           "{'name':'agent','image':'busybox','strategy':'daemon','instances':2}");
+    EXPECT(201, "POST", "/v1/grids/grd/services",
+           "{'name':'rnd','image':'busybox','strategy':'random','instances':5}");
+    EXPECT(200, "POST", "/v1/services/grd/null/agent/deploy", "{}");
+    EXPECT(200, "POST", "/v1/services/grd/null/rnd/deploy", "{}");
+    WAIT_COUNT("agent", 4);
+    WAIT_COUNT("rnd", 5);
+    all = instances();
+    json_object_foreach(all, k, v)
+    {
+        cr_assert(strncmp(k, "node-3/", 7) != 0, "instance on the offline node: %s", k);
+        if (strcmp(js(v, "service"), "agent") == 0)
+            per_node[k[5] - '1']++;
+    }
+    json_decref(all);
+    cr_assert(per_node[0] == 2 && per_node[1] == 2, "daemon: %d %d", per_node[0], per_node[1]);
+}
+
+Test(scheduler, scale_up_then_down_deletes_the_highest_numbers)
+{
+    json_t *nodes;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    fake_node("node-2", 2, NULL, 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services", "{'name':'web','image':'busybox','instances':1}");
+    EXPECT(200, "POST", "/v1/services/grd/null/web/deploy", "{}");
+    WAIT_COUNT("web", 1);
+    EXPECT(200, "POST", "/v1/services/grd/null/web/scale", "{'instances':5}");
+    WAIT_COUNT("web", 5);
+    EXPECT(200, "POST", "/v1/services/grd/null/web/scale", "{'instances':2}");
+    WAIT_COUNT("web", 2);
+    nodes = node_by_number("web", 5);
+    cr_assert(json_is_string(json_array_get(nodes, 1)) && json_is_string(json_array_get(nodes, 2)),
+              "instances 1 and 2 must remain: %s", json_dumps(nodes, JSON_COMPACT));
+    json_decref(nodes);
+}
+
+Test(scheduler, unsatisfiable_affinity_fails_the_deploy_with_the_original_text)
+{
+    json_t *d, *id;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, "'az=a'", 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services",
+           "{'name':'web','image':'busybox','affinity':['label==az=nowhere']}");
+    EXPECT(200, "POST", "/v1/services/grd/null/web/deploy", "{}");
+    d = wait_deploy("null", "web", "error");
+    cr_assert_str_eq(js(d, "reason"),
+                     "Cannot find applicable node for service instance grd/null/web-1: Did not "
+                     "find any nodes for affinity filter: label==az=nowhere");
+    id = json_array_get(json_object_get(d, "instance_deploys"), 0);
+    cr_assert_str_eq(js(id, "state"), "error");
+    cr_assert(json_string_value(json_object_get(d, "finished_at")) != NULL);
+    cr_assert_eq(count_instances(NULL, NULL), 0);
+    json_decref(d);
+}
+
+Test(scheduler, port_conflict_between_services_placed_back_to_back)
+{
+    json_t *a, *b, *d;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    fake_node("node-2", 2, NULL, 1);
+    fake_node("node-3", 3, NULL, 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services",
+           "{'name':'a','image':'busybox','instances':2,'ports':['8080:80']}");
+    EXPECT(201, "POST", "/v1/grids/grd/services",
+           "{'name':'b','image':'busybox','instances':1,'ports':['8080:80']}");
+    EXPECT(201, "POST", "/v1/grids/grd/services",
+           "{'name':'c','image':'busybox','instances':1,'ports':['8080:80']}");
+    /* Back to back: the scheduler must see a's placements when it places b, and b's for c. */
+    EXPECT(200, "POST", "/v1/services/grd/null/a/deploy", "{}");
+    EXPECT(200, "POST", "/v1/services/grd/null/b/deploy", "{}");
+    WAIT_COUNT("a", 2);
+    WAIT_COUNT("b", 1);
+    a = node_by_number("a", 2);
+    b = node_by_number("b", 1);
+    cr_assert(strcmp(json_string_value(json_array_get(b, 1)), json_string_value(json_array_get(a, 1))) != 0 &&
+                  strcmp(json_string_value(json_array_get(b, 1)),
+                         json_string_value(json_array_get(a, 2))) != 0,
+              "b shares port 8080 with a: a=%s b=%s", json_dumps(a, JSON_COMPACT),
+              json_dumps(b, JSON_COMPACT));
+    /* Every node has 8080 taken now: c cannot be placed. */
+    EXPECT(200, "POST", "/v1/services/grd/null/c/deploy", "{}");
+    d = wait_deploy("null", "c", "error");
+    cr_assert(strstr(js(d, "reason"), "Cannot find applicable node for service instance grd/null/c-1") ==
+                  js(d, "reason"),
+              "reason: %s", js(d, "reason"));
+    json_decref(a);
+    json_decref(b);
+    json_decref(d);
+}
+
+struct field_arg {
+    const char *field;
+    const char *want_str; /* or */
+    json_int_t want_int;
+};
+
+static int all_have(void *arg)
+{
+    struct field_arg *f = arg;
+    json_t *all = instances(), *v;
+    const char *k;
+    int ok = json_object_size(all) > 0;
+    json_object_foreach(all, k, v)
+    {
+        json_t *x = json_object_get(v, f->field);
+        if (f->want_str ? !json_is_string(x) || strcmp(json_string_value(x), f->want_str) != 0
+                        : json_integer_value(x) != f->want_int)
+            ok = 0;
+    }
+    json_decref(all);
+    return ok;
+}
+
+Test(scheduler, stop_start_restart_and_removal_reach_the_instance_keys)
+{
+    struct field_arg stopped = {"desired_state", "stopped", 0};
+    struct field_arg running = {"desired_state", "running", 0};
+    struct field_arg gen1 = {"restart_generation", NULL, 1};
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    fake_node("node-2", 2, NULL, 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services", "{'name':'web','image':'busybox','instances':2}");
+    EXPECT(200, "POST", "/v1/services/grd/null/web/deploy", "{}");
+    WAIT_COUNT("web", 2);
+    EXPECT(200, "POST", "/v1/services/grd/null/web/stop", NULL);
+    cr_assert(wait_for(all_have, &stopped, 10000), "instances not stopped");
+    EXPECT(200, "POST", "/v1/services/grd/null/web/start", NULL);
+    cr_assert(wait_for(all_have, &running, 10000), "instances not running again");
+    EXPECT(200, "POST", "/v1/services/grd/null/web/restart", NULL);
+    cr_assert(wait_for(all_have, &gen1, 10000), "restart_generation not 1");
+    cr_assert_eq(count_instances("web", NULL), 2, "start/stop must not re-place");
+    EXPECT(200, "DELETE", "/v1/services/grd/null/web", NULL);
+    WAIT_COUNT(NULL, 0);
+}
+
+Test(scheduler, stateful_instance_on_a_drained_node_is_stopped_not_moved)
+{
+    struct field_arg stopped = {"desired_state", "stopped", 0};
+    struct field_arg running = {"desired_state", "running", 0};
+    json_t *all;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services",
+           "{'name':'db','image':'busybox','stateful':true}");
+    EXPECT(200, "POST", "/v1/services/grd/null/db/deploy", "{}");
+    WAIT_COUNT("db", 1);
+    fake_node("node-2", 2, NULL, 1);
+    EXPECT(200, "PUT", "/v1/nodes/grd/node-1", "{'availability':'drain'}");
+    cr_assert(wait_for(all_have, &stopped, 10000), "stateful instance not stopped on drain");
+    all = instances();
+    cr_assert_not_null(json_object_get(all, "node-1/db-1"), "moved: %s",
+                       json_dumps(all, JSON_COMPACT));
+    json_decref(all);
+    EXPECT(200, "PUT", "/v1/nodes/grd/node-1", "{'availability':'active'}");
+    cr_assert(wait_for(all_have, &running, 10000), "stateful instance not running again");
+}
+
+Test(scheduler, stack_deploy_waits_for_linked_services_and_removal_deletes_keys)
+{
+    json_t *d;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/stacks",
+           "{'name':'shop','stack':'test/shop','version':'1.0.0','source':'...','services':["
+           "{'name':'redis','image':'redis:3-alpine'},"
+           "{'name':'app','image':'busybox','instances':2,'links':[{'name':'redis','alias':'db'}]}]}");
+    EXPECT(200, "POST", "/v1/stacks/grd/shop/deploy", NULL);
+    WAIT_COUNT("redis", 1);
+    /* No agent ever runs redis, so app waits for it. */
+    time_sleep_ms(1000);
+    d = deploy_of("shop", "app");
+    cr_assert_not_null(d);
+    cr_assert_str_eq(js(d, "reason"), "waiting for redis to be deployed");
+    cr_assert_eq(count_instances("app", NULL), 0);
+    json_decref(d);
+    {
+        json_t *all = instances();
+        cr_assert_not_null(json_object_get(all, "node-1/shop.redis-1"), "%s",
+                           json_dumps(all, JSON_COMPACT));
+        json_decref(all);
+    }
+    EXPECT(200, "DELETE", "/v1/stacks/grd/shop", NULL);
+    WAIT_COUNT(NULL, 0);
+}
+
+Test(scheduler, new_deploy_supersedes_an_unfinished_one)
+{
+    json_t *d1, *d2;
+    char *first, *k;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services", "{'name':'web','image':'busybox'}");
+    EXPECT(200, "POST", "/v1/services/grd/null/web/deploy", "{}");
+    d1 = wait_deploy("null", "web", "ongoing");
+    first = xstrdup(js(d1, "id"));
+    EXPECT(200, "POST", "/v1/services/grd/null/web/deploy", "{'force':true}");
+    d2 = wait_deploy("null", "web", "ongoing");
+    cr_assert_str_neq(js(d2, "id"), first);
+    k = xasprintf("/kontena/deploys/grd/%s", first);
+    json_decref(d1);
+    d1 = get_json(k);
+    cr_assert_str_eq(js(d1, "state"), "error");
+    cr_assert(strncmp(js(d1, "reason"), "superseded by ", 14) == 0, "%s", js(d1, "reason"));
+    /* The forced revision reached the instance. */
+    {
+        json_t *all = instances();
+        cr_assert_eq(json_integer_value(json_object_get(json_object_get(all, "node-1/web-1"),
+                                                        "revision")),
+                     2);
+        json_decref(all);
+    }
+    free(k);
+    free(first);
+    json_decref(d1);
+    json_decref(d2);
+}
+
+/* --- with agents on the real dockerd ---------------------------------------------------- */
+
+#define N_AGENTS 2
+static pid_t agents[N_AGENTS];
+static char *agent_uri;
+
+static void agents_init(void)
+{
+    struct etcd_opts o = {0};
+
+    docker_env_require();
+    agent_uri = agent_proc_env(1, 1000, 1000, 3);
+    api_fixture_setup();
+    o.endpoints = etcd.endpoint;
+    ec = etcd_create(&o, NULL);
+    cr_assert_not_null(ec);
+}
+
+static void agents_fini(void)
+{
+    for (int i = 0; i < N_AGENTS; i++)
+        if (agents[i] > 0) {
+            proc_stop(agents[i], SIGTERM, 5000);
+            agents[i] = 0;
+        }
+    if (grid) {
+        char *label = xasprintf("io.kontena.grid=%s", grid);
+        (void)docker_env_remove_containers(label);
+        free(label);
+    }
+    FREE_AND_NULL(grid);
+    FREE_AND_NULL(agent_uri);
+    fini();
+}
+
+TestSuite(scheduler_agents, .init = agents_init, .fini = agents_fini, .timeout = 180);
+
+/* A grid named for this run, N_AGENTS agents with Docker, and kontena-ipam. */
+static void setup_agent_grid(void)
+{
+    char *name = docker_env_name("g"), *path, *bin, *pem;
+    char *token;
+
+    setup_grid(name);
+    free(name);
+    path = xasprintf("/v1/grids/%s", grid);
+    EXPECT(200, "GET", path, NULL);
+    free(path);
+    token = xstrdup(json_string_value(json_object_get(rep.json, "token")));
+    bin = xasprintf("%s/kontena-agent", KONTENA_BIN_DIR);
+    pem = xasprintf("%s/master.pem", api.dir);
+    for (int i = 0; i < N_AGENTS; i++) {
+        char nname[32], *log;
+        snprintf(nname, sizeof(nname), "node-%d", i + 1);
+        log = xasprintf("%s/agent-%s.log", api.dir, nname);
+        const char *argv[] = {bin,         "--uri",         agent_uri,
+                              "--token",   token,           "--ca-cert",
+                              pem,         "--node-name",   nname,
+                              "--etcd-endpoints", etcd.endpoint, "--docker-socket",
+                              docker_env_socket(), "--backoff-max", "1000",
+                              NULL};
+        agents[i] = proc_spawn(argv, NULL, log);
+        cr_assert_gt(agents[i], 0, "agent %s did not start", nname);
+        free(log);
+    }
+    free(bin);
+    free(pem);
+    free(token);
+    cr_assert_eq(ctl_proc_start(&ipam, api.dir, "ipam", 1, etcd.endpoint, NULL), 0,
+                 "kontena-ipam did not start");
+}
+
+static int nodes_online(void *arg)
+{
+    char *p = xasprintf("/kontena/node_status/%s/", grid);
+    json_t *o = etcd_list(p);
+    int ok = json_object_size(o) == (size_t)(intptr_t)arg;
+    free(p);
+    json_decref(o);
+    return ok;
+}
+
+/* Every observed key of the grid is running at its instance's revision. */
+static int all_running(void *arg)
+{
+    char *p = xasprintf("/kontena/observed/%s/", grid);
+    json_t *obs = etcd_list(p), *inst = instances(), *v;
+    const char *k;
+    int ok = json_object_size(inst) == (size_t)(intptr_t)arg;
+    json_object_foreach(inst, k, v)
+    {
+        json_t *o = json_object_get(obs, k);
+        if (!o || strcmp(js(o, "state"), "running") != 0 ||
+            json_integer_value(json_object_get(o, "revision")) !=
+                json_integer_value(json_object_get(v, "revision")))
+            ok = 0;
+    }
+    free(p);
+    json_decref(obs);
+    json_decref(inst);
+    return ok;
+}
+
+static void create_web(int n)
+{
+    char *path = xasprintf("/v1/grids/%s/services", grid);
+    EXPECT(201, "POST", path,
+           "{'name':'web','image':'" DOCKER_ENV_IMAGE "','instances':%d,'cmd':['sleep','3600'],"
+           "'deploy_opts':{'min_health':0.5},'stop_grace_period':'1s'}",
+           n);
+    free(path);
+    path = xasprintf("/v1/services/%s/null/web/deploy", grid);
+    EXPECT(200, "POST", path, "{}");
+    free(path);
+}
+
+Test(scheduler_agents, install_runs_every_instance_and_the_deploy_succeeds)
+{
+    json_t *d;
+
+    setup_agent_grid();
+    cr_assert(wait_for(nodes_online, (void *)(intptr_t)N_AGENTS, 15000), "agents not online");
+    start_scheduler(0);
+    create_web(3);
+    cr_assert(wait_for(all_running, (void *)(intptr_t)3, 90000), "instances not all running");
+    d = wait_deploy("null", "web", "success");
+    cr_assert_eq(json_array_size(json_object_get(d, "instance_deploys")), 3);
+    cr_assert_str_eq(js(json_array_get(json_object_get(d, "instance_deploys"), 2), "state"),
+                     "success");
+    json_decref(d);
+}
+
+Test(scheduler_agents, killed_leader_mid_deploy_the_other_replica_finishes_it)
+{
+    json_t *d, *all, *v;
+    const char *k;
+    char seen[8][64];
+    int n_seen = 0;
+
+    setup_agent_grid();
+    cr_assert(wait_for(nodes_online, (void *)(intptr_t)N_AGENTS, 15000), "agents not online");
+    start_scheduler(0);
+    start_scheduler(1);
+    create_web(4);
+    /* Let the leader start the deploy, then kill it without warning. */
+    {
+        struct deploy_arg a = {"null", "web", "ongoing"};
+        cr_assert(wait_for(deploy_in, &a, 15000), "deploy not started");
+    }
+    {
+        json_t *leader = get_json("/kontena/leaders/scheduler");
+        int victim = strcmp(js(leader, "id"), sched[0].id) == 0 ? 0 : 1;
+        cr_assert_not_null(leader);
+        (void)ctl_proc_stop(&sched[victim], SIGKILL);
+        json_decref(leader);
+    }
+    cr_assert(wait_for(all_running, (void *)(intptr_t)4, 120000), "instances not all running");
+    d = wait_deploy("null", "web", "success");
+    all = instances();
+    cr_assert_eq(json_object_size(all), 4);
+    json_object_foreach(all, k, v)
+    {
+        const char *c = strchr(k, '/') + 1;
+        for (int i = 0; i < n_seen; i++)
+            cr_assert_str_neq(seen[i], c, "duplicate container %s", c);
+        snprintf(seen[n_seen++], sizeof(seen[0]), "%s", c);
+    }
+    json_decref(all);
+    json_decref(d);
+}
