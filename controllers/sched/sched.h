@@ -57,6 +57,11 @@ enum status sched_service_from_json(struct sched_service *s, const json_t *svc,
                                     const json_t *grid, struct err *e);
 void sched_service_release(struct sched_service *s);
 
+/* Check one affinity rule as it reads for instance n (after "%s" → n): ST_OK, or
+ * ST_INVALID with the original's words, "Invalid affinity filter: <rule>" (no == or !=),
+ * "Unknown affinity filter: <key>", or specparse's reason (empty value, bad regex). */
+enum status sched_affinity_check(const char *rule, int instance_number, struct err *e);
+
 /* The container name of instance n: "<stack>.<name>-<n>", "<name>-<n>" for stack "null". */
 char *sched_container_name(const char *stack, const char *name, int n); /* fresh */
 
@@ -73,10 +78,17 @@ void sched_grid_add_instance(struct sched_grid *g, const char *node, const char 
                              int instance_number, const char *container, const int *node_ports,
                              size_t n_node_ports);
 
+/* Add nodes before the instances on them: an instance whose node is not (yet) in the
+ * snapshot counts as an orphan. A node JSON without a name is skipped (-1); a second node
+ * of the same name returns the first one's index. Node JSON read: name, node_number,
+ * availability, labels, cpus, mem_total, volume_drivers ([{name, version}] or names;
+ * absent = ["local"]). */
 struct sched_grid *sched_grid_new(uint64_t seed); /* seed: the random choices (ha ties, random) */
 void sched_grid_free(struct sched_grid *g);        /* NULL fine */
 size_t sched_grid_node_count(const struct sched_grid *g);
-const char *sched_grid_node_name(const struct sched_grid *g, int idx);
+const char *sched_grid_node_name(const struct sched_grid *g, int idx); /* NULL if out of range */
+int sched_grid_node_index(const struct sched_grid *g, const char *name); /* -1 when absent */
+int sched_grid_node_candidate(const struct sched_grid *g, int idx);      /* 1 when it is */
 
 /* A plan: N and the node chosen for each instance 1..N. */
 struct sched_plan {
@@ -93,7 +105,14 @@ void sched_plan_release(struct sched_plan *p);
  * counters (§6), the current placement of s being the instances of s added to g. Instances
  * that cannot be placed get -1 and the plan goes on with the next one (the caller decides
  * whether that fails the deploy: the scheduler does, as the original). ST_OK unless s is
- * unusable (ST_INVALID). */
+ * unusable (ST_INVALID: bad affinity, over 1,000,000 instances).
+ * Within the pass, instances already placed count where they were placed (port conflicts
+ * with siblings, service affinity to itself, daemon ranks) and instances above N count
+ * nowhere (they are deleted first).
+ * No candidate at all: every instance -1, failed = 1 and reason "There are no nodes
+ * available", even when N is 0 (a daemon), so an empty grid never reads as "scale to 0".
+ * A daemon whose filters leave no node has N = 0 and failed = 0 (its instances go, as in
+ * the original); reason then says why no node took it. */
 enum status sched_plan(const struct sched_grid *g, const struct sched_service *s,
                        struct sched_plan *out, struct err *e);
 
