@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "agent/docker.h"
+#include "agent/probe.h"
 #include "agent/reconcile.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -23,6 +24,8 @@
 #define MAX_CRASH_BACKOFF_S 30
 #define STABLE_AFTER_MS 10000 /* a container up this long resets its crash counter */
 #define RETRY_MS 2000         /* after a failed listing */
+#define OVERLAY_LABEL "io.kontena.container.overlay_cidr"
+#define WAITING_FOR_ADDRESS "waiting for an overlay address"
 
 struct reconciler {
     char *grid, *node;
@@ -42,6 +45,7 @@ struct reconciler {
     int stopping;
     int listed;            /* the desired map holds a complete listing */
     int dirty;             /* something changed since the worker's last snapshot */
+    int probe_dirty;       /* a probe result changed since the worker last looked */
     json_t *desired;       /* name -> instance value (a JSON string when unparsable) */
     struct etcd_watch *ew; /* the watch in progress, for stop */
 
@@ -50,6 +54,7 @@ struct reconciler {
     int obs_loaded; /* obs holds the observed prefix's listing */
     json_t *local;  /* name -> {gen, restarts, next_ms, stopped_by_us} */
     int docker_ok;  /* last listing succeeded (log transitions only) */
+    struct prober *probes;
 
     pthread_t t_watch, t_events, t_worker;
     int started;
@@ -61,6 +66,15 @@ static void wake_worker(struct reconciler *r)
 {
     pthread_mutex_lock(&r->mu);
     r->dirty = 1;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void wake_for_probe(void *arg)
+{
+    struct reconciler *r = arg;
+    pthread_mutex_lock(&r->mu);
+    r->probe_dirty = 1;
     pthread_cond_signal(&r->wake);
     pthread_mutex_unlock(&r->mu);
 }
@@ -131,6 +145,14 @@ static int valid_name(const char *s)
     if (n < 2 || n > 200 || !strchr(alnum, s[0]))
         return 0;
     return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* Whether the instance's container gets an overlay address: not with spec.net "host" or
+ * "container:<other>" (it shares that network stack). */
+static int needs_overlay(const json_t *spec)
+{
+    const char *net = jstr(spec, "net", "bridge");
+    return strcmp(net, "host") != 0 && strncmp(net, "container:", 10) != 0;
 }
 
 /* The per-instance worker memory (borrowed from r->local, created on first use). */
@@ -225,6 +247,8 @@ static json_t *build_config(struct reconciler *r, const char *name, const json_t
     json_object_set_new(labels, "io.kontena.revision", json_string(num));
     snprintf(num, sizeof(num), "%lld", (long long)jint(spec, "stop_grace_period", DEFAULT_GRACE_S));
     json_object_set_new(labels, "io.kontena.stop_grace_period", json_string(num));
+    if (needs_overlay(spec) && jstr(inst, "overlay_cidr", NULL))
+        json_object_set_new(labels, OVERLAY_LABEL, json_string(jstr(inst, "overlay_cidr", "")));
     json_object_set_new(cfg, "Labels", labels);
 
     if (json_is_string(json_object_get(spec, "hostname")))
@@ -337,6 +361,16 @@ static json_t *observed(const json_t *c, const char *state_override, const char 
     json_object_set_new(o, "finished_at",
                         c ? json_string(jstr(st, "FinishedAt", "")) : json_null());
     json_object_set_new(o, "restart_generation", json_integer(gen));
+    json_object_set_new(o, "reason", json_null());
+    if (c) { /* the address probes use; taken out again before the value is written */
+        const json_t *ns = json_object_get(c, "NetworkSettings"), *nets, *n;
+        const char *ip = jstr(ns, "IPAddress", ""), *k;
+        nets = json_object_get(ns, "Networks");
+        json_object_foreach((json_t *)nets, k, n) if (!*ip) ip = jstr(n, "IPAddress", "");
+        if (!strcmp(jstr(json_object_get(c, "HostConfig"), "NetworkMode", ""), "host"))
+            ip = "127.0.0.1";
+        json_object_set_new(o, "_ip", json_string(ip));
+    }
     return o;
 }
 
@@ -459,6 +493,8 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
     const char *image = jstr(spec, "image", NULL), *dstate = jstr(inst, "desired_state", "running");
     json_t *local = local_of(r, name), *c = NULL, *o;
     json_int_t rev = jint(inst, "revision", 0), gen = jint(inst, "restart_generation", 0);
+    json_int_t hr = jint(inst, "health_restarts", 0);
+    const char *want_cidr = NULL;
     char revs[32], msg[ERR_MSG_LEN + 128];
     const char *override = NULL;
     struct err e = ERR_INIT;
@@ -473,6 +509,8 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         return observed(NULL, NULL, "invalid desired_state: want running or stopped", gen);
     running_wanted = !strcmp(dstate, "running");
     snprintf(revs, sizeof(revs), "%lld", (long long)rev);
+    if (needs_overlay(spec))
+        want_cidr = jstr(inst, "overlay_cidr", "");
 
     if (summary && docker_container_inspect(r->dw, jstr(summary, "Id", ""), &c, &e) != ST_OK) {
         if (e.st != ST_NOTFOUND) {
@@ -486,7 +524,22 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         const json_t *labels = json_object_get(json_object_get(c, "Config"), "Labels");
         const char *crev = jstr(labels, "io.kontena.revision", "");
         const char *cimg = jstr(json_object_get(c, "Config"), "Image", "");
-        if (strcmp(crev, revs) != 0 || strcmp(cimg, image) != 0) {
+        const char *ccidr = jstr(labels, OVERLAY_LABEL, "");
+        if (want_cidr && strcmp(ccidr, want_cidr) != 0) {
+            /* The address moved (another container is older on it, or this one had none
+             * yet): the container goes; a new one is made once there is an address. */
+            log_info("container=%s overlay_cidr=%s->%s msg=\"overlay address changed: "
+                     "recreating\"",
+                     name, *ccidr ? ccidr : "(none)", *want_cidr ? want_cidr : "(none)");
+            if (remove_container(r, c, name, &e) != ST_OK) {
+                snprintf(msg, sizeof(msg), "cannot remove the old container: %s", e.msg);
+                o = observed(c, NULL, msg, gen);
+                json_decref(c);
+                return o;
+            }
+            json_decref(c);
+            c = NULL;
+        } else if (strcmp(crev, revs) != 0 || strcmp(cimg, image) != 0) {
             json_t *img = NULL;
             if (docker_image_inspect(r->dw, image, &img, &e) != ST_OK) {
                 /* Keep the old container: better than nothing while the image is missing. */
@@ -511,6 +564,16 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         }
     }
 
+    if (!c && want_cidr && !*want_cidr) {
+        const char *why = jstr(inst, "overlay_error", NULL);
+        o = observed(NULL, "pending", NULL, gen);
+        if (why)
+            json_object_set_new(o, "reason", json_sprintf(WAITING_FOR_ADDRESS ": %s", why));
+        else
+            json_object_set_new(o, "reason", json_string(WAITING_FOR_ADDRESS));
+        return o;
+    }
+
     if (!c) {
         json_t *img = NULL, *cfg;
         char *id = NULL;
@@ -532,6 +595,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         log_info("container=%s id=%.12s revision=%s msg=\"created\"", name, id, revs);
         created = 1;
         json_object_set_new(local, "gen", json_integer(gen));
+        json_object_set_new(local, "hr", json_integer(hr));
         json_object_set_new(local, "restarts", json_integer(0));
         json_object_del(local, "next_ms");
         json_object_del(local, "stopped_by_us");
@@ -556,7 +620,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         const json_t *st = json_object_get(c, "State");
         const char *id = jstr(c, "Id", "");
         int running = json_is_true(json_object_get(st, "Running"));
-        json_int_t known;
+        json_int_t known, hr_known;
         int changed = 0;
         enum status rs = ST_OK;
 
@@ -565,6 +629,11 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
                 local, "gen",
                 json_integer(jint(json_object_get(r->obs, name), "restart_generation", gen)));
         known = jint(local, "gen", gen);
+        if (!json_object_get(local, "hr"))
+            json_object_set_new(
+                local, "hr",
+                json_integer(jint(json_object_get(r->obs, name), "health_restarts", hr)));
+        hr_known = jint(local, "hr", hr);
         if (!running_wanted) {
             if (running) {
                 rs = stop_container(r, id, name,
@@ -573,15 +642,22 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
             }
             json_object_set_new(local, "stopped_by_us", json_true());
             json_object_set_new(local, "gen", json_integer(gen));
-        } else if (gen > known) {
-            log_info("container=%s generation=%lld msg=\"restart requested\"", name,
-                     (long long)gen);
+            json_object_set_new(local, "hr", json_integer(hr));
+        } else if (gen > known || hr != hr_known) {
+            if (hr != hr_known)
+                log_info("container=%s health_restarts=%lld msg=\"restart requested by the "
+                         "health controller\"",
+                         name, (long long)hr);
+            else
+                log_info("container=%s generation=%lld msg=\"restart requested\"", name,
+                         (long long)gen);
             if (running)
                 rs = stop_container(r, id, name,
                                     (int)jint(spec, "stop_grace_period", DEFAULT_GRACE_S), &e);
             if (rs == ST_OK || rs == ST_NOTFOUND)
                 rs = docker_container_start(r->dw, id, &e);
             json_object_set_new(local, "gen", json_integer(gen));
+            json_object_set_new(local, "hr", json_integer(hr));
             json_object_set_new(local, "restarts", json_integer(0));
             json_object_del(local, "next_ms");
             json_object_del(local, "stopped_by_us");
@@ -647,6 +723,51 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
 
 /* --- the worker ------------------------------------------------------------------------ */
 
+/* The parts of an instance's observed value that are not about its container's state: the
+ * health_restarts applied, the probes (started, kept or stopped here) and their results. */
+static void finish_observed(struct reconciler *r, const char *name, const json_t *inst,
+                            json_t *o)
+{
+    const json_t *spec = json_object_get(inst, "spec");
+    json_t *local = local_of(r, name);
+    char *ip = xstrdup(jstr(o, "_ip", ""));
+
+    json_object_del(o, "_ip");
+    json_object_set_new(o, "health_restarts",
+                        json_integer(jint(local, "hr", jint(inst, "health_restarts", 0))));
+    if (!strcmp(jstr(o, "state", ""), "running") && jstr(o, "container_id", NULL))
+        probe_update(r->probes, name, jstr(o, "container_id", ""), jstr(o, "started_at", ""), ip,
+                     json_object_get(spec, "health_check"),
+                     (int)jint(spec, "wait_for_port", 0));
+    else
+        probe_remove(r->probes, name);
+    probe_fill(r->probes, name, o);
+    free(ip);
+}
+
+/* A probe result changed: rewrite the observed values of those instances only, without a
+ * pass over Docker. */
+static void write_probe_results(struct reconciler *r)
+{
+    json_t *names = probe_take_changed(r->probes), *n;
+    size_t i;
+
+    json_array_foreach(names, i, n)
+    {
+        const char *name = json_string_value(n);
+        json_t *prev = json_object_get(r->obs, name), *o;
+        if (!prev || strcmp(jstr(prev, "state", ""), "running") != 0)
+            continue;
+        o = json_deep_copy(prev);
+        json_object_del(o, "updated_at");
+        json_object_del(o, "health");
+        json_object_del(o, "ready");
+        probe_fill(r->probes, name, o);
+        write_observed(r, name, o);
+    }
+    json_decref(names);
+}
+
 /* One pass over every instance; returns the ms until the next pass is needed (at most the
  * resync interval). */
 static int64_t sync_all(struct reconciler *r, const json_t *desired)
@@ -682,9 +803,12 @@ static int64_t sync_all(struct reconciler *r, const json_t *desired)
 
     json_object_foreach((json_t *)desired, name, v)
     {
+        json_t *o;
         if (is_stopping(r))
             goto out;
-        write_observed(r, name, sync_one(r, name, v, json_object_get(byname, name), &wake));
+        o = sync_one(r, name, v, json_object_get(byname, name), &wake);
+        finish_observed(r, name, v, o);
+        write_observed(r, name, o);
     }
 
     /* Containers of this node without an instance key. */
@@ -710,8 +834,10 @@ static int64_t sync_all(struct reconciler *r, const json_t *desired)
     }
     json_object_foreach_safe(r->local, tmp, name, v)
     {
-        if (!json_object_get(desired, name))
+        if (!json_object_get(desired, name)) {
+            probe_remove(r->probes, name);
             json_object_del(r->local, name);
+        }
     }
 out:
     json_decref(list);
@@ -722,15 +848,15 @@ out:
 static void *worker_main(void *arg)
 {
     struct reconciler *r = arg;
-    int64_t wait_ms = r->resync_ms;
+    int64_t next_pass = time_mono_ms() + r->resync_ms;
 
     for (;;) {
-        struct timespec ts = deadline_in(wait_ms);
-        json_t *snap;
-        int timed_out = 0;
+        struct timespec ts = deadline_in(next_pass - time_mono_ms());
+        json_t *snap, *discard;
+        int timed_out = 0, wait_ms;
 
         pthread_mutex_lock(&r->mu);
-        while (!r->stopping && !(r->listed && r->dirty) && !timed_out)
+        while (!r->stopping && !(r->listed && (r->dirty || r->probe_dirty)) && !timed_out)
             timed_out = pthread_cond_timedwait(&r->wake, &r->mu, &ts) == ETIMEDOUT;
         if (r->stopping) {
             pthread_mutex_unlock(&r->mu);
@@ -738,15 +864,25 @@ static void *worker_main(void *arg)
         }
         if (!r->listed) {
             pthread_mutex_unlock(&r->mu);
-            wait_ms = r->resync_ms;
+            next_pass = time_mono_ms() + r->resync_ms;
+            continue;
+        }
+        if (!r->dirty && !timed_out) { /* only probe results changed */
+            r->probe_dirty = 0;
+            pthread_mutex_unlock(&r->mu);
+            write_probe_results(r);
             continue;
         }
         r->dirty = 0;
+        r->probe_dirty = 0;
         snap = json_deep_copy(r->desired);
         pthread_mutex_unlock(&r->mu);
-        wait_ms = sync_all(r, snap);
+        discard = probe_take_changed(r->probes); /* the full pass writes every result */
+        json_decref(discard);
+        wait_ms = (int)sync_all(r, snap);
         if (wait_ms < 10)
             wait_ms = 10;
+        next_pass = time_mono_ms() + wait_ms;
         json_decref(snap);
     }
     return NULL;
@@ -958,6 +1094,7 @@ struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e
     pthread_cond_init(&r->wake, &ca);
     pthread_cond_init(&r->nap, &ca);
     pthread_condattr_destroy(&ca);
+    r->probes = probe_create(wake_for_probe, r);
     r->started = 1;
     if (pthread_create(&r->t_watch, NULL, watch_main, r) != 0 ||
         pthread_create(&r->t_events, NULL, events_main, r) != 0 ||
@@ -984,6 +1121,8 @@ void reconcile_stop(struct reconciler *r)
         pthread_join(r->t_watch, NULL);
         pthread_join(r->t_events, NULL);
         pthread_join(r->t_worker, NULL);
+        probe_destroy(r->probes); /* its threads may wake the worker: after the worker */
+        r->probes = NULL;
         pthread_cond_destroy(&r->wake);
         pthread_cond_destroy(&r->nap);
         pthread_mutex_destroy(&r->mu);

@@ -194,6 +194,8 @@ static char *instance(int n, int rev, const char *state, const char *image, cons
     v = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:i, s:o}", "service_id", "svc-id", "grid",
                   grid, "stack", grid, "service", "web", "instance_number", n, "revision", rev,
                   "desired_state", state, "restart_generation", 0, "spec", spec);
+    /* kontena-ipam's part: the agent creates a container only once it has an address */
+    json_object_set_new(v, "overlay_cidr", json_sprintf("10.81.128.%d/16", n));
     s = json_dumps(v, JSON_COMPACT);
     json_decref(v);
     return s;

@@ -172,6 +172,7 @@ static char *run_container(void)
         "desired_state", "running", "restart_generation", 0, "spec", "image", DOCKER_ENV_IMAGE,
         "cmd", "sh", "-c", "echo line-one; echo line-two >&2; exec sleep 3600",
         "stop_grace_period", 1, "labels", DOCKER_ENV_RUN_LABEL, docker_env_run_id());
+    json_object_set_new(v, "overlay_cidr", json_string("10.81.128.1/16")); /* as kontena-ipam */
     char *s = json_dumps(v, JSON_COMPACT), *okey = xasprintf("/kontena/observed/%s/n1/%s", grid, name);
     int64_t t0 = time_mono_ms();
     char *id = xasprintf("n1/%s", name);
