@@ -61,7 +61,8 @@ static void e2e_init(void)
     char suffix[64];
 
     docker_env_require();
-    snprintf(suffix, sizeof(suffix), "e2e-%.20s", t ? t->name : "x");
+    /* short: "web-<n>.<stack>.<grid>.kontena.local" must stay within 64 characters */
+    snprintf(suffix, sizeof(suffix), "e-%.5s", t ? t->name : "x");
     for (char *c = suffix; *c; c++)
         if (*c == '_')
             *c = '-';
@@ -258,10 +259,24 @@ Test(e2e, affinity_nothing_satisfies_says_why)
     cr_assert(strstr(both, "Cannot find applicable node"),
               "the CLI does not say why the deploy failed: %s", both);
     cr_assert(strstr(both, "web-1"), "the CLI does not name the instance: %s", both);
+    cr_assert(strstr(both, "node==no-such-node"), "the CLI does not name the filter: %s", both);
     fprintf(stderr, "e2e: the CLI said: %s\n", both);
     free(both);
     cr_assert_eq(platform_docker_count(&pf, stack_name, "web", 0), 0,
                  "a container was created for an unplaceable instance");
+}
+
+/* The instance list when exactly n instances of web exist, all running, none on agent
+ * `away`'s node; else NULL. */
+static json_t *running_away_from(int n, int away)
+{
+    json_t *l = platform_instances(&pf, stack_name, "web");
+
+    if (l && (int)json_array_size(l) == n && platform_count_running(l) == n &&
+        on_node(l, pf.agents[away].name) == 0)
+        return l;
+    json_decref(l);
+    return NULL;
 }
 
 /* Kill node-X's agent and remove its containers: the host is gone. */
@@ -295,13 +310,10 @@ Test(e2e, lost_agent_instances_run_elsewhere_after_the_grace)
     cr_assert_geq(victim, 0);
     lose_node(victim);
     lost = time_mono_ms();
-    for (;;) {
-        l = platform_wait_running(&pf, stack_name, "web", 2, 1000);
-        if (l && on_node(l, pf.agents[victim].name) == 0)
-            break;
-        json_decref(l);
+    while (!(l = running_away_from(2, victim))) {
         CHECK(time_mono_ms() - lost < 30000,
               "the lost node's instance did not move within 30 s (grace 3 s)");
+        time_sleep_ms(100);
     }
     moved = time_mono_ms() - lost;
     fprintf(stderr, "e2e: lost node's instance running elsewhere %lld ms after the node went "
@@ -326,12 +338,9 @@ Test(e2e, drain_moves_instances_away)
           "node update failed: %s%s", pf.out, pf.err);
     {
         int64_t t = time_mono_ms();
-        for (;;) {
-            l = platform_wait_running(&pf, stack_name, "web", 3, 1000);
-            if (l && on_node(l, pf.agents[0].name) == 0)
-                break;
-            json_decref(l);
+        while (!(l = running_away_from(3, 0))) {
             CHECK(time_mono_ms() - t < 40000, "instances still on the drained node after 40 s");
+            time_sleep_ms(100);
         }
     }
     check_numbers(l, 3);
@@ -384,8 +393,17 @@ Test(e2e, controllers_killed_mid_deploy_the_deploy_completes)
 
     write_stack("ctlkill", 6, "ha", "");
     CHECK(install(0) == 0, "stack install --no-wait failed: %s%s", pf.out, pf.err);
-    /* let the scheduler begin, then kill every controller hard */
-    time_sleep_ms(300);
+    /* kill every controller hard as soon as the scheduler has begun placing */
+    t = time_mono_ms();
+    for (;;) {
+        l = platform_instances(&pf, stack_name, "web");
+        if (l && json_array_size(l) > 0)
+            break;
+        json_decref(l);
+        CHECK(time_mono_ms() - t < 20000, "no instance placed within 20 s");
+        time_sleep_ms(10);
+    }
+    json_decref(l);
     for (int i = 0; i < PLATFORM_NCTL; i++)
         platform_ctl_stop(&pf, platform_ctl_names[i], SIGKILL);
     fprintf(stderr, "e2e: %d of 6 instance keys existed when the controllers were killed\n",

@@ -172,7 +172,7 @@ json_t *platform_instances(struct platform *p, const char *stack, const char *se
     return out;
 }
 
-static int count_running(const json_t *list)
+int platform_count_running(const json_t *list)
 {
     size_t i;
     json_t *it;
@@ -199,7 +199,7 @@ int platform_running(struct platform *p, const char *stack, const char *service)
 
     if (!l)
         return -1;
-    n = count_running(l);
+    n = platform_count_running(l);
     json_decref(l);
     return n;
 }
@@ -212,7 +212,7 @@ json_t *platform_wait_running(struct platform *p, const char *stack, const char 
     for (;;) {
         json_t *l = platform_instances(p, stack, service);
 
-        if (l && (int)json_array_size(l) == count && count_running(l) == count)
+        if (l && (int)json_array_size(l) == count && platform_count_running(l) == count)
             return l;
         if (time_mono_ms() >= deadline) {
             char *s = l ? json_dumps(l, JSON_INDENT(1)) : NULL;

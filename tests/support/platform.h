@@ -109,6 +109,8 @@ json_t *platform_instances(struct platform *p, const char *stack, const char *se
  * running whose observed value (same node and container) has state running and the same
  * revision. -1 when etcd could not be read. */
 int platform_running(struct platform *p, const char *stack, const char *service);
+/* How many entries of a platform_instances() array are running (as platform_running). */
+int platform_count_running(const json_t *list);
 /* Wait until exactly `count` instance keys exist for the service and every one is
  * running (platform_running == count). The instance array (as platform_instances) or
  * NULL on timeout, after printing what was there. */
