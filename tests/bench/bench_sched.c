@@ -1,0 +1,135 @@
+/* bench_sched -- CPU cost of placement alone (controllers/sched), no etcd: 1,000 nodes in 3
+ * zones, 100 ha services × 100 instances placed one service after another (each plan sees
+ * the instances placed before it, as the scheduler's snapshots do), then the steady state:
+ * a fresh snapshot with all 10,000 instances, one replan and one mismatch check per
+ * service. Prints placements per second; timings are printed, never asserted.
+ *
+ *   build/tests/bench/bench_sched [nodes] [services] [instances]
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "common/xmalloc.h"
+#include "controllers/sched/sched.h"
+
+#include "common/banned.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int arg(int argc, char **argv, int i, int def)
+{
+    if (argc <= i)
+        return def;
+    long v = strtol(argv[i], NULL, 10);
+    return v > 0 && v <= 100000 ? (int)v : def;
+}
+
+static struct sched_grid *make_grid(int nodes, uint64_t seed)
+{
+    struct sched_grid *g = sched_grid_new(seed);
+    for (int i = 1; i <= nodes; i++) {
+        char name[32], az[16];
+        snprintf(name, sizeof(name), "node-%d", i);
+        snprintf(az, sizeof(az), "az=zone-%d", i % 3);
+        json_t *n =
+            json_pack("{s:s,s:i,s:[s],s:s,s:i,s:I}", "name", name, "node_number", i, "labels", az,
+                      "availability", "active", "cpus", 8, "mem_total", (json_int_t)16 << 30);
+        sched_grid_add_node(g, n, 1);
+        json_decref(n);
+    }
+    return g;
+}
+
+int main(int argc, char **argv)
+{
+    int nodes = arg(argc, argv, 1, 1000), services = arg(argc, argv, 2, 100),
+        instances = arg(argc, argv, 3, 100);
+    struct sched_service *svc = xcalloc((size_t)services, sizeof(*svc));
+    int **placed = xcalloc((size_t)services, sizeof(*placed));
+    struct sched_grid *g;
+    long total = 0, failed = 0, mismatches = 0;
+    double t0, t1, t2, t3;
+
+    for (int k = 0; k < services; k++) {
+        char name[32];
+        snprintf(name, sizeof(name), "svc-%d", k);
+        json_t *j =
+            json_pack("{s:s,s:s,s:s,s:s,s:i,s:I}", "grid", "bench", "stack", "bench", "name", name,
+                      "strategy", "ha", "instances", instances, "memory", (json_int_t)256 << 20);
+        if (sched_service_from_json(&svc[k], j, NULL, NULL) != ST_OK) {
+            fprintf(stderr, "bench_sched: cannot build service %s\n", name);
+            return 1;
+        }
+        json_decref(j);
+    }
+
+    /* Cold: every service placed from nothing, on one snapshot that grows. */
+    g = make_grid(nodes, 1);
+    t0 = now_s();
+    for (int k = 0; k < services; k++) {
+        struct sched_plan p;
+        if (sched_plan(g, &svc[k], &p, NULL) != ST_OK)
+            return 1;
+        placed[k] = xcalloc((size_t)p.n + 1, sizeof(int));
+        for (int i = 0; i < p.n; i++) {
+            placed[k][i] = p.node[i];
+            total++;
+            if (p.node[i] < 0) {
+                failed++;
+                continue;
+            }
+            char *c = sched_container_name("bench", svc[k].name, i + 1);
+            sched_grid_add_instance(g, sched_grid_node_name(g, p.node[i]), svc[k].id, i + 1, c,
+                                    NULL, 0);
+            free(c);
+        }
+        sched_plan_release(&p);
+    }
+    t1 = now_s();
+
+    /* Steady state: a fresh snapshot of everything, then one replan + mismatch each. */
+    struct sched_grid *g2 = make_grid(nodes, 2);
+    for (int k = 0; k < services; k++)
+        for (int i = 0; i < instances; i++) {
+            if (placed[k][i] < 0)
+                continue;
+            char *c = sched_container_name("bench", svc[k].name, i + 1);
+            sched_grid_add_instance(g2, sched_grid_node_name(g, placed[k][i]), svc[k].id, i + 1, c,
+                                    NULL, 0);
+            free(c);
+        }
+    t2 = now_s();
+    for (int k = 0; k < services; k++) {
+        struct sched_plan p;
+        if (sched_plan(g2, &svc[k], &p, NULL) != ST_OK)
+            return 1;
+        sched_plan_release(&p);
+        mismatches += sched_mismatch(g2, &svc[k], NULL, 0);
+    }
+    t3 = now_s();
+
+    printf("bench_sched: %d nodes, %d services x %d instances (ha, 3 zones)\n", nodes, services,
+           instances);
+    printf("  cold placement:  %ld instances in %.3f s = %.0f placements/s (%ld unplaced)\n", total,
+           t1 - t0, (double)total / (t1 - t0), failed);
+    printf("  snapshot build:  %.3f s for %d nodes + %ld instances\n", t2 - t1, nodes, total);
+    printf("  replan+mismatch: %d services in %.3f s = %.0f placements/s (%ld mismatches)\n",
+           services, t3 - t2, 2.0 * (double)total / (t3 - t2), mismatches);
+
+    for (int k = 0; k < services; k++) {
+        free(placed[k]);
+        sched_service_release(&svc[k]);
+    }
+    free(placed);
+    free(svc);
+    sched_grid_free(g);
+    sched_grid_free(g2);
+    return 0;
+}
