@@ -3,6 +3,7 @@
  * checks the health_restarts the controller asks for. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,21 @@ static void teardown(void)
 }
 
 TestSuite(health_ctl, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Each test ends by stopping kontena-health and asserting a clean exit (status 0), so a
+ * sanitizer report or a crash at shutdown fails the test. */
+#define HTEST(name)                                                                            \
+    static void name##_body(void);                                                             \
+    Test(health_ctl, name)                                                                     \
+    {                                                                                          \
+        int st;                                                                                \
+        name##_body();                                                                         \
+        st = ctl_proc_stop(&hc, SIGTERM);                                                      \
+        if (st != 0)                                                                           \
+            proc_dump_file(hc.log);                                                            \
+        cr_assert_eq(st, 0, "kontena-health did not exit cleanly (status %d)", st);            \
+    }                                                                                          \
+    static void name##_body(void)
 
 static void put(const char *key, json_t *val) /* steals val */
 {
@@ -126,7 +142,7 @@ static void now_iso(char *buf, size_t len, int64_t plus_ms)
     time_iso8601(time_now_us() + plus_ms * 1000, buf, len);
 }
 
-Test(health_ctl, unhealthy_container_is_restarted_once_per_run)
+HTEST(unhealthy_container_is_restarted_once_per_run)
 {
     char t0[40], t1[40];
     json_t *v;
@@ -171,7 +187,7 @@ Test(health_ctl, unhealthy_container_is_restarted_once_per_run)
     free(url);
 }
 
-Test(health_ctl, threshold_counts_consecutive_failures)
+HTEST(threshold_counts_consecutive_failures)
 {
     char t0[40];
 
