@@ -121,6 +121,8 @@ struct ctl {
     char *id;
     char *leader_key;     /* /kontena/leaders/<name> */
     struct etcd *etcd;
+    struct etcd *etcd_le; /* leader election's client: request timeout ttl/3, so a hung etcd
+                           * cannot keep a leader that lost its lease acting for long */
 
     /* flags */
     int leader_elect;

@@ -22,6 +22,11 @@
 #include "etcdclient/etcd_watch.h"
 #include "common/banned.h"
 
+static struct etcd *le(struct ctl *c)
+{
+    return c->etcd_le ? c->etcd_le : c->etcd;
+}
+
 static void leader_err(struct ctl *c, const char *what, const char *msg)
 {
     ctl__etcd_error(c, msg);
@@ -96,7 +101,7 @@ static void revoke_lease(struct ctl *c, int64_t lease)
 {
     struct err e = ERR_INIT;
 
-    if (lease && etcd_lease_revoke(c->etcd, lease, &e) != ST_OK && e.st != ST_NOTFOUND)
+    if (lease && etcd_lease_revoke(le(c), lease, &e) != ST_OK && e.st != ST_NOTFOUND)
         log_warn("msg=\"cannot revoke lease %llx: %s\"", (unsigned long long)lease, e.msg);
 }
 
@@ -112,10 +117,10 @@ static void lead(struct ctl *c, int64_t lease, int64_t fence)
     while (!ctl__sleep(c, interval)) {
         struct err e = ERR_INIT;
         struct etcd_kv kv = {0};
-        enum status st = etcd_lease_keepalive(c->etcd, lease, NULL, &e);
+        enum status st = etcd_lease_keepalive(le(c), lease, NULL, &e);
 
         if (st == ST_OK)
-            st = etcd_get(c->etcd, c->leader_key, &kv, NULL, &e);
+            st = etcd_get(le(c), c->leader_key, &kv, NULL, &e);
         if (st == ST_OK) {
             int64_t cr = kv.create_revision;
             etcd_kv_release(&kv);
@@ -160,7 +165,7 @@ void *ctl__leader_main(void *arg)
         int64_t lease = 0;
         char *val;
 
-        if (etcd_lease_grant(c->etcd, ttl_s, &lease, &e) != ST_OK) {
+        if (etcd_lease_grant(le(c), ttl_s, &lease, &e) != ST_OK) {
             leader_err(c, "cannot grant a lease", e.msg);
             ctl__sleep(c, retry);
             continue;
@@ -171,7 +176,7 @@ void *ctl__leader_main(void *arg)
         etcd_txn_put(t, ETCD_THEN, c->leader_key, val, strlen(val), lease);
         etcd_txn_range(t, ETCD_ELSE, c->leader_key, NULL);
         free(val);
-        if (etcd_txn_commit(c->etcd, t, &res, &e) != ST_OK) {
+        if (etcd_txn_commit(le(c), t, &res, &e) != ST_OK) {
             etcd_txn_free(t);
             leader_err(c, "cannot campaign", e.msg);
             revoke_lease(c, lease);

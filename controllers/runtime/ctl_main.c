@@ -409,15 +409,22 @@ static void usage(const struct ctl_def *def, FILE *f)
                           : o->type == CTL_OPT_DURATION ? " DURATION"
                           : o->type == CTL_OPT_INT      ? " N"
                                                         : " VALUE";
+        char extra[256] = "";
+        const char *help = o->help ? o->help : "";
         snprintf(left, sizeof(left), "--%s%s", o->name, arg);
-        fprintf(f, "    %-29s %s", left, o->help ? o->help : "");
         if (o->env && o->defval)
-            fprintf(f, " (env %s, default %s)", o->env, o->defval);
+            snprintf(extra, sizeof(extra), "(env %s, default %s)", o->env, o->defval);
         else if (o->env)
-            fprintf(f, " (env %s)", o->env);
+            snprintf(extra, sizeof(extra), "(env %s)", o->env);
         else if (o->defval)
-            fprintf(f, " (default %s)", o->defval);
-        fputc('\n', f);
+            snprintf(extra, sizeof(extra), "(default %s)", o->defval);
+        /* the help text, then the env/default note on the same line if it fits */
+        if (!extra[0])
+            fprintf(f, "    %-29s %s\n", left, help);
+        else if (34 + strlen(help) + 1 + strlen(extra) <= 92)
+            fprintf(f, "    %-29s %s %s\n", left, help, extra);
+        else
+            fprintf(f, "    %-29s %s\n%34s%s\n", left, help, "", extra);
         if (o->type == CTL_OPT_FLAG) {
             snprintf(left, sizeof(left), "--no-%s", o->name);
             fprintf(f, "    %-29s turn --%s off\n", left, o->name);
@@ -754,6 +761,16 @@ int ctl_main(int argc, char **argv, const struct ctl_def *def, void *state)
         log_error("msg=\"cannot use etcd at %s: %s\"", co.eo.endpoints, e.msg);
         goto out;
     }
+    if (c->leader_elect) {
+        struct etcd_opts leo = co.eo;
+        leo.request_timeout_ms = c->lease_ttl_ms / 3;
+        leo.connect_timeout_ms = leo.request_timeout_ms < 2000 ? leo.request_timeout_ms : 2000;
+        c->etcd_le = etcd_create(&leo, &e);
+        if (!c->etcd_le) {
+            log_error("msg=\"cannot use etcd at %s: %s\"", co.eo.endpoints, e.msg);
+            goto out;
+        }
+    }
     if (def->setup && def->setup(c, state, &e) != ST_OK) {
         log_error("msg=\"cannot start: %s\"", e.msg[0] ? e.msg : "setup failed");
         goto out;
@@ -781,6 +798,8 @@ out:
     }
     if (rc == 0)
         log_info("msg=\"stopped\"");
+    etcd_destroy(c->etcd_le);
+    c->etcd_le = NULL;
     etcd_destroy(c->etcd);
     c->etcd = NULL;
     ctl_free(c);
