@@ -41,8 +41,10 @@ done
 for name in scheduler ipam rescheduler health; do
   stop "$name"
   if [ $docker_ok = 1 ] && docker inspect "kontena-$grid-$name" >/dev/null 2>&1; then
+    # stop (SIGTERM) first: the controller gives its leader lease back on the way out
+    docker stop -t 10 "kontena-$grid-$name" >/dev/null 2>&1 || true
     docker rm -f "kontena-$grid-$name" >/dev/null
-    echo "removed container kontena-$grid-$name"
+    echo "stopped and removed container kontena-$grid-$name"
   fi
 done
 stop apiserver

@@ -234,12 +234,8 @@ done
 kontena service ls --stack "$stack"
 
 echo
-echo "Where each instance runs:"
-for svc in $(kontena service ls -q --stack "$stack"); do
-  kontena service show "$svc" | awk '
-    /^    [^ ].*\/[0-9]+:$/ { inst = $1; sub(/:$/, "", inst) }
-    /^      scheduled_to:/ { printf "  %-28s on %s\n", inst, $2 }'
-done
+echo "Where each instance runs (NODE/CONTAINER):"
+kontena container ls
 
 cat <<SUMMARY
 
