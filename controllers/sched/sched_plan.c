@@ -182,10 +182,10 @@ static void rule_resolve(struct planner *p, struct rule *r)
         r->has_stack = strstr(r->value, "\\/") != NULL;
         r->id_cache = xmalloc(g->services.n + 1);
         memset(r->id_cache, 0xff, g->services.n + 1);
-        /* Does the pattern match the service being placed? Cached in the extra last slot. */
-        const char *own = p->s->id + strlen(p->s->grid) + 1;
-        if (strlen(p->s->id) > strlen(p->s->grid))
-            r->self = regexec(&r->re, r->has_stack ? own : p->s->name, 0, NULL, 0) == 0;
+        /* Does the pattern match the service being placed? */
+        char *own = xasprintf("%s/%s", p->s->stack, p->s->name);
+        r->self = regexec(&r->re, r->has_stack ? own : p->s->name, 0, NULL, 0) == 0;
+        free(own);
     } else if (r->key == K_CONTAINER && !r->is_regex) {
         r->cid = sched__intern_find(&g->containers, r->value);
     } else if (r->key == K_CONTAINER) {

@@ -812,3 +812,64 @@ Test(sched, mismatch_daemon_new_node)
     sched_service_release(&s);
     sched_grid_free(g);
 }
+
+/* --- bad input ---------------------------------------------------------------------------- */
+
+Test(sched, garbage_json_never_crashes)
+{
+    const char *nodes[] = {"{\"name\":\"x1\",\"labels\":\"az=a\",\"cpus\":\"many\"}",
+                           "{\"name\":\"x2\",\"labels\":[1,null,\"az=\"],\"mem_total\":-5,"
+                           "\"volume_drivers\":[3,{\"name\":null},{\"version\":\"1\"}]}",
+                           "{\"name\":\"x3\",\"node_number\":\"7\",\"availability\":5}", "[]",
+                           "{\"name\":\"\"}"};
+    const char *svcs[] = {
+        "{\"name\":\"a\",\"ports\":\"80\",\"affinity\":{},\"instances\":-1}",
+        "{\"name\":\"a\",\"affinity\":[5]}",
+        "{\"name\":\"a\",\"affinity\":[\"label==~\"]}",
+        "{\"name\":\"a\",\"affinity\":[\"==x\"]}",
+        "{\"name\":\"a\",\"affinity\":[\"node==/(/\"]}",
+        "{\"name\":\"a\",\"volumes_from\":[1]}",
+        "{\"name\":\"a\",\"instances\":1e9}",
+        "{\"name\":\"a\",\"stack\":7,\"ports\":[{\"node_port\":\"x\"},\"junk\",70000],"
+        "\"memory\":\"lots\",\"net\":\"container:\",\"volumes\":[5,{\"driver\":7}],"
+        "\"affinity\":[\"container==%s%%%d\",\"service==/\\\\//\"],\"instances\":3}",
+        "{}",
+        "[7]"};
+    struct sched_grid *g = sched_grid_new(9);
+    for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
+        json_t *n = jparse(nodes[i]);
+        sched_grid_add_node(g, n, 1);
+        json_decref(n);
+    }
+    sched_grid_add_instance(g, NULL, "g/null/a", 1, NULL, NULL, 0);
+    sched_grid_add_instance(g, "x1", NULL, 1, "c", NULL, 0);
+    sched_grid_add_instance(g, "x1", "g/null/a", 0, "c", NULL, 0);
+    sched_grid_add_instance(g, "x1", "g/null/a", 2000000000, "", NULL, 0);
+    int ports[] = {-1, 0, 80, 80};
+    sched_grid_add_instance(g, "x2", "g/null/a", 2, "a-2", ports, 4);
+    for (size_t i = 0; i < sizeof(svcs) / sizeof(svcs[0]); i++) {
+        struct sched_service s;
+        struct sched_plan p;
+        json_t *v = jparse(svcs[i]);
+        if (sched_service_from_json(&s, v, NULL, NULL) == ST_OK) {
+            if (sched_plan(g, &s, &p, NULL) == ST_OK)
+                sched_plan_release(&p);
+            (void)sched_mismatch(g, &s, NULL, 0);
+            sched_service_release(&s);
+        }
+        json_decref(v);
+    }
+    sched_grid_free(g);
+}
+
+Test(sched, percent_percent_is_a_literal_percent)
+{
+    struct sched_grid *g = sched_grid_new(1);
+    struct sched_service s;
+    add_node(g, "{\"name\":\"n%1\",\"node_number\":1}", 1);
+    add_node(g, "{\"name\":\"n2\",\"node_number\":2}", 1);
+    svc_of(&s, SVC(",\"instances\":1,\"affinity\":[\"node==n%%%s\"]"));
+    expect_plan(g, &s, "n%1");
+    sched_service_release(&s);
+    sched_grid_free(g);
+}
