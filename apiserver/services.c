@@ -852,10 +852,68 @@ static void h_service_delete(struct req *r, char **params)
     free(id);
 }
 
+static int by_instance_number(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "instance_number"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "instance_number"));
+
+    return (x > y) - (x < y);
+}
+
+/* The instance JSON of master-api §4.6 for instance key `id` ("<node>/<container>") with
+ * value iv, its observed value ov (may be NULL) and its node (may be NULL), plus the
+ * `containers` the CLI's service show prints (fresh; NULL when a value is not UTF-8).
+ * deploy_rev is the service revision the instance was placed at, rev the one its container
+ * runs. */
+static json_t *instance_view(const char *id, const json_t *iv, const json_t *ov,
+                             const json_t *node)
+{
+    const char *slash = strchr(id, '/'), *ip = jstr(iv, "overlay_cidr");
+    char *nodename = xasprintf("%.*s", (int)(slash - id), id);
+    const json_t *health = json_object_get(ov, "health");
+    json_t *pub = json_object_get(node, "public_ip"), *v, *ctrs = json_array();
+
+    v = json_pack("{s:s,s:O?,s:O?,s:O?,s:s,s:O?,s:O?,s:O?,s:O?,s:{s:s,s:s,s:O?}}", "id", id,
+                  "instance_number", json_object_get(iv, "instance_number"), "created_at",
+                  json_object_get(iv, "created_at"), "updated_at",
+                  json_object_get(iv, "updated_at"), "desired_state",
+                  jstr(iv, "desired_state") ? jstr(iv, "desired_state") : "running", "state",
+                  json_object_get(ov, "state"), "deploy_rev", json_object_get(iv, "revision"),
+                  "rev", json_object_get(ov, "revision"), "error", json_object_get(ov, "error"),
+                  "node", "id", nodename, "name", nodename, "public_ip", pub);
+    if (!v) { /* not UTF-8: a key nobody of ours wrote */
+        json_decref(ctrs);
+        free(nodename);
+        return NULL;
+    }
+    if (!jstr(ov, "state"))
+        json_object_set_new(v, "state", json_string("pending"));
+    if (ov) {
+        char *addr = ip ? xstrdup(ip) : NULL;
+        json_t *c;
+
+        if (addr)
+            addr[strcspn(addr, "/")] = '\0';
+        c = json_pack("{s:s,s:{s:s,s:O?},s:s,s:s?,s:O?,s:O?,s:O?,s:O?}", "name", slash + 1,
+                      "node", "name", nodename, "public_ip", pub, "hostname",
+                      slash + 1, "ip_address", addr, "status", json_object_get(ov, "state"),
+                      "reason", json_object_get(ov, "error"), "exit_code",
+                      json_object_get(ov, "exit_code"), "health_status",
+                      json_object_get(health, "status"));
+        if (c)
+            json_array_append_new(ctrs, c);
+        free(addr);
+    }
+    json_object_set_new(v, "containers", ctrs);
+    free(nodename);
+    return v;
+}
+
 static void h_service_instances(struct req *r, char **params)
 {
-    json_t *g = grid_load(r, params[0], NULL), *svc = NULL, *list = NULL;
-    char *key, *prefix;
+    json_t *g = grid_load(r, params[0], NULL), *svc = NULL, *list = NULL, *omap, *nmap;
+    struct store_set inst = {0}, obs = {0}, nodes = {0};
+    char *key, *iprefix = NULL, *oprefix = NULL, *nprefix = NULL, *sid;
     struct err e = ERR_INIT;
     enum status st;
 
@@ -870,14 +928,70 @@ static void h_service_instances(struct req *r, char **params)
         reply_error(r, 404, "Service not found");
         return;
     }
-    prefix = xasprintf(KEY_INSTANCES "%s/%s/%s/", params[0], params[1], params[2]);
+    /* Instances are /kontena/instances/<grid>/<node>/<container>: one read of the grid's
+     * instances, observed containers and nodes, filtered by service id. */
+    iprefix = key_grid_child_prefix(KEY_INSTANCES, params[0]);
+    oprefix = key_grid_child_prefix("/kontena/observed/", params[0]);
+    nprefix = key_grid_child_prefix("/kontena/nodes/", params[0]);
     if (st == ST_OK)
-        st = store_list(r->api->etcd, prefix, 1, &list, &e);
-    free(prefix);
-    if (st != ST_OK)
+        st = store_list_set(r->api->etcd, iprefix, 0, &inst, &e);
+    if (st == ST_OK)
+        st = store_list_set(r->api->etcd, oprefix, 0, &obs, &e);
+    if (st == ST_OK)
+        st = store_list_set(r->api->etcd, nprefix, 1, &nodes, &e);
+    if (st != ST_OK) {
         reply_status(r, st, &e);
-    else
-        reply_json(r, 200, json_pack("{s:o}", "instances", list));
+        goto out;
+    }
+    sid = xasprintf("%s/%s/%s", params[0], params[1], params[2]);
+    omap = json_object();
+    for (size_t i = 0; i < obs.n; i++) {
+        const char *id = node_container(obs.keys[i], oprefix);
+        if (id)
+            json_object_set(omap, id, json_array_get(obs.objs, i));
+    }
+    nmap = json_object();
+    for (size_t i = 0; i < nodes.n; i++)
+        json_object_set(nmap, nodes.keys[i] + strlen(nprefix), json_array_get(nodes.objs, i));
+    list = json_array();
+    for (size_t i = 0; i < inst.n; i++) {
+        const json_t *iv = json_array_get(inst.objs, i);
+        const char *id = node_container(inst.keys[i], iprefix);
+        char node[256];
+        json_t *view;
+
+        if (!id || !jstr(iv, "service_id") || strcmp(jstr(iv, "service_id"), sid) != 0 ||
+            strcspn(id, "/") >= sizeof(node))
+            continue;
+        snprintf(node, sizeof(node), "%.*s", (int)strcspn(id, "/"), id);
+        view = instance_view(id, iv, json_object_get(omap, id), json_object_get(nmap, node));
+        if (view)
+            json_array_append_new(list, view);
+    }
+    json_decref(omap);
+    json_decref(nmap);
+    free(sid);
+    if (json_array_size(list) > 1) {
+        /* Sort a C array of borrowed pointers, then rebuild the list in that order. */
+        size_t n = json_array_size(list);
+        json_t **v = xmalloc(n * sizeof(*v)), *sorted = json_array();
+        for (size_t i = 0; i < n; i++)
+            v[i] = json_array_get(list, i);
+        qsort(v, n, sizeof(*v), by_instance_number);
+        for (size_t i = 0; i < n; i++)
+            json_array_append(sorted, v[i]);
+        free(v);
+        json_decref(list);
+        list = sorted;
+    }
+    reply_json(r, 200, json_pack("{s:o}", "instances", list));
+out:
+    store_set_release(&inst);
+    store_set_release(&obs);
+    store_set_release(&nodes);
+    free(iprefix);
+    free(oprefix);
+    free(nprefix);
 }
 
 const struct route service_routes[] = {

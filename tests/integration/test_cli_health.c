@@ -180,6 +180,23 @@ API_TEST(health, status_counts_observed_health_and_cli_shows_it)
 
     cr_assert_eq(KONTENA("service", "show", "web"), 0, "%s", err);
     cr_assert(strstr(out, "  health status:\n    healthy: 1\n    total: 3\n"), "%s", out);
+    /* Per instance, from GET .../instances: its node and its container's health. */
+    cr_assert(strstr(out, "    web/2:\n      scheduled_to: node-2\n"), "%s", out);
+    cr_assert(strstr(out, "        web-2 (on node-2):\n"), "%s", out);
+    cr_assert(strstr(out, "          health: unhealthy\n"), "%s", out);
+    cr_assert(strstr(out, "          health: healthy\n"), "%s", out);
+    v = as_admin("GET", "/v1/services/lab/null/web/instances", NULL, 200);
+    list = json_object_get(v, "instances");
+    cr_assert_eq(json_array_size(list), 3, "%s", json_dumps(v, 0));
+    for (i = 0; i < 3; i++) {
+        x = json_array_get(list, i);
+        cr_assert_eq(json_integer_value(json_object_get(x, "instance_number")), (long long)i + 1,
+                     "instances in number order");
+        cr_assert_str_eq(json_string_value(json_object_get(x, "state")), "running");
+    }
+    x = json_array_get(json_object_get(json_array_get(list, 2), "containers"), 0);
+    cr_assert(json_is_null(json_object_get(x, "health_status")), "not checked yet: null");
+    json_decref(v);
     cr_assert_eq(KONTENA("service", "show", "plain"), 0, "%s", err);
     cr_assert_null(strstr(out, "health status:"), "%s", out);
 
