@@ -54,7 +54,8 @@ struct planner {
     int *planned;                /* planned[n] for this pass, -1 not (yet) placed */
     int limit;                   /* instances 1..limit exist after this pass */
     int *passcnt, *effcnt, *adj; /* per node */
-    int *zonesum;                /* per zone */
+    int *zonesum;                /* per zone, scratch of one ha choice */
+    int *zoneall;                /* per zone: passcnt summed over every candidate */
     struct rule *rules;          /* one per affinity string; dynamic ones are per instance */
     size_t n_rules;
     char *own_prefix; /* "<stack>/" of s: service values without '/' get it */
@@ -402,8 +403,8 @@ static int runs_any(struct planner *p, int x, char *const *names, size_t n)
         *n = o_;                                                                                   \
     } while (0)
 
-/* Run the filters of §4 over list[0..*n) for instance i. -1 with p->reason when one leaves
- * nothing, else 0. */
+/* Run the filters of §4 over the candidates for instance i, leaving the survivors in
+ * list[0..*n). -1 with p->reason when one leaves nothing, else 0. */
 static int filter(struct planner *p, int i, int *list, size_t *n)
 {
     const struct sched_service *s = p->s;
@@ -411,8 +412,11 @@ static int filter(struct planner *p, int i, int *list, size_t *n)
     int here = cur_of(p, i);
     char what[SCHED_REASON_LEN - 100];
 
-    /* 1. Availability. */
-    KEEP_IF(!g->nodes[x].drain);
+    /* 1. Availability, copying the candidates into list on the way. */
+    *n = 0;
+    for (size_t k = 0; k < p->n_cands; k++)
+        if (!g->nodes[p->cands[k]].drain)
+            list[(*n)++] = p->cands[k];
     if (!*n)
         return fail(p, "Filter Availability did not return any nodes");
     /* 2. Ephemeral (stateful only; an instance already there may stay). */
@@ -528,12 +532,17 @@ static int pick_ha(struct planner *p, int i, const int *list, size_t n)
     int here = cur_of(p, i), best = -1;
     long bz = 0, bc = 0, br = 0, ties = 0;
 
-    /* zone_count: the per-pass counters of the filtered nodes in the node's zone. */
-    for (size_t k = 0; k < n; k++)
-        p->zonesum[g->nodes[list[k]].zone] += p->passcnt[list[k]];
+    /* zone_count: the per-pass counters of the filtered nodes in the node's zone. When the
+     * filters kept every candidate that is the running per-zone total; else sum it. */
+    const int *zs = p->zoneall;
+    if (n != p->n_cands) {
+        for (size_t k = 0; k < n; k++)
+            p->zonesum[g->nodes[list[k]].zone] += p->passcnt[list[k]];
+        zs = p->zonesum;
+    }
     for (size_t k = 0; k < n; k++) {
         int x = list[k];
-        long z = p->zonesum[g->nodes[x].zone], c = p->passcnt[x];
+        long z = zs[g->nodes[x].zone], c = p->passcnt[x];
         /* rank = 10, −5 when the node hosts this instance now, + memory pressure (0: no
          * node stats yet). Kept as an integer while the pressure term is 0. */
         long rank = x == here ? 5 : 10;
@@ -549,8 +558,9 @@ static int pick_ha(struct planner *p, int i, const int *list, size_t n)
                 best = x;
         }
     }
-    for (size_t k = 0; k < n; k++)
-        p->zonesum[g->nodes[list[k]].zone] = 0;
+    if (zs == p->zonesum)
+        for (size_t k = 0; k < n; k++)
+            p->zonesum[g->nodes[list[k]].zone] = 0;
     return best;
 }
 
@@ -600,7 +610,6 @@ static int select_node(struct planner *p, int i)
 
     if (!p->n_cands)
         return fail(p, "There are no nodes available");
-    memcpy(p->list, p->cands, n * sizeof(*p->list));
     if (filter(p, i, p->list, &n) != 0)
         return -1;
     if (p->s->strategy == SCHED_RANDOM) {
@@ -631,6 +640,7 @@ static void pass_begin(struct planner *p, int limit)
     p->limit = limit;
     memset(p->passcnt, 0, nn * sizeof(int));
     memset(p->effcnt, 0, nn * sizeof(int));
+    memset(p->zoneall, 0, (p->g->zones.n + 1) * sizeof(int));
     for (int j = 1; j <= limit && j <= p->cur_max; j++)
         if (p->cur[j] >= 0)
             p->effcnt[p->cur[j]]++;
@@ -645,6 +655,7 @@ static void pass_place(struct planner *p, int i, int x)
 
     p->planned[i] = x;
     p->passcnt[x]++;
+    p->zoneall[p->g->nodes[x].zone]++;
     if (c >= 0)
         p->effcnt[c]--;
     p->effcnt[x]++;
@@ -668,6 +679,7 @@ static void planner_release(struct planner *p)
     FREE_AND_NULL(p->effcnt);
     FREE_AND_NULL(p->adj);
     FREE_AND_NULL(p->zonesum);
+    FREE_AND_NULL(p->zoneall);
     FREE_AND_NULL(p->own_prefix);
 }
 
@@ -693,6 +705,7 @@ static enum status planner_init(struct planner *p, const struct sched_grid *g,
     p->effcnt = xcalloc(nn + 1, sizeof(int));
     p->adj = xcalloc(nn + 1, sizeof(int));
     p->zonesum = xcalloc(g->zones.n + 1, sizeof(int));
+    p->zoneall = xcalloc(g->zones.n + 1, sizeof(int));
 
     /* Current placement: cur[n]. Two keys of one number (a move half done): prefer the one
      * on a candidate node. Orphans (node gone) have no node. */
