@@ -178,13 +178,20 @@ static json_t *instance_spec(const json_t *base, const json_t *svc, int n)
     return spec;
 }
 
-/* --- writes: batched instance transactions ------------------------------------------------ */
+/* --- writes: batched transactions, committed outside the lock ------------------------------
+ *
+ * A reconcile decides under s->mu and only collects operations; the etcd round trips happen
+ * after the mutex is released, so a second worker plans the next service while the first
+ * waits for etcd (and etcd can group both into one fsync). Until they are in the cache, the
+ * instance keys a reconcile is writing are "pending": view_load() shows them to every other
+ * reconcile, so placements never overlap (ports, anti-affinity). */
 
 struct op {
     char *key;
-    json_t *val;     /* NULL: delete */
-    int64_t mod_rev; /* 0: create (create_revision == 0) */
-    int joined;      /* 1: must share the previous op's transaction (a move) */
+    json_t *val;          /* NULL: delete */
+    int64_t mod_rev;      /* 0: create (create_revision == 0) */
+    int joined;           /* 1: must share the previous op's transaction (a move) */
+    struct informer *inf; /* the cache the write goes through to */
 };
 
 struct ops {
@@ -192,13 +199,14 @@ struct ops {
     size_t n, cap;
 };
 
-static void ops_add(struct ops *o, const char *key, json_t *val, int64_t mod_rev, int joined)
+static void ops_add(struct ops *o, struct informer *inf, const char *key, json_t *val,
+                    int64_t mod_rev, int joined)
 {
     if (o->n == o->cap) {
         o->cap = o->cap ? o->cap * 2 : 64;
         o->v = xrealloc(o->v, o->cap * sizeof(*o->v));
     }
-    o->v[o->n++] = (struct op){xstrdup(key), val, mod_rev, joined};
+    o->v[o->n++] = (struct op){xstrdup(key), val, mod_rev, joined, inf};
 }
 
 static void ops_release(struct ops *o)
@@ -211,7 +219,56 @@ static void ops_release(struct ops *o)
     o->n = o->cap = 0;
 }
 
-/* Commit ops[from, to) as one transaction; write-through on success. */
+/* Instance puts in flight, tagged with the reconcile that makes them. Under s->mu. */
+struct pending {
+    char *key;
+    json_t *val;
+    uint64_t tag;
+};
+
+static struct pending *pend;
+static size_t n_pend, cap_pend;
+
+static void pending_add(struct scheduler *s, const struct ops *o, uint64_t tag)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        if (o->v[i].inf != s->instances || !o->v[i].val)
+            continue;
+        if (n_pend == cap_pend) {
+            cap_pend = cap_pend ? cap_pend * 2 : 256;
+            pend = xrealloc(pend, cap_pend * sizeof(*pend));
+        }
+        pend[n_pend++] = (struct pending){xstrdup(o->v[i].key), json_incref(o->v[i].val), tag};
+    }
+}
+
+static void pending_drop(uint64_t tag)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < n_pend; i++) {
+        if (pend[i].tag == tag) {
+            free(pend[i].key);
+            json_decref(pend[i].val);
+        } else {
+            pend[j++] = pend[i];
+        }
+    }
+    n_pend = j;
+}
+
+static void deploy_written(struct scheduler *s, const char *key, const json_t *rec, int64_t rev)
+{
+    if (!deploy_unfinished(rec)) {
+        const char *state = jstr(rec, "state");
+        ctl_metric_add(streq(state, "success") ? s->m_deploy_success : s->m_deploy_error, 1);
+        log_info("deploy=%s state=%s reason=\"%s\" rev=%lld", key, state ?: "?",
+                 jstr(rec, "reason") ?: "", (long long)rev);
+    }
+}
+
+/* Commit ops[0, n) as one transaction (every op compared on its key's revision, plus the
+ * leadership fence); write-through to the caches on success. Called without s->mu. */
 static enum status commit_batch(struct scheduler *s, struct op *ops, size_t n, struct err *e)
 {
     struct etcd_txn *t = etcd_txn_new();
@@ -232,14 +289,21 @@ static enum status commit_batch(struct scheduler *s, struct op *ops, size_t n, s
     ctl_txn_fence(s->c, t);
     st = etcd_txn_commit(ctl_etcd(s->c), t, &res, e);
     if (st == ST_OK && !res.succeeded)
-        st = err_set(e, ST_CONFLICT, "instance keys changed meanwhile (or leadership lost)");
-    if (st == ST_OK)
+        st = err_set(e, ST_CONFLICT, "keys changed meanwhile (or leadership lost)");
+    if (st == ST_OK) {
+        /* Under the lock: a reconcile reading the cache and the pending list sees each key
+         * exactly once. */
+        pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < n; i++) {
             if (ops[i].val)
-                informer_store(s->instances, ops[i].key, ops[i].val, res.revision);
+                informer_store(ops[i].inf, ops[i].key, ops[i].val, res.revision);
             else
-                informer_forget(s->instances, ops[i].key, res.revision);
+                informer_forget(ops[i].inf, ops[i].key, res.revision);
+            if (ops[i].inf == s->deploys && ops[i].val)
+                deploy_written(s, ops[i].key, ops[i].val, res.revision);
         }
+        pthread_mutex_unlock(&s->mu);
+    }
     for (size_t i = 0; i < n; i++)
         free(vals[i]);
     free(vals);
@@ -248,6 +312,7 @@ static enum status commit_batch(struct scheduler *s, struct op *ops, size_t n, s
     return st;
 }
 
+/* Commit every op in batches of SCHED_TXN_OPS, in order (a move's two ops together). */
 static enum status commit_ops(struct scheduler *s, struct ops *o, struct err *e)
 {
     size_t from = 0;
@@ -265,46 +330,20 @@ static enum status commit_ops(struct scheduler *s, struct ops *o, struct err *e)
     return ST_OK;
 }
 
-/* Put rec (owned) over the cached deploy record at key when it differs from old. */
-static enum status write_deploy(struct scheduler *s, const char *key, const json_t *old,
-                                int64_t mod_rev, json_t *rec, struct err *e)
+/* Queue rec (owned) over the cached deploy record at key when it differs from old. */
+static void write_deploy(struct scheduler *s, struct ops *o, const char *key, const json_t *old,
+                         int64_t mod_rev, json_t *rec)
 {
-    struct etcd_txn *t;
-    struct etcd_txn_result res = {0};
-    char *val;
-    enum status st;
-
     if (old && json_equal((json_t *)old, rec)) {
         json_decref(rec);
-        return ST_OK;
+        return;
     }
-    t = etcd_txn_new();
-    val = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
-    etcd_txn_cmp(t, key, ETCD_CMP_MOD, ETCD_CMP_EQUAL, mod_rev);
-    etcd_txn_put(t, ETCD_THEN, key, val, strlen(val), 0);
-    ctl_txn_fence(s->c, t);
-    st = etcd_txn_commit(ctl_etcd(s->c), t, &res, e);
-    if (st == ST_OK && !res.succeeded)
-        st = err_set(e, ST_CONFLICT, "deploy record '%s' changed meanwhile", key);
-    if (st == ST_OK) {
-        informer_store(s->deploys, key, rec, res.revision);
-        if (!deploy_unfinished(rec)) {
-            const char *state = jstr(rec, "state");
-            ctl_metric_add(streq(state, "success") ? s->m_deploy_success : s->m_deploy_error, 1);
-            log_info("deploy=%s state=%s reason=\"%s\" rev=%lld", key, state ?: "?",
-                     jstr(rec, "reason") ?: "", (long long)res.revision);
-        }
-    }
-    free(val);
-    etcd_txn_result_release(&res);
-    etcd_txn_free(t);
-    json_decref(rec);
-    return st;
+    ops_add(o, s->deploys, key, rec, mod_rev, 0);
 }
 
 /* Finish an unfinished record as error with reason. */
-static enum status fail_deploy(struct scheduler *s, const char *key, const json_t *rec,
-                               int64_t mod_rev, const char *reason, struct err *e)
+static void fail_deploy(struct scheduler *s, struct ops *o, const char *key, const json_t *rec,
+                        int64_t mod_rev, const char *reason)
 {
     json_t *n = json_deep_copy(rec);
     char now[40];
@@ -313,7 +352,7 @@ static enum status fail_deploy(struct scheduler *s, const char *key, const json_
     json_object_set_new(n, "state", json_string("error"));
     json_object_set_new(n, "reason", json_string(reason));
     json_object_set_new(n, "finished_at", json_string(now));
-    return write_deploy(s, key, rec, mod_rev, n, e);
+    write_deploy(s, o, key, rec, mod_rev, n);
 }
 
 /* --- the grid's current instances ------------------------------------------------------- */
@@ -347,6 +386,34 @@ static void view_load(struct scheduler *s, const char *grid, const char *service
 
     memset(v, 0, sizeof(*v));
     v->n_objs = informer_list(s->instances, prefix, &v->objs);
+    /* Other reconciles' writes in flight (not yet in the cache) count as placed. */
+    {
+        size_t listed = v->n_objs, cap = v->n_objs, plen = strlen(prefix);
+        for (size_t i = 0; i < n_pend; i++) {
+            size_t lo = 0, hi = listed;
+            int found = 0;
+            if (strncmp(pend[i].key, prefix, plen) != 0)
+                continue;
+            while (lo < hi && !found) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(v->objs[mid].key, pend[i].key);
+                if (c == 0)
+                    found = 1;
+                else if (c < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (found)
+                continue;
+            if (v->n_objs == cap) {
+                cap = cap ? cap * 2 : 16;
+                v->objs = xrealloc(v->objs, cap * sizeof(*v->objs));
+            }
+            v->objs[v->n_objs++] =
+                (struct ctl_obj){xstrdup(pend[i].key), json_incref(pend[i].val), 0, 0};
+        }
+    }
     v->mine = xcalloc(v->n_objs ? v->n_objs : 1, sizeof(*v->mine));
     for (size_t i = 0; i < v->n_objs; i++) {
         const char *g, *node, *container;
@@ -424,7 +491,7 @@ static void level_update(struct scheduler *s, const json_t *svc, const char *gri
     json_object_set_new(v, "desired_state", json_string(want));
     json_object_set_new(v, "restart_generation", json_integer(gen));
     json_object_set_new(v, "updated_at", json_string(now));
-    ops_add(o, in->obj->key, v, in->obj->mod_rev, 0);
+    ops_add(o, s->instances, in->obj->key, v, in->obj->mod_rev, 0);
 }
 
 /* --- deploys ------------------------------------------------------------------------------ */
@@ -527,25 +594,23 @@ static int waits_for_links(struct scheduler *s, const json_t *svc, const json_t 
 }
 
 /* Finish every other unfinished record of the service as superseded by rec. */
-static enum status supersede_older(struct scheduler *s, const char *grid, const char *service_id,
-                                   const char *id, struct err *e)
+static void supersede_older(struct scheduler *s, struct ops *o, const char *grid,
+                            const char *service_id, const char *id)
 {
     char *prefix = xasprintf(P_DEPLOYS "%s/", grid), reason[200];
     struct ctl_obj *objs = NULL;
     size_t n = informer_list(s->deploys, prefix, &objs);
-    enum status st = ST_OK;
 
     snprintf(reason, sizeof(reason), "superseded by %s", id);
-    for (size_t i = 0; i < n && st == ST_OK; i++) {
+    for (size_t i = 0; i < n; i++) {
         const json_t *r = objs[i].val;
         if (!streq(jstr(r, "service_id"), service_id) || streq(jstr(r, "id"), id) ||
             !deploy_unfinished(r))
             continue;
-        st = fail_deploy(s, objs[i].key, r, objs[i].mod_rev, reason, e);
+        fail_deploy(s, o, objs[i].key, r, objs[i].mod_rev, reason);
     }
     ctl_objs_free(objs, n);
     free(prefix);
-    return st;
 }
 
 /* Node ports of a service, into a fresh array. */
@@ -670,7 +735,8 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
         char msg[sizeof(e->msg) + 64];
         snprintf(msg, sizeof(msg), "%s", e->msg);
         err_clear(e);
-        return fail_deploy(s, dkey, rec, drev, msg, e);
+        fail_deploy(s, o, dkey, rec, drev, msg);
+        return ST_OK;
     }
     g = grid_snapshot(s, grid, v);
     st = sched_plan(g, &ss, &plan, e);
@@ -678,7 +744,8 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
         char msg[sizeof(e->msg)];
         snprintf(msg, sizeof(msg), "%s", e->msg);
         err_clear(e);
-        st = fail_deploy(s, dkey, rec, drev, msg, e);
+        fail_deploy(s, o, dkey, rec, drev, msg);
+        st = ST_OK;
         goto out;
     }
 
@@ -699,7 +766,7 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
     for (size_t i = 0; i < v->n_mine; i++) {
         struct inst *in = &v->mine[i];
         if (in->n < 1 || in->n > plan.n) {
-            ops_add(o, in->obj->key, NULL, in->obj->mod_rev, 0);
+            ops_add(o, s->instances, in->obj->key, NULL, in->obj->mod_rev, 0);
             touched[i] = 1;
             continue;
         }
@@ -708,12 +775,12 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
         if (!sl->cur || (tname && streq(in->node, tname))) {
             if (sl->cur) { /* the older one elsewhere is the duplicate */
                 size_t j = (size_t)(sl->cur - v->mine);
-                ops_add(o, sl->cur->obj->key, NULL, sl->cur->obj->mod_rev, 0);
+                ops_add(o, s->instances, sl->cur->obj->key, NULL, sl->cur->obj->mod_rev, 0);
                 touched[j] = 1;
             }
             sl->cur = in;
         } else {
-            ops_add(o, in->obj->key, NULL, in->obj->mod_rev, 0);
+            ops_add(o, s->instances, in->obj->key, NULL, in->obj->mod_rev, 0);
             touched[i] = 1;
         }
     }
@@ -749,7 +816,7 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
         key = xasprintf(P_INSTANCES "%s/%s/%s", grid, tname, container);
         if (!sl->cur) { /* new: all at once */
             sl->val = instance_value(s, svc, base, NULL, grid, tname, n, jstr(rec, "id"), now);
-            ops_add(o, key, sl->val, 0, 0);
+            ops_add(o, s->instances, key, sl->val, 0, 0);
             ctl_metric_add(s->m_placements, 1);
             sl->written = 1;
         } else if (!streq(sl->cur->node, tname)) { /* move: throttled */
@@ -763,8 +830,8 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
                 sl->val = instance_value(s, svc, base, carry, grid, tname, n, jstr(rec, "id"),
                                          now);
                 json_decref(carry);
-                ops_add(o, sl->cur->obj->key, NULL, sl->cur->obj->mod_rev, 0);
-                ops_add(o, key, sl->val, 0, 1);
+                ops_add(o, s->instances, sl->cur->obj->key, NULL, sl->cur->obj->mod_rev, 0);
+                ops_add(o, s->instances, key, sl->val, 0, 1);
                 touched[j] = 1;
                 ctl_metric_add(s->m_placements, 1);
                 in_flight++;
@@ -775,7 +842,7 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
                 size_t j = (size_t)(sl->cur - v->mine);
                 sl->val = instance_value(s, svc, base, sl->cur->obj->val, grid, tname, n,
                                          jstr(rec, "id"), now);
-                ops_add(o, sl->cur->obj->key, sl->val, sl->cur->obj->mod_rev, 0);
+                ops_add(o, s->instances, sl->cur->obj->key, sl->val, sl->cur->obj->mod_rev, 0);
                 touched[j] = 1;
                 in_flight++;
                 sl->written = 1;
@@ -859,16 +926,11 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
     }
     json_object_set_new(nrec, "reason", reason[0] ? json_string(reason) : json_null());
 
-    /* Instances first: a record never claims more than etcd holds. The caller commits o; the
-     * record goes out here after it, so pass it back through the ops commit. */
-    st = commit_ops(s, o, e);
-    ops_release(o);
-    if (st == ST_OK)
-        st = write_deploy(s, dkey, rec, drev, nrec, e);
-    else
-        json_decref(nrec);
+    /* The record follows the instance writes (in their last transaction when it fits): it
+     * never claims more than etcd holds, and costs no round trip of its own. */
+    write_deploy(s, o, dkey, rec, drev, nrec);
     nrec = NULL;
-    if (st == ST_OK && next_timeout >= 0)
+    if (next_timeout >= 0)
         wq_add_after(s->q, sid, next_timeout + 100);
 out:
     json_decref(base);
@@ -881,14 +943,15 @@ out:
 
 /* --- reconcile ---------------------------------------------------------------------------- */
 
-static enum status reconcile_locked(struct scheduler *s, const char *id, struct err *e)
+/* Decide what service id needs: fills o (committed by the caller, outside the lock). */
+static enum status reconcile_locked(struct scheduler *s, const char *id, struct ops *o,
+                                    struct err *e)
 {
     const char *grid, *stack, *name;
     char idbuf[600], now[40], *skey = NULL, *dkey = NULL;
     json_t *svc = NULL, *rec = NULL;
     int64_t drev = 0;
     struct view v = {0};
-    struct ops o = {0};
     int *touched = NULL;
     enum status st = ST_OK;
 
@@ -906,10 +969,9 @@ static enum status reconcile_locked(struct scheduler *s, const char *id, struct 
 
     if (!svc) { /* removed: its instances go */
         for (size_t i = 0; i < v.n_mine; i++)
-            ops_add(&o, v.mine[i].obj->key, NULL, v.mine[i].obj->mod_rev, 0);
-        if (o.n)
-            log_info("key=%s msg=\"service removed, deleting %zu instance keys\"", id, o.n);
-        st = commit_ops(s, &o, e);
+            ops_add(o, s->instances, v.mine[i].obj->key, NULL, v.mine[i].obj->mod_rev, 0);
+        if (o->n)
+            log_info("key=%s msg=\"service removed, deleting %zu instance keys\"", id, o->n);
         goto out;
     }
 
@@ -920,37 +982,28 @@ static enum status reconcile_locked(struct scheduler *s, const char *id, struct 
     if (rec && deploy_unfinished(rec)) {
         char why[300];
         int w;
-        if (streq(jstr(rec, "state"), "created") || !jstr(rec, "state")) {
-            st = supersede_older(s, grid, id, jstr(rec, "id") ?: "?", e);
-            if (st != ST_OK)
-                goto out;
-        }
+        if (streq(jstr(rec, "state"), "created") || !jstr(rec, "state"))
+            supersede_older(s, o, grid, id, jstr(rec, "id") ?: "?");
         if (!streq(jstr(svc, "state"), "running")) {
-            st = fail_deploy(s, dkey, rec, drev, "service is not running", e);
+            fail_deploy(s, o, dkey, rec, drev, "service is not running");
         } else if ((w = waits_for_links(s, svc, rec, grid, why, sizeof(why))) == 1) {
             json_t *n = json_deep_copy(rec);
             json_object_set_new(n, "reason", json_string(why));
-            st = write_deploy(s, dkey, rec, drev, n, e);
+            write_deploy(s, o, dkey, rec, drev, n);
         } else if (w == 2) {
-            st = fail_deploy(s, dkey, rec, drev, why, e);
+            fail_deploy(s, o, dkey, rec, drev, why);
         } else {
-            st = run_deploy(s, svc, grid, dkey, rec, drev, &v, &o, touched, e);
+            st = run_deploy(s, svc, grid, dkey, rec, drev, &v, o, touched, e);
+            if (st != ST_OK)
+                goto out;
         }
-        if (st != ST_OK)
-            goto out;
-        /* The deploy wrote through the cache: read the instances again for the level pass. */
-        free(touched);
-        view_release(&v);
-        view_load(s, grid, id, &v);
-        touched = xcalloc(v.n_mine + 1, sizeof(*touched));
     }
 
+    /* Instances the deploy wrote carry the service's states already. */
     for (size_t i = 0; i < v.n_mine; i++)
         if (!touched[i])
-            level_update(s, svc, grid, &v.mine[i], now, &o);
-    st = commit_ops(s, &o, e);
+            level_update(s, svc, grid, &v.mine[i], now, o);
 out:
-    ops_release(&o);
     free(touched);
     view_release(&v);
     json_decref(rec);
@@ -962,12 +1015,24 @@ out:
 
 static enum status reconcile(void *arg, const char *id, struct err *e)
 {
+    static uint64_t next_tag;
     struct scheduler *s = arg;
+    struct ops o = {0};
     enum status st;
+    uint64_t tag;
 
     pthread_mutex_lock(&s->mu);
-    st = reconcile_locked(s, id, e);
+    tag = ++next_tag;
+    st = reconcile_locked(s, id, &o, e);
+    if (st == ST_OK)
+        pending_add(s, &o, tag);
     pthread_mutex_unlock(&s->mu);
+    if (st == ST_OK)
+        st = commit_ops(s, &o, e);
+    pthread_mutex_lock(&s->mu);
+    pending_drop(tag);
+    pthread_mutex_unlock(&s->mu);
+    ops_release(&o);
     return st;
 }
 
