@@ -500,6 +500,7 @@ Test(ipam, restart_changes_nothing)
     before = revisions(INST);
     b2 = revisions("/kontena/ipam/");
     stop_ipam(0);
+    ctl_proc_cleanup(&ipams[0]);
     start_ipam(0, NULL);
     time_sleep_ms(1500);
     after = revisions(INST);
