@@ -781,10 +781,14 @@ int ctl_main(int argc, char **argv, const struct ctl_def *def, void *state)
         goto out;
     }
     start_threads(c, 1);
-    log_info("id=%s etcd=%s http=%s%s%d leader_elect=%s lease_ttl_ms=%lld msg=\"started\"",
-             c->id, co.eo.endpoints, c->http_addr ? c->http_addr : "off",
-             c->http_addr ? ":" : "", c->http_addr ? c->http_port : 0,
-             c->leader_elect ? "on" : "off", (long long)c->lease_ttl_ms);
+    {
+        char http[300] = "off";
+        if (c->http_addr)
+            snprintf(http, sizeof(http), "%s:%d", c->http_addr, c->http_port);
+        log_info("id=%s etcd=%s http=%s leader_elect=%s lease_ttl_ms=%lld msg=\"started\"",
+                 c->id, co.eo.endpoints, http, c->leader_elect ? "on" : "off",
+                 (long long)c->lease_ttl_ms);
+    }
     if (sigwait(&sigs, &sig) == 0)
         log_info("msg=\"signal %d: shutting down\"", sig);
     stop_threads(c);

@@ -486,7 +486,10 @@ static int two_replicas(const char *ttl)
     put("/t/work/1", "{}");
     spawn_kid(0, "r0", ttl, "off", NULL);
     spawn_kid(1, "r1", ttl, "off", NULL);
-    if (wait_key("/t/acted/r0", 8000) == -1 && !key_exists("/t/acted/r1")) {
+    int64_t end = time_mono_ms() + 8000;
+    while (count_prefix("/t/acted/") == 0 && time_mono_ms() < end)
+        time_sleep_ms(20);
+    if (count_prefix("/t/acted/") == 0) {
         dump_logs();
         cr_assert_fail("no replica acted");
     }
@@ -537,6 +540,50 @@ Test(ctl_runtime, sigterm_gives_the_lease_back_and_the_standby_takes_over_at_onc
               (long long)took);
     assert_clean_exit(other, proc_stop(kids[other], SIGTERM, 10000));
     free(other_marker);
+}
+
+Test(ctl_runtime, a_stalled_leader_is_fenced_once_its_lease_expired)
+{
+    int leader = two_replicas("2s"), other = 1 - leader;
+    char *mine = xasprintf("/t/acted/r%d", leader), *theirs = xasprintf("/t/acted/r%d", other);
+    struct err e = ERR_INIT;
+    int64_t end;
+
+    /* the leader stops (a long GC pause, SIGSTOP) past its lease: the standby takes over */
+    kill(kids[leader], SIGSTOP);
+    cr_assert_eq(etcd_delete(ec, mine, NULL, NULL, &e), ST_OK, "%s", e.msg);
+    int64_t took = wait_key(theirs, 6000);
+    if (getenv("CTL_TEST_SHOW_LOGS"))
+        fprintf(stderr, "standby acted after %lld ms\n", (long long)took);
+    if (took == -1) {
+        kill(kids[leader], SIGCONT);
+        dump_logs();
+        cr_assert_fail("the standby did not take over from a stopped leader");
+    }
+    /* woken up, the old leader's resync fires at once; its writes carry the fence of a key
+     * that is gone, so none lands, and it notices it lost the lease */
+    kill(kids[leader], SIGCONT);
+    end = time_mono_ms() + 3000;
+    while (time_mono_ms() < end) {
+        if (key_exists(mine)) {
+            dump_logs();
+            cr_assert_fail("the stalled leader wrote after losing its lease");
+        }
+        time_sleep_ms(20);
+    }
+    assert_clean_exit(leader, proc_stop(kids[leader], SIGTERM, 10000));
+    assert_clean_exit(other, proc_stop(kids[other], SIGTERM, 10000));
+    {
+        char *out = NULL;
+        const char *argv[] = {"cat", kid_logs[leader], NULL};
+        proc_run(argv, NULL, NULL, &out, NULL);
+        if (getenv("CTL_TEST_SHOW_LOGS"))
+            fprintf(stderr, "%s", out);
+        cr_assert(strstr(out, "lost the leadership"), "%s", out);
+        free(out);
+    }
+    free(mine);
+    free(theirs);
 }
 
 Test(ctl_runtime, healthz_after_sync_and_metrics_with_leader_and_queue_series)
