@@ -109,8 +109,9 @@ void sched_plan_release(struct sched_plan *p);
  * Within the pass, instances already placed count where they were placed (port conflicts
  * with siblings, service affinity to itself, daemon ranks) and instances above N count
  * nowhere (they are deleted first).
- * No candidate at all: every instance -1, failed = 1 and reason "There are no nodes
- * available", even when N is 0 (a daemon), so an empty grid never reads as "scale to 0".
+ * No candidate at all (and instances > 0): every instance -1, failed = 1 and reason "There
+ * are no nodes available", even when N is 0 (a daemon), so an empty grid never reads as
+ * "scale to 0": check failed before deleting instances above N.
  * A daemon whose filters leave no node has N = 0 and failed = 0 (its instances go, as in
  * the original); reason then says why no node took it. */
 enum status sched_plan(const struct sched_grid *g, const struct sched_service *s,

@@ -805,9 +805,10 @@ enum status sched_plan(const struct sched_grid *g, const struct sched_service *s
 
     out->n = (int)n;
     out->node = xmalloc(((size_t)n + 1) * sizeof(int));
-    if (!p.n_cands) {
+    if (!p.n_cands && s->instances > 0) {
         /* No node at all: every instance fails, and failed is 1 even when N is 0 (a daemon),
-         * so an empty grid never reads as "scale to nothing". */
+         * so an empty grid never reads as "scale to nothing". (A service scaled to 0 has
+         * nothing to place and does not fail.) */
         for (long k = 0; k < n; k++)
             out->node[k] = -1;
         out->failed = 1;

@@ -873,3 +873,31 @@ Test(sched, percent_percent_is_a_literal_percent)
     sched_service_release(&s);
     sched_grid_free(g);
 }
+
+Test(sched, scaled_to_zero_never_fails)
+{
+    struct sched_grid *g = sched_grid_new(1);
+    struct sched_service s;
+    struct sched_plan p;
+    add_node(g, "{\"name\":\"off\",\"node_number\":1}", 0);
+    inst(g, "off", "g/s/web", 1, NULL, 0);
+    svc_of(&s, SVC(",\"instances\":0"));
+    cr_assert_eq(sched_plan(g, &s, &p, NULL), ST_OK);
+    cr_assert_eq(p.n, 0);
+    cr_assert_eq(p.failed, 0);
+    sched_plan_release(&p);
+    sched_service_release(&s);
+    sched_grid_free(g);
+}
+
+Test(sched, daemon_with_instance_number_affinity)
+{
+    /* node!=n%s: the simulation of 1..3 puts 1 on n2, 2 on n1 and 3 (not on n3) on n1 again:
+     * two distinct nodes, so N = 2 (§7). */
+    struct sched_grid *g = grid_of(3);
+    struct sched_service s;
+    svc_of(&s, SVC(",\"strategy\":\"daemon\",\"affinity\":[\"node!=n%s\"]"));
+    expect_plan(g, &s, "n2,n1");
+    sched_service_release(&s);
+    sched_grid_free(g);
+}
