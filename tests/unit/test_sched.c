@@ -9,6 +9,8 @@
 #include "common/xmalloc.h"
 #include "controllers/sched/sched.h"
 
+#include "common/banned.h"
+
 /* --- helpers ------------------------------------------------------------------------------ */
 
 static json_t *jparse(const char *text)
