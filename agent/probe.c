@@ -66,7 +66,7 @@ struct prober {
 
 static int stopped(const volatile int *stop)
 {
-    return stop && *stop;
+    return stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE);
 }
 
 /* Wait for ev on fd until deadline (monotonic ms); 1 ready, 0 timeout, -1 stopped/error. */
@@ -89,8 +89,9 @@ static int wait_fd(int fd, short ev, int64_t deadline, const volatile int *stop)
     }
 }
 
+/* A connected socket, or -1 with *st (and e) set. */
 static int connect_to(const char *ip, int port, int64_t deadline, const volatile int *stop,
-                      struct err *e)
+                      enum status *st, struct err *e)
 {
     struct sockaddr_in sa;
     int fd, soerr = 0, rc;
@@ -100,27 +101,28 @@ static int connect_to(const char *ip, int port, int64_t deadline, const volatile
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     if (!ip || inet_pton(AF_INET, ip, &sa.sin_addr) != 1) {
-        err_set(e, ST_INVALID, "no IPv4 address to check ('%s')", ip ? ip : "");
+        *st = err_set(e, ST_INVALID, "no IPv4 address to check ('%s')", ip ? ip : "");
         return -1;
     }
     fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
-        err_set(e, ST_IO, "socket: %s", strerror(errno));
+        *st = err_set(e, ST_IO, "socket: %s", strerror(errno));
         return -1;
     }
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
         if (errno != EINPROGRESS) {
-            err_set(e, ST_IO, "connect to %s:%d: %s", ip, port, strerror(errno));
+            *st = err_set(e, ST_IO, "connect to %s:%d: %s", ip, port, strerror(errno));
             goto fail;
         }
         rc = wait_fd(fd, POLLOUT, deadline, stop);
         if (rc <= 0) {
-            err_set(e, rc == 0 ? ST_IO : ST_RETRY, "connect to %s:%d: %s", ip, port,
-                    rc == 0 ? "timed out" : "cancelled");
+            *st = err_set(e, rc == 0 ? ST_IO : ST_RETRY, "connect to %s:%d: %s", ip, port,
+                          rc == 0 ? "timed out" : "cancelled");
             goto fail;
         }
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1 || soerr != 0) {
-            err_set(e, ST_IO, "connect to %s:%d: %s", ip, port, strerror(soerr ? soerr : errno));
+            *st = err_set(e, ST_IO, "connect to %s:%d: %s", ip, port,
+                          strerror(soerr ? soerr : errno));
             goto fail;
         }
     }
@@ -133,9 +135,10 @@ fail:
 enum status probe_tcp(const char *ip, int port, int timeout_ms, const volatile int *stop,
                       struct err *e)
 {
-    int fd = connect_to(ip, port, time_mono_ms() + timeout_ms, stop, e);
+    enum status st = ST_OK;
+    int fd = connect_to(ip, port, time_mono_ms() + timeout_ms, stop, &st, e);
     if (fd == -1)
-        return e ? e->st : ST_IO;
+        return st;
     close(fd);
     return ST_OK;
 }
@@ -162,9 +165,9 @@ enum status probe_http(const char *ip, int port, const char *uri, int timeout_ms
                            *uri == '/' ? "" : "/", uri, ip ? ip : "", port, KONTENA_VERSION);
     if (len >= sizeof(req))
         return err_set(e, ST_INVALID, "health check uri too long");
-    fd = connect_to(ip, port, deadline, stop, e);
+    fd = connect_to(ip, port, deadline, stop, &st, e);
     if (fd == -1)
-        return e ? e->st : ST_IO;
+        return st;
     while (sent < len) {
         ssize_t n = send(fd, req + sent, len - sent, MSG_NOSIGNAL);
         if (n > 0) {
@@ -172,8 +175,10 @@ enum status probe_http(const char *ip, int port, const char *uri, int timeout_ms
             continue;
         }
         if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-            if (wait_fd(fd, POLLOUT, deadline, stop) <= 0) {
-                st = err_set(e, ST_IO, "sending the request to %s:%d: timed out", ip, port);
+            int rc = wait_fd(fd, POLLOUT, deadline, stop);
+            if (rc <= 0) {
+                st = err_set(e, rc == 0 ? ST_IO : ST_RETRY, "sending the request to %s:%d: %s",
+                             ip, port, rc == 0 ? "timed out" : "cancelled");
                 goto out;
             }
             continue;
@@ -245,7 +250,7 @@ static void entry_free(struct entry *x)
 static int sleep_locked(struct entry *x, int64_t deadline)
 {
     struct prober *p = x->p;
-    while (!x->stop) {
+    while (!stopped(&x->stop)) {
         int64_t left = deadline - time_mono_ms();
         struct timespec ts;
         if (left <= 0)
@@ -259,7 +264,7 @@ static int sleep_locked(struct entry *x, int64_t deadline)
         }
         pthread_cond_timedwait(&p->cv, &p->mu, &ts);
     }
-    return x->stop;
+    return stopped(&x->stop);
 }
 
 static void mark_changed(struct entry *x)
@@ -285,7 +290,7 @@ static void check_health(struct entry *x)
         healthy = probe_tcp(x->ip, x->port, x->timeout_s * 1000, &x->stop, &e) == ST_OK;
         code = json_string(healthy ? "open" : "closed");
     }
-    if (x->stop) {
+    if (stopped(&x->stop)) {
         json_decref(code);
         return;
     }
@@ -316,7 +321,7 @@ static void *entry_main(void *arg)
         pthread_mutex_lock(&p->mu);
         ready = x->ready;
         pthread_mutex_unlock(&p->mu);
-        if (x->stop)
+        if (stopped(&x->stop))
             break;
         if (x->wfp && !ready && now >= next_wfp) {
             if (probe_tcp(x->ip, x->wfp, WAIT_FOR_PORT_EVERY_MS, &x->stop, NULL) == ST_OK) {
@@ -329,11 +334,11 @@ static void *entry_main(void *arg)
             }
             next_wfp = time_mono_ms() + WAIT_FOR_PORT_EVERY_MS;
         }
-        if (x->stop)
+        if (stopped(&x->stop))
             break;
         if (x->proto != PROTO_NONE && now >= next_hc) {
             check_health(x);
-            if (x->stop)
+            if (stopped(&x->stop))
                 break;
             p->notify(p->arg);
             next_hc = now + (int64_t)x->interval_s * 1000;
@@ -386,7 +391,7 @@ static void kill_locked(struct prober *p, const char *name)
     for (pp = &p->live; (x = *pp) != NULL; pp = &x->next)
         if (!strcmp(x->name, name)) {
             *pp = x->next;
-            x->stop = 1;
+            __atomic_store_n(&x->stop, 1, __ATOMIC_RELEASE);
             x->next = p->dead;
             p->dead = x;
             pthread_cond_broadcast(&p->cv);

@@ -35,6 +35,10 @@
 #define IPAM_PREFIX "/kontena/ipam/"
 #define MAX_TXN_PART 120 /* compares or writes per transaction (etcd allows 128) */
 #define POOL_FULL_ERROR "the address pool of grid '%s' (%s) is full"
+/* Events queue their grid this much later: a burst (the scheduler placing many instances)
+ * becomes one pass, and the two halves of a move (delete + create in one transaction, which
+ * the informer applies one key at a time) are seen together. */
+#define DEBOUNCE_MS 50
 
 struct ipam {
     struct ctl *c;
@@ -78,7 +82,7 @@ static void on_change(void *arg, const char *key, const json_t *old_val, const j
     (void)new_val;
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
         if (grid_of(key, prefixes[i], grid, sizeof(grid)) == 0) {
-            wq_add(ip->q, grid);
+            wq_add_after(ip->q, grid, DEBOUNCE_MS);
             return;
         }
 }
