@@ -48,8 +48,9 @@ struct planner {
     int sid; /* interned id of s, -1 when no instance of it exists */
     int *cands;
     size_t n_cands;
-    int *list; /* working list for one instance */
-    int *cur;  /* cur[n]: node of instance n now, -1 none; n in 1..cur_max */
+    int *list;    /* working list for one instance */
+    int *scratch; /* survivors of one affinity rule */
+    int *cur;     /* cur[n]: node of instance n now, -1 none; n in 1..cur_max */
     int cur_max;
     int *planned;                /* planned[n] for this pass, -1 not (yet) placed */
     int limit;                   /* instances 1..limit exist after this pass */
@@ -373,22 +374,25 @@ static int port_free(struct planner *p, int x, int i)
     return 1;
 }
 
-/* Does node x run a container of the same stack called `what` ("data-3")? */
-static int runs_dependency(struct planner *p, int x, const char *what)
+/* The interned id of the container of the same stack called `what` ("data-3"), -1 when no
+ * node runs one. */
+static int dependency_id(struct planner *p, const char *what)
 {
     char *name =
         strcmp(p->s->stack, "null") == 0 ? xstrdup(what) : xasprintf("%s.%s", p->s->stack, what);
     int cid = sched__intern_find(&p->g->containers, name);
-    const int *c = cid >= 0 ? sched__imap_get(&p->g->nodes[x].containers, cid) : NULL;
     free(name);
-    return c && *c > 0;
+    return cid;
 }
 
-static int runs_any(struct planner *p, int x, char *const *names, size_t n)
+/* Does node x run any of the containers ids[0..n)? */
+static int runs_any(struct planner *p, int x, const int *ids, size_t n)
 {
-    for (size_t k = 0; k < n; k++)
-        if (runs_dependency(p, x, names[k]))
+    for (size_t k = 0; k < n; k++) {
+        const int *c = ids[k] >= 0 ? sched__imap_get(&p->g->nodes[x].containers, ids[k]) : NULL;
+        if (c && *c > 0)
             return 1;
+    }
     return 0;
 }
 
@@ -450,11 +454,13 @@ static int filter(struct planner *p, int i, int *list, size_t *n)
             rule_resolve(p, &dyn);
             ru = &dyn;
         }
+        /* One pass into scratch: the survivors replace list only when there are any. */
         for (size_t k = 0; k < before; k++)
             if (rule_match(p, ru, list[k]) != ru->negate)
-                kept++;
+                p->scratch[kept++] = list[k];
         if (kept) {
-            KEEP_IF(rule_match(p, ru, x) != ru->negate);
+            memcpy(list, p->scratch, kept * sizeof(*list));
+            *n = kept;
         } else if (!ru->soft) {
             fail(p, "Did not find any nodes for affinity filter: %s", ru->text);
             if (ru == &dyn)
@@ -492,20 +498,25 @@ static int filter(struct planner *p, int i, int *list, size_t *n)
     /* 9. Dependency: volumes_from, then net container:<name>. */
     if (s->n_volumes_from) {
         char **vf = xcalloc(s->n_volumes_from, sizeof(*vf));
-        for (size_t k = 0; k < s->n_volumes_from; k++)
+        int *ids = xcalloc(s->n_volumes_from, sizeof(*ids));
+        for (size_t k = 0; k < s->n_volumes_from; k++) {
             vf[k] = format_instance(s->volumes_from[k], i);
-        KEEP_IF(runs_any(p, x, vf, s->n_volumes_from));
+            ids[k] = dependency_id(p, vf[k]);
+        }
+        KEEP_IF(runs_any(p, x, ids, s->n_volumes_from));
         if (!*n)
             inspect_strs(what, sizeof(what), vf, s->n_volumes_from);
         for (size_t k = 0; k < s->n_volumes_from; k++)
             free(vf[k]);
         free(vf);
+        free(ids);
         if (!*n)
             return fail(p, "Did not find any nodes for service dependency volumes_from: %s", what);
     }
     if (s->net_container) {
         char *net = format_instance(s->net_container, i);
-        KEEP_IF(runs_dependency(p, x, net));
+        int id = dependency_id(p, net);
+        KEEP_IF(runs_any(p, x, &id, 1));
         if (!*n) {
             fail(p, "Did not find any nodes for service dependency net: %s", net);
             free(net);
@@ -673,6 +684,7 @@ static void planner_release(struct planner *p)
     FREE_AND_NULL(p->rules);
     FREE_AND_NULL(p->cands);
     FREE_AND_NULL(p->list);
+    FREE_AND_NULL(p->scratch);
     FREE_AND_NULL(p->cur);
     FREE_AND_NULL(p->planned);
     FREE_AND_NULL(p->passcnt);
@@ -698,6 +710,7 @@ static enum status planner_init(struct planner *p, const struct sched_grid *g,
     p->sid = sched__intern_find(&g->services, s->id);
     p->cands = xmalloc((nn + 1) * sizeof(int));
     p->list = xmalloc((nn + 1) * sizeof(int));
+    p->scratch = xmalloc((nn + 1) * sizeof(int));
     for (size_t k = 0; k < nn; k++)
         if (g->nodes[k].candidate)
             p->cands[p->n_cands++] = (int)k;
