@@ -593,6 +593,102 @@ Test(scheduler, new_deploy_supersedes_an_unfinished_one)
     json_decref(d2);
 }
 
+struct rev_arg {
+    int rev;
+    size_t want;
+};
+
+static int n_at_revision(void *arg)
+{
+    struct rev_arg *a = arg;
+    json_t *all = instances(), *v;
+    const char *k;
+    size_t n = 0;
+    json_object_foreach(all, k, v) if (json_integer_value(json_object_get(v, "revision")) == a->rev) n++;
+    json_decref(all);
+    return n == a->want;
+}
+
+/* Report every instance at revision rev as running, as an agent would. */
+static void observe_running(int rev)
+{
+    json_t *all = instances(), *v;
+    const char *k;
+    json_object_foreach(all, k, v)
+    {
+        char *key;
+        if (json_integer_value(json_object_get(v, "revision")) != rev)
+            continue;
+        key = xasprintf("/kontena/observed/%s/%s", grid, k);
+        put(key, "{'state':'running','revision':%d,'error':null,'restart_generation':0}", rev);
+        free(key);
+    }
+    json_decref(all);
+}
+
+Test(scheduler, min_health_throttles_replacements_until_observed_running)
+{
+    struct rev_arg one = {2, 1}, two = {2, 2}, three = {2, 3};
+    json_t *d;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    fake_node("node-2", 2, NULL, 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services", "{'name':'web','image':'busybox','instances':3}");
+    EXPECT(200, "POST", "/v1/services/grd/null/web/deploy", "{}");
+    WAIT_COUNT("web", 3); /* new instances: all at once */
+    observe_running(1);
+    json_decref(wait_deploy("null", "web", "success"));
+
+    /* Revision 2, min_health 0.8 and N = 3: one replacement at a time. */
+    EXPECT(200, "POST", "/v1/services/grd/null/web/deploy", "{'force':true}");
+    cr_assert(wait_for(n_at_revision, &one, 10000), "first replacement not written");
+    time_sleep_ms(1000);
+    cr_assert(n_at_revision(&one), "more than one replacement in flight");
+    d = wait_deploy("null", "web", "ongoing");
+    cr_assert_str_eq(js(json_array_get(json_object_get(d, "instance_deploys"), 0), "state"),
+                     "ongoing");
+    cr_assert_str_eq(js(json_array_get(json_object_get(d, "instance_deploys"), 1), "state"),
+                     "created");
+    cr_assert(strstr(js(d, "reason"), "web-1") != NULL, "reason: %s", js(d, "reason"));
+    json_decref(d);
+    observe_running(2);
+    cr_assert(wait_for(n_at_revision, &two, 10000), "second replacement not written");
+    observe_running(2);
+    cr_assert(wait_for(n_at_revision, &three, 10000), "third replacement not written");
+    observe_running(2);
+    d = wait_deploy("null", "web", "success");
+    cr_assert(json_is_null(json_object_get(d, "reason")), "reason: %s", js(d, "reason"));
+    json_decref(d);
+}
+
+Test(scheduler, observed_error_fails_the_deploy)
+{
+    json_t *d, *all, *v;
+    const char *k;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services", "{'name':'web','image':'nosuch'}");
+    EXPECT(200, "POST", "/v1/services/grd/null/web/deploy", "{}");
+    WAIT_COUNT("web", 1);
+    all = instances();
+    json_object_foreach(all, k, v)
+    {
+        char *key = xasprintf("/kontena/observed/grd/%s", k);
+        put(key, "{'state':'error','revision':1,'error':'image nosuch not found on node node-1'}");
+        free(key);
+    }
+    json_decref(all);
+    d = wait_deploy("null", "web", "error");
+    cr_assert_str_eq(js(d, "reason"), "one or more instances failed");
+    cr_assert_str_eq(js(json_array_get(json_object_get(d, "instance_deploys"), 0), "error"),
+                     "image nosuch not found on node node-1");
+    json_decref(d);
+}
+
 /* --- with agents on the real dockerd ---------------------------------------------------- */
 
 #define N_AGENTS 2
@@ -725,37 +821,71 @@ Test(scheduler_agents, install_runs_every_instance_and_the_deploy_succeeds)
     json_decref(d);
 }
 
-Test(scheduler_agents, killed_leader_mid_deploy_the_other_replica_finishes_it)
+/* The value of a metric line "name value" on a controller's /metrics, -1 when absent. */
+static double metric(const struct ctl_proc *p, const char *name)
 {
-    json_t *d, *all, *v;
+    char *u = ctl_proc_url(p, "/metrics");
+    struct http_reply r = {0};
+    double v = -1;
+    const char *line;
+
+    if (http_do("GET", u, NULL, NULL, 0, NULL, &r) == 0 && r.body) {
+        size_t len = strlen(name);
+        for (line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+            if (strncmp(line, name, len) == 0 && line[len] == ' ') {
+                v = atof(line + len + 1);
+                break;
+            }
+    }
+    http_reply_release(&r);
+    free(u);
+    return v;
+}
+
+Test(scheduler_agents, killed_leader_mid_rollout_the_other_replica_finishes_it)
+{
+    json_t *d, *all, *v, *leader;
     const char *k;
-    char seen[8][64];
-    int n_seen = 0;
+    char seen[8][64], *path;
+    int n_seen = 0, victim;
 
     setup_agent_grid();
     cr_assert(wait_for(nodes_online, (void *)(intptr_t)N_AGENTS, 15000), "agents not online");
     start_scheduler(0);
     start_scheduler(1);
     create_web(4);
-    /* Let the leader start the deploy, then kill it without warning. */
+    cr_assert(wait_for(all_running, (void *)(intptr_t)4, 90000), "instances not all running");
+    json_decref(wait_deploy("null", "web", "success"));
+
+    /* Only the leader acts. */
+    leader = get_json("/kontena/leaders/scheduler");
+    cr_assert_not_null(leader);
+    victim = strcmp(js(leader, "id"), sched[0].id) == 0 ? 0 : 1;
+    json_decref(leader);
+    cr_assert_eq(metric(&sched[victim], "kontena_scheduler_placements_total"), 4);
+    cr_assert(metric(&sched[1 - victim], "kontena_scheduler_placements_total") <= 0,
+              "the follower placed instances");
+
+    /* A forced deploy replaces the 4 containers two at a time (min_health 0.5); kill the
+     * leader without warning while it rolls. */
+    path = xasprintf("/v1/services/%s/null/web/deploy", grid);
+    EXPECT(200, "POST", path, "{'force':true}");
+    free(path);
     {
         struct deploy_arg a = {"null", "web", "ongoing"};
         cr_assert(wait_for(deploy_in, &a, 15000), "deploy not started");
     }
-    {
-        json_t *leader = get_json("/kontena/leaders/scheduler");
-        int victim = strcmp(js(leader, "id"), sched[0].id) == 0 ? 0 : 1;
-        cr_assert_not_null(leader);
-        (void)ctl_proc_stop(&sched[victim], SIGKILL);
-        json_decref(leader);
-    }
+    (void)ctl_proc_stop(&sched[victim], SIGKILL);
+
     cr_assert(wait_for(all_running, (void *)(intptr_t)4, 120000), "instances not all running");
     d = wait_deploy("null", "web", "success");
     all = instances();
-    cr_assert_eq(json_object_size(all), 4);
+    cr_assert_eq(json_object_size(all), 4, "lost or extra instances: %s",
+                 json_dumps(all, JSON_COMPACT));
     json_object_foreach(all, k, v)
     {
         const char *c = strchr(k, '/') + 1;
+        cr_assert_eq(json_integer_value(json_object_get(v, "revision")), 2);
         for (int i = 0; i < n_seen; i++)
             cr_assert_str_neq(seen[i], c, "duplicate container %s", c);
         snprintf(seen[n_seen++], sizeof(seen[0]), "%s", c);
