@@ -14,6 +14,7 @@
 #include "etcdclient/etcd.h"
 #include "tests/support/ctl_proc.h"
 #include "tests/support/etcd_proc.h"
+#include "tests/support/http.h"
 #include "tests/support/proc.h"
 
 static struct etcd_proc ep;
@@ -316,6 +317,18 @@ static void assert_service_deploy(const char *stack, const char *name, const jso
     free(key);
 }
 
+static void assert_metric(const char *line)
+{
+    char *url = ctl_proc_url(&rs[0], "/metrics");
+    struct http_reply r;
+
+    cr_assert_eq(http_do("GET", url, NULL, NULL, 0, NULL, &r), 0);
+    cr_assert(r.body && strstr(r.body, line), "no '%s' in /metrics:\n%s", line,
+              r.body ? r.body : "");
+    http_reply_release(&r);
+    free(url);
+}
+
 /* --- tests -------------------------------------------------------------------------------- */
 
 RTEST(offline_node_moves_stateless_after_the_grace_only)
@@ -343,6 +356,7 @@ RTEST(offline_node_moves_stateless_after_the_grace_only)
     assert_service_deploy("null", "web", d);
     json_decref(d);
     no_deploy_for("null", "db", 500); /* stateful: never moved */
+    assert_metric("kontena_rescheduler_deploys_total{reason=\"mismatch\"} 1");
 }
 
 RTEST(unfinished_deploy_or_stack_deploy_is_waited_for)
