@@ -137,13 +137,17 @@ static double raw_docker(int n)
     return ok ? (double)(last - t0) / 1e6 : -1;
 }
 
-/* Observed keys of the grid with stack `stack` and state running. */
-static int observed_running(struct platform *p, const char *stack)
+/* Keys under /kontena/<what>/<grid>/ whose container ("<stack>.<service>-<n>", the key's
+ * last segment) belongs to stack and whose value has field == want (want NULL: field
+ * present and not null). -1 when etcd could not be read. */
+static int count_keys(struct platform *p, const char *what, const char *stack, const char *field,
+                      const char *want)
 {
     struct etcd_range_opts ro = {.range_end = ETCD_PREFIX};
     struct etcd_range_result r;
     struct err e = ERR_INIT;
-    char *prefix = xasprintf("/kontena/observed/%s/", p->grid);
+    char *prefix = xasprintf("/kontena/%s/%s/", what, p->grid);
+    size_t sl = strlen(stack);
     int n = 0;
 
     if (etcd_range(p->ec, prefix, &ro, &r, &e) != ST_OK) {
@@ -151,12 +155,15 @@ static int observed_running(struct platform *p, const char *stack)
         return -1;
     }
     for (size_t i = 0; i < r.n; i++) {
-        json_t *v = json_loadb(r.kvs[i].value, r.kvs[i].value_len, 0, NULL);
-        const char *st = json_string_value(json_object_get(v, "state"));
-        /* the container name is the key's last segment: "<stack>.<service>-<n>" */
         const char *slash = strrchr(r.kvs[i].key, '/');
-        if (st && !strcmp(st, "running") && slash && !strncmp(slash + 1, stack, strlen(stack)) &&
-            slash[1 + strlen(stack)] == '.')
+        json_t *v, *f;
+
+        if (!slash || strncmp(slash + 1, stack, sl) != 0 || slash[1 + sl] != '.')
+            continue;
+        v = json_loadb(r.kvs[i].value, r.kvs[i].value_len, 0, NULL);
+        f = json_object_get(v, field);
+        if (want ? json_is_string(f) && !strcmp(json_string_value(f), want)
+                 : f && !json_is_null(f))
             n++;
         json_decref(v);
     }
@@ -165,9 +172,11 @@ static int observed_running(struct platform *p, const char *stack)
     return n;
 }
 
-/* Seconds from `stack install` until n instances run, or -1. */
+/* Seconds from `stack install` until n instances run, or -1. Prints when every instance
+ * was placed (instance keys), addressed (overlay_cidr) and running. */
 static double kontena_install(struct platform *p, int n, int run)
 {
+    double placed = -1, addressed = -1;
     char what[32], *stack, *text, *file;
     int left;
     int64_t t0, deadline;
@@ -190,9 +199,16 @@ static double kontena_install(struct platform *p, int n, int run)
     }
     deadline = time_mono_ms() + 300000;
     for (;;) {
-        int have = observed_running(p, stack);
+        int have = count_keys(p, "observed", stack, "state", "running");
+        double at = (double)(now_us() - t0) / 1e6;
+        if (placed < 0 && count_keys(p, "instances", stack, "desired_state", "running") == n)
+            placed = at;
+        if (addressed < 0 && count_keys(p, "instances", stack, "overlay_cidr", NULL) == n)
+            addressed = at;
         if (have == n) {
-            secs = (double)(now_us() - t0) / 1e6;
+            secs = at;
+            printf("  kontena: all %d placed at %.3f s, addressed at %.3f s, running at %.3f s\n",
+                   n, placed, addressed, secs);
             break;
         }
         if (time_mono_ms() >= deadline) {
