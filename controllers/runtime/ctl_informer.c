@@ -421,7 +421,7 @@ static void *informer_main(void *arg)
         enum status st;
 
         if (need_list) {
-            int64_t rev;
+            int64_t rev = 0;
             if (relist(inf, &rev, &e) != ST_OK) {
                 set_lasterr(inf, "etcd unreachable: ", e.msg);
                 ctl__etcd_error(c, e.msg);
