@@ -523,7 +523,8 @@ static enum status reconcile(void *arg, const char *key, struct err *e)
     stack = jstr(svc, "stack");
     state = jstr(svc, "state");
     if (!grid || !stack || !jstr(svc, "name") || !jstr(svc, "id") ||
-        !json_is_integer(json_object_get(svc, "revision")))
+        !json_is_integer(json_object_get(svc, "revision")) ||
+        !json_is_integer(json_object_get(svc, "instances")))
         goto out; /* not a service the API server wrote: leave it */
     if (!state || strcmp(state, "running") != 0 || json_is_true(json_object_get(svc, "stateful")))
         goto out;
