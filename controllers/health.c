@@ -75,8 +75,9 @@ static const char *no_restart(const struct health *h, const json_t *inst, const 
         return "container not running";
     if (json_is_integer(applied) && json_integer_value(applied) < wanted)
         return "earlier restart not applied yet";
-    asked = jstr(inst, "health_restarted_at") ? time_iso8601_parse(jstr(inst, "health_restarted_at"))
-                                              : -1;
+    asked = jstr(inst, "health_restarted_at")
+                ? time_iso8601_parse(jstr(inst, "health_restarted_at"))
+                : -1;
     started = jstr(obs, "started_at") ? time_iso8601_parse(jstr(obs, "started_at")) : -1;
     if (asked >= 0 && started <= asked)
         return "this container run was restarted already";
@@ -111,8 +112,10 @@ static enum status reconcile(void *arg, const char *rest, struct err *e)
     etcd_txn_put(t, ETCD_THEN, ikey, val, strlen(val), 0);
     st = etcd_txn_commit(ctl_etcd(h->ctl), t, &res, e);
     if (st == ST_OK && !res.succeeded) {
-        st = err_set(e, ST_CONFLICT, "instance '%s' changed (or leadership lost) before its "
-                                     "restart could be written", ikey);
+        st = err_set(e, ST_CONFLICT,
+                     "instance '%s' changed (or leadership lost) before its "
+                     "restart could be written",
+                     ikey);
     } else if (st == ST_OK) {
         informer_store(h->instances, ikey, next, res.revision);
         ctl_metric_add(h->restarts, 1);

@@ -93,8 +93,8 @@ static int64_t jtime(const json_t *o, const char *k)
 static void add_services(struct resched *r, const char *grid, const char *stack)
 {
     struct ctl_obj *objs = NULL;
-    char *prefix = stack ? xasprintf(P_SERVICES "%s/%s/", grid, stack)
-                         : xasprintf(P_SERVICES "%s/", grid);
+    char *prefix =
+        stack ? xasprintf(P_SERVICES "%s/%s/", grid, stack) : xasprintf(P_SERVICES "%s/", grid);
     size_t n = informer_list(r->services, prefix, &objs);
 
     for (size_t i = 0; i < n; i++)
@@ -295,8 +295,8 @@ struct lost {
 
 /* Build the grid snapshot for svc and ask sched_mismatch(). why gets the reason text. */
 static enum status placement_mismatch(struct resched *r, const char *grid, const char *key,
-                                      const json_t *svc, int *mismatch, char *why,
-                                      size_t why_len, int64_t *wake_us, struct err *e)
+                                      const json_t *svc, int *mismatch, char *why, size_t why_len,
+                                      int64_t *wake_us, struct err *e)
 {
     char *sprefix = xasprintf(P_SERVICES "%s/", grid), *nprefix = xasprintf(P_NODES "%s/", grid);
     char *iprefix = xasprintf(P_INSTANCES "%s/", grid), *gkey = xasprintf(P_GRIDS "%s", grid);
@@ -305,7 +305,7 @@ static enum status placement_mismatch(struct resched *r, const char *grid, const
     size_t nn = informer_list(r->nodes, nprefix, &nodes);
     size_t ni = informer_list(r->instances, iprefix, &insts);
     json_t *g = informer_get(r->grids, gkey, NULL, NULL);
-    json_t *ports = json_object(); /* service id -> [node ports] */
+    json_t *ports = json_object();     /* service id -> [node ports] */
     json_t *own_nodes = json_object(); /* nodes holding an instance of svc */
     struct sched_service me = {0};
     struct sched_grid *sg = NULL;
@@ -324,8 +324,7 @@ static enum status placement_mismatch(struct resched *r, const char *grid, const
         struct sched_service s = {0};
         json_t *arr = json_array();
 
-        if (jstr(svcs[i].val, "id") &&
-            sched_service_from_json(&s, svcs[i].val, g, NULL) == ST_OK) {
+        if (jstr(svcs[i].val, "id") && sched_service_from_json(&s, svcs[i].val, g, NULL) == ST_OK) {
             for (size_t k = 0; k < s.n_node_ports; k++)
                 json_array_append_new(arr, json_integer(s.node_ports[k]));
             sched_service_release(&s);
@@ -421,8 +420,8 @@ static enum status placement_mismatch(struct resched *r, const char *grid, const
         pa = json_object_get(ports, isid);
         json_array_foreach(pa, k, x) if (np < 64) pbuf[np++] = (int)json_integer_value(x);
         sched_grid_add_instance(sg, node, isid,
-                                (int)json_integer_value(json_object_get(v, "instance_number")),
-                                ctr, pbuf, np);
+                                (int)json_integer_value(json_object_get(v, "instance_number")), ctr,
+                                pbuf, np);
     }
     {
         char mwhy[SCHED_REASON_LEN] = "";
@@ -483,8 +482,10 @@ static enum status create_deploy(struct resched *r, const char *key, const json_
     etcd_txn_put(t, ETCD_THEN, dkey, dval, strlen(dval), 0);
     st = etcd_txn_commit(ctl_etcd(r->ctl), t, &res, e);
     if (st == ST_OK && !res.succeeded) {
-        st = err_set(e, ST_CONFLICT, "service '%s' changed (or leadership lost) before its deploy "
-                                     "could be written", key);
+        st = err_set(e, ST_CONFLICT,
+                     "service '%s' changed (or leadership lost) before its deploy "
+                     "could be written",
+                     key);
     } else if (st == ST_OK) {
         /* Read our own write: the next pass sees the unfinished deploy, not the old
          * deploy_id, and does not deploy twice. */
@@ -613,14 +614,14 @@ static void resync(struct ctl *c, void *arg)
 }
 
 static const struct ctl_opt opts[] = {
-    {"online-grace", "KONTENA_ONLINE_GRACE", CTL_OPT_DURATION, &the_resched.online_grace_ms, "20s", 0,
-     86400000, "time a node must be online before services are rebalanced onto it"},
+    {"online-grace", "KONTENA_ONLINE_GRACE", CTL_OPT_DURATION, &the_resched.online_grace_ms, "20s",
+     0, 86400000, "time a node must be online before services are rebalanced onto it"},
     {"grace-ha", "KONTENA_GRACE_HA", CTL_OPT_DURATION, &the_resched.grace_ha_ms, "2m", 0, 86400000,
      "how long an offline node keeps the instances of ha services"},
-    {"grace-daemon", "KONTENA_GRACE_DAEMON", CTL_OPT_DURATION, &the_resched.grace_daemon_ms, "10m", 0,
-     86400000, "how long an offline node keeps the instances of daemon services"},
-    {"grace-random", "KONTENA_GRACE_RANDOM", CTL_OPT_DURATION, &the_resched.grace_random_ms, "30s", 0,
-     86400000, "how long an offline node keeps the instances of random services"},
+    {"grace-daemon", "KONTENA_GRACE_DAEMON", CTL_OPT_DURATION, &the_resched.grace_daemon_ms, "10m",
+     0, 86400000, "how long an offline node keeps the instances of daemon services"},
+    {"grace-random", "KONTENA_GRACE_RANDOM", CTL_OPT_DURATION, &the_resched.grace_random_ms, "30s",
+     0, 86400000, "how long an offline node keeps the instances of random services"},
     {NULL, NULL, CTL_OPT_FLAG, NULL, NULL, 0, 0, NULL},
 };
 

@@ -88,9 +88,9 @@ static void instance(const char *svc, int n, const char *node, const char *state
     char *sid = xasprintf("lab/null/%s", svc);
     json_t *obs;
 
-    put(key, json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s}", "service_id", sid, "grid", "lab",
-                       "stack", "null", "service", svc, "instance_number", n, "revision", 1,
-                       "desired_state", "running"));
+    put(key, json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s}", "service_id", sid, "grid", "lab", "stack",
+                       "null", "service", svc, "instance_number", n, "revision", 1, "desired_state",
+                       "running"));
     free(key);
     free(sid);
     obs = json_pack("{s:s,s:i,s:s}", "state", state, "revision", 1, "started_at",
@@ -122,8 +122,8 @@ API_TEST(health, status_counts_observed_health_and_cli_shows_it)
     int seen = 0;
 
     login_with_grid();
-    cr_assert_eq(KONTENA("service", "create", "--instances", "3", "--health-check-protocol",
-                         "tcp", "--health-check-port", "6379", "web", "redis:3"),
+    cr_assert_eq(KONTENA("service", "create", "--instances", "3", "--health-check-protocol", "tcp",
+                         "--health-check-port", "6379", "web", "redis:3"),
                  0, "%s", err);
     cr_assert_eq(KONTENA("service", "create", "--instances", "2", "plain", "redis:3"), 0, "%s",
                  err);
@@ -148,8 +148,7 @@ API_TEST(health, status_counts_observed_health_and_cli_shows_it)
     v = as_admin("GET", "/v1/services/lab/null/web", NULL, 200);
     hs = json_object_get(v, "health_status");
     ic = json_object_get(v, "instance_counts");
-    cr_assert_eq(json_integer_value(json_object_get(hs, "healthy")), 1, "%s",
-                 json_dumps(v, 0));
+    cr_assert_eq(json_integer_value(json_object_get(hs, "healthy")), 1, "%s", json_dumps(v, 0));
     cr_assert_eq(json_integer_value(json_object_get(hs, "unhealthy")), 1);
     cr_assert_eq(json_integer_value(json_object_get(hs, "total")), 3);
     cr_assert_eq(json_integer_value(json_object_get(ic, "total")), 3);
@@ -169,9 +168,9 @@ API_TEST(health, status_counts_observed_health_and_cli_shows_it)
             cr_assert(json_is_null(json_object_get(x, "health_status")));
             seen++;
         } else if (name && strcmp(name, "web") == 0) {
-            cr_assert_eq(json_integer_value(
-                             json_object_get(json_object_get(x, "health_status"), "healthy")),
-                         1);
+            cr_assert_eq(
+                json_integer_value(json_object_get(json_object_get(x, "health_status"), "healthy")),
+                1);
             seen++;
         }
     }

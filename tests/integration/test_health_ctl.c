@@ -52,17 +52,17 @@ TestSuite(health_ctl, .init = setup, .fini = teardown, .timeout = 60);
 
 /* Each test ends by stopping kontena-health and asserting a clean exit (status 0), so a
  * sanitizer report or a crash at shutdown fails the test. */
-#define HTEST(name)                                                                            \
-    static void name##_body(void);                                                             \
-    Test(health_ctl, name)                                                                     \
-    {                                                                                          \
-        int st;                                                                                \
-        name##_body();                                                                         \
-        st = ctl_proc_stop(&hc, SIGTERM);                                                      \
-        if (st != 0)                                                                           \
-            proc_dump_file(hc.log);                                                            \
-        cr_assert_eq(st, 0, "kontena-health did not exit cleanly (status %d)", st);            \
-    }                                                                                          \
+#define HTEST(name)                                                                                \
+    static void name##_body(void);                                                                 \
+    Test(health_ctl, name)                                                                         \
+    {                                                                                              \
+        int st;                                                                                    \
+        name##_body();                                                                             \
+        st = ctl_proc_stop(&hc, SIGTERM);                                                          \
+        if (st != 0)                                                                               \
+            proc_dump_file(hc.log);                                                                \
+        cr_assert_eq(st, 0, "kontena-health did not exit cleanly (status %d)", st);                \
+    }                                                                                              \
     static void name##_body(void)
 
 static void put(const char *key, json_t *val) /* steals val */
@@ -109,12 +109,12 @@ static void instance(void)
  * applied, and failures consecutive failed checks (0: healthy). */
 static void observed(const char *started, int applied, int failures)
 {
-    put(OKEY, json_pack("{s:s,s:s,s:i,s:s,s:i,s:{s:s,s:o,s:s,s:i}}", "state", "running",
-                        "container_id", "abc", "revision", 1, "started_at", started,
-                        "health_restarts", applied, "health", "status",
-                        failures ? "unhealthy" : "healthy", "status_code",
-                        failures ? json_null() : json_integer(200), "checked_at", started,
-                        "failures", failures));
+    put(OKEY,
+        json_pack("{s:s,s:s,s:i,s:s,s:i,s:{s:s,s:o,s:s,s:i}}", "state", "running", "container_id",
+                  "abc", "revision", 1, "started_at", started, "health_restarts", applied, "health",
+                  "status", failures ? "unhealthy" : "healthy", "status_code",
+                  failures ? json_null() : json_integer(200), "checked_at", started, "failures",
+                  failures));
 }
 
 static long long restarts(void)

@@ -62,13 +62,13 @@ static void stop_clean(void)
         }
 }
 
-#define RTEST(name)                                                                            \
-    static void name##_body(void);                                                             \
-    Test(rescheduler, name)                                                                    \
-    {                                                                                          \
-        name##_body();                                                                         \
-        stop_clean();                                                                          \
-    }                                                                                          \
+#define RTEST(name)                                                                                \
+    static void name##_body(void);                                                                 \
+    Test(rescheduler, name)                                                                        \
+    {                                                                                              \
+        name##_body();                                                                             \
+        stop_clean();                                                                              \
+    }                                                                                              \
     static void name##_body(void)
 
 /* --- writing keys as the API server and the scheduler do ------------------------------------ */
@@ -121,11 +121,10 @@ static int64_t node_numbers;
 static void node(const char *name, int online, double online_s)
 {
     char *key = xasprintf("/kontena/nodes/lab/%s", name);
-    json_t *n = json_pack("{s:s,s:s,s:s,s:I,s:s,s:[],s:i,s:I,s:s,s:s}", "id", name, "name",
-                          name, "grid", "lab", "node_number", ++node_numbers, "availability",
-                          "active", "labels", "cpus", 2, "mem_total", (json_int_t)4 << 30,
-                          "connected_at", ago(online ? online_s : 3600), "last_seen_at",
-                          ago(online ? 0 : 3600));
+    json_t *n = json_pack("{s:s,s:s,s:s,s:I,s:s,s:[],s:i,s:I,s:s,s:s}", "id", name, "name", name,
+                          "grid", "lab", "node_number", ++node_numbers, "availability", "active",
+                          "labels", "cpus", 2, "mem_total", (json_int_t)4 << 30, "connected_at",
+                          ago(online ? online_s : 3600), "last_seen_at", ago(online ? 0 : 3600));
 
     json_object_set_new(n, "disconnected_at", online ? json_null() : json_string(ago(3600)));
     put(key, n);
@@ -173,13 +172,12 @@ static void deploy(const char *id, const char *stack, const char *svc, const cha
     char *sid = xasprintf("lab/%s/%s", stack, svc);
     int done = !strcmp(state, "success") || !strcmp(state, "error");
 
-    put(key, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:s,s:i,s:i,s:b,s:[]}",
-                       "id", id, "grid", "lab", "stack", stack, "service", svc, "service_id",
-                       sid, "created_at", ago(3600), "queued_at", ago(3600), "started_at",
-                       ago(3600), "finished_at", done ? json_string(ago(3600)) : json_null(),
+    put(key, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:s,s:i,s:i,s:b,s:[]}", "id",
+                       id, "grid", "lab", "stack", stack, "service", svc, "service_id", sid,
+                       "created_at", ago(3600), "queued_at", ago(3600), "started_at", ago(3600),
+                       "finished_at", done ? json_string(ago(3600)) : json_null(),
                        "stack_deploy_id", json_null(), "state", state, "reason", "",
-                       "instance_count", 1, "service_revision", 1, "force", 0,
-                       "instance_deploys"));
+                       "instance_count", 1, "service_revision", 1, "force", 0, "instance_deploys"));
     free(sid);
     free(key);
 }
@@ -189,7 +187,7 @@ struct svc_opts {
     const char *strategy; /* default "ha" */
     int instances;
     int stateful;
-    const char *deploy_state; /* of its last deploy, default "success" */
+    const char *deploy_state;     /* of its last deploy, default "success" */
     double updated_s, deployed_s; /* ago; default both 3600 */
     int interval;
     const char *nodes[8]; /* where instances 1.. are */
@@ -213,11 +211,10 @@ static void service(const char *name, struct svc_opts o)
                   "id", sid, "grid", "lab", "stack", stack, "name", name, "image", "redis:3",
                   "stateful", o.stateful, "instances", o.instances, "strategy",
                   o.strategy ? o.strategy : "ha", "ports", "links", "affinity", "volumes",
-                  "volumes_from", "deploy_opts", "min_health", 0.8, "wait_for_port",
-                  "interval", o.interval ? json_integer(o.interval) : json_null(),
-                  "health_check", "revision", 1, "state", "running", "restart_generation", 0,
-                  "deploy_id", did, "created_at", ago(7200), "updated_at",
-                  ago(o.updated_s ? o.updated_s : 3600), "deployed_at",
+                  "volumes_from", "deploy_opts", "min_health", 0.8, "wait_for_port", "interval",
+                  o.interval ? json_integer(o.interval) : json_null(), "health_check", "revision",
+                  1, "state", "running", "restart_generation", 0, "deploy_id", did, "created_at",
+                  ago(7200), "updated_at", ago(o.updated_s ? o.updated_s : 3600), "deployed_at",
                   ago(o.deployed_s ? o.deployed_s : 3600), "net", "bridge");
     cr_assert_not_null(s);
     put(key, s);
@@ -227,9 +224,8 @@ static void service(const char *name, struct svc_opts o)
         char *ikey = xasprintf("/kontena/instances/lab/%s/%s", o.nodes[i], ctr);
         put(ikey, json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:i,s:s,s:{s:s}}", "service_id", sid,
                             "grid", "lab", "stack", stack, "service", name, "instance_number",
-                            i + 1, "revision", 1, "desired_state", "running",
-                            "restart_generation", 0, "deploy_id", did, "spec", "image",
-                            "redis:3"));
+                            i + 1, "revision", 1, "desired_state", "running", "restart_generation",
+                            0, "deploy_id", did, "spec", "image", "redis:3"));
         free(ikey);
         free(ctr);
     }
@@ -281,14 +277,12 @@ static void no_deploy_for(const char *stack, const char *name, int64_t ms)
 {
     json_t *d = wait_deploy(stack, name, ms);
 
-    cr_assert_null(d, "unexpected deploy of %s/%s: %s", stack, name,
-                   d ? json_dumps(d, 0) : "");
+    cr_assert_null(d, "unexpected deploy of %s/%s: %s", stack, name, d ? json_dumps(d, 0) : "");
 }
 
 static void start(int replica, const char *const extra[])
 {
-    cr_assert_eq(ctl_proc_start(&rs[replica], dir, "rescheduler", replica + 1, ep.endpoint,
-                                extra),
+    cr_assert_eq(ctl_proc_start(&rs[replica], dir, "rescheduler", replica + 1, ep.endpoint, extra),
                  0, "kontena-rescheduler did not start");
 }
 
@@ -367,12 +361,13 @@ RTEST(unfinished_deploy_or_stack_deploy_is_waited_for)
     node("node-1", 1, 3600);
     node("node-2", 1, 3600);
     node("node-3", 1, 3600);
-    service("web", (struct svc_opts){.instances = 2, .deploy_state = "ongoing",
-                                     .nodes = {"node-1", "node-2"}});
-    service("api", (struct svc_opts){.stack = "shop", .instances = 2,
-                                     .nodes = {"node-1", "node-2"}});
-    service("db", (struct svc_opts){.stack = "shop", .instances = 1, .deploy_state = "created",
-                                    .nodes = {"node-3"}});
+    service("web", (struct svc_opts){
+                       .instances = 2, .deploy_state = "ongoing", .nodes = {"node-1", "node-2"}});
+    service("api",
+            (struct svc_opts){.stack = "shop", .instances = 2, .nodes = {"node-1", "node-2"}});
+    service("db",
+            (struct svc_opts){
+                .stack = "shop", .instances = 1, .deploy_state = "created", .nodes = {"node-3"}});
     /* shop's stack deploy is still running db's deploy. */
     sd = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:[s,s]}", "id", "sd-1", "grid", "lab", "stack",
                    "shop", "stack_id", "lab/shop", "stack_revision", 1, "created_at", ago(10),
@@ -410,10 +405,12 @@ RTEST(service_saved_after_its_deploy_is_deployed)
 
     node("node-1", 1, 3600);
     node("node-2", 1, 3600);
-    service("web", (struct svc_opts){.instances = 2, .updated_s = 10, .deployed_s = 20,
-                                     .nodes = {"node-1", "node-2"}});
-    service("ok", (struct svc_opts){.instances = 2, .updated_s = 20, .deployed_s = 10,
-                                    .nodes = {"node-1", "node-2"}});
+    service("web",
+            (struct svc_opts){
+                .instances = 2, .updated_s = 10, .deployed_s = 20, .nodes = {"node-1", "node-2"}});
+    service("ok",
+            (struct svc_opts){
+                .instances = 2, .updated_s = 20, .deployed_s = 10, .nodes = {"node-1", "node-2"}});
     start_default("2m", "1s");
     d = wait_deploy("null", "web", 3000);
     cr_assert_not_null(d);
@@ -435,8 +432,11 @@ RTEST(interval_forces_a_deploy_with_a_new_revision)
     int64_t t0;
 
     node("node-1", 1, 3600);
-    service("cron", (struct svc_opts){.instances = 1, .interval = 3, .updated_s = 3600,
-                                      .deployed_s = 1, .nodes = {"node-1"}});
+    service("cron", (struct svc_opts){.instances = 1,
+                                      .interval = 3,
+                                      .updated_s = 3600,
+                                      .deployed_s = 1,
+                                      .nodes = {"node-1"}});
     t0 = time_mono_ms();
     start_default("2m", "1s");
     d = wait_deploy("null", "cron", 6000);
@@ -522,7 +522,6 @@ RTEST(two_replicas_create_one_deploy)
     json_decref(wait_deploy("null", "web", 5000));
     time_sleep_ms(2000);
     l = created_deploys("null", "web");
-    cr_assert_eq(json_array_size(l), 1, "%zu deploys: %s", json_array_size(l),
-                 json_dumps(l, 0));
+    cr_assert_eq(json_array_size(l), 1, "%zu deploys: %s", json_array_size(l), json_dumps(l, 0));
     json_decref(l);
 }
