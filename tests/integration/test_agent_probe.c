@@ -283,14 +283,20 @@ Test(probe, host_network_needs_no_address)
     stop_agent_checked();
 }
 
+#define HTTPD_CMD "{\"cmd\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/var/www\"],"
+#define TCP_CHECK_DELAYED                                                                          \
+    HTTPD_CMD "\"health_check\":{\"protocol\":\"tcp\",\"port\":8080,\"timeout\":1,"                  \
+              "\"interval\":1,\"initial_delay\":2}}"
+
+/* Also: the health results start over with the new run of the container. */
 Test(probe, health_restarts_restarts_the_same_container)
 {
     json_t *o, *c;
     char *id, *started;
 
     start_agent("hr");
-    put_instance(NULL, "10.81.128.2/16", 0);
-    o = wait_for(running_not, NULL, "running", 20000);
+    put_instance(TCP_CHECK_DELAYED, "10.81.128.2/16", 0);
+    o = wait_for(health_is, "healthy", "healthy", 20000);
     cr_assert_eq(json_integer_value(json_object_get(o, "health_restarts")), 0);
     id = xstrdup(sget(o, "container_id"));
     c = inspect_name();
@@ -298,11 +304,11 @@ Test(probe, health_restarts_restarts_the_same_container)
     json_decref(c);
     json_decref(o);
 
-    put_instance(NULL, "10.81.128.2/16", 1);
+    put_instance(TCP_CHECK_DELAYED, "10.81.128.2/16", 1);
     for (int i = 0;; i++) {
         o = get_observed();
         if (o && json_integer_value(json_object_get(o, "health_restarts")) == 1 &&
-            is_state(o, "running"))
+            is_state(o, "running") && strcmp(sget(o, "started_at"), started) != 0)
             break;
         cr_assert_lt(i, 400, "health_restarts 1 not applied");
         json_decref(o);
@@ -315,6 +321,12 @@ Test(probe, health_restarts_restarts_the_same_container)
     free(started);
     started = xstrdup(sget(json_object_get(c, "State"), "StartedAt"));
     json_decref(c);
+    cr_assert(json_is_null(json_object_get(o, "health")),
+              "health not reset by the restart (initial_delay 2 s)");
+    json_decref(o);
+    o = wait_for(health_is, "healthy", "healthy again", 10000);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(o, "health"), "failures")),
+                 0);
     json_decref(o);
 
     /* Applied once only, also across an agent restart. */
@@ -334,8 +346,6 @@ Test(probe, health_restarts_restarts_the_same_container)
     free(started);
     stop_agent_checked();
 }
-
-#define HTTPD_CMD "{\"cmd\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/var/www\"],"
 
 Test(probe, http_check_healthy_then_unhealthy_when_the_file_goes)
 {
