@@ -157,8 +157,7 @@ enum status probe_http(const char *ip, int port, const char *uri, int timeout_ms
         uri = "/";
     for (const char *s = uri; *s; s++)
         if ((unsigned char)*s <= 0x20 || *s == 0x7f)
-            return err_set(e, ST_INVALID, "health check uri '%s' has a space or control byte",
-                           uri);
+            return err_set(e, ST_INVALID, "health check uri '%s' has a space or control byte", uri);
     len = (size_t)snprintf(req, sizeof(req),
                            "GET %s%s HTTP/1.0\r\nHost: %s:%d\r\nUser-Agent: Kontena-Agent/%s\r\n"
                            "Accept: */*\r\nConnection: close\r\n\r\n",
@@ -177,8 +176,8 @@ enum status probe_http(const char *ip, int port, const char *uri, int timeout_ms
         if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
             int rc = wait_fd(fd, POLLOUT, deadline, stop);
             if (rc <= 0) {
-                st = err_set(e, rc == 0 ? ST_IO : ST_RETRY, "sending the request to %s:%d: %s",
-                             ip, port, rc == 0 ? "timed out" : "cancelled");
+                st = err_set(e, rc == 0 ? ST_IO : ST_RETRY, "sending the request to %s:%d: %s", ip,
+                             port, rc == 0 ? "timed out" : "cancelled");
                 goto out;
             }
             continue;
@@ -197,8 +196,8 @@ enum status probe_http(const char *ip, int port, const char *uri, int timeout_ms
         if (errno == EAGAIN || errno == EINTR) {
             int rc = wait_fd(fd, POLLIN, deadline, stop);
             if (rc <= 0) {
-                st = err_set(e, rc == 0 ? ST_IO : ST_RETRY, "no answer from %s:%d: %s", ip,
-                             port, rc == 0 ? "timed out" : "cancelled");
+                st = err_set(e, rc == 0 ? ST_IO : ST_RETRY, "no answer from %s:%d: %s", ip, port,
+                             rc == 0 ? "timed out" : "cancelled");
                 goto out;
             }
             continue;
@@ -281,8 +280,8 @@ static void check_health(struct entry *x)
     int healthy, status = 0;
 
     if (x->proto == PROTO_HTTP) {
-        healthy = probe_http(x->ip, x->port, x->uri, x->timeout_s * 1000, &x->stop, &status,
-                             &e) == ST_OK &&
+        healthy = probe_http(x->ip, x->port, x->uri, x->timeout_s * 1000, &x->stop, &status, &e) ==
+                      ST_OK &&
                   status >= 200 && status <= 399;
         if (status)
             code = json_integer(status);
@@ -303,8 +302,8 @@ static void check_health(struct entry *x)
     mark_changed(x);
     pthread_mutex_unlock(&p->mu);
     if (!healthy)
-        log_info("container=%s msg=\"health check failed (%d in a row): %s\"", x->name,
-                 x->failures, e.msg[0] ? e.msg : "status out of 200-399");
+        log_info("container=%s msg=\"health check failed (%d in a row): %s\"", x->name, x->failures,
+                 e.msg[0] ? e.msg : "status out of 200-399");
 }
 
 static void *entry_main(void *arg)

@@ -725,8 +725,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
 
 /* The parts of an instance's observed value that are not about its container's state: the
  * health_restarts applied, the probes (started, kept or stopped here) and their results. */
-static void finish_observed(struct reconciler *r, const char *name, const json_t *inst,
-                            json_t *o)
+static void finish_observed(struct reconciler *r, const char *name, const json_t *inst, json_t *o)
 {
     const json_t *spec = json_object_get(inst, "spec");
     json_t *local = local_of(r, name);
@@ -737,8 +736,7 @@ static void finish_observed(struct reconciler *r, const char *name, const json_t
                         json_integer(jint(local, "hr", jint(inst, "health_restarts", 0))));
     if (!strcmp(jstr(o, "state", ""), "running") && jstr(o, "container_id", NULL))
         probe_update(r->probes, name, jstr(o, "container_id", ""), jstr(o, "started_at", ""), ip,
-                     json_object_get(spec, "health_check"),
-                     (int)jint(spec, "wait_for_port", 0));
+                     json_object_get(spec, "health_check"), (int)jint(spec, "wait_for_port", 0));
     else
         probe_remove(r->probes, name);
     probe_fill(r->probes, name, o);

@@ -328,8 +328,8 @@ static int needs_network(const json_t *inst)
 
 /* The pool of grid: the cached pool key, or created from the grid's subnet. *out: new
  * reference of the pool value. */
-static enum status ensure_pool(struct ipam *ip, const char *grid, const json_t *gv,
-                               json_t **out, struct err *e)
+static enum status ensure_pool(struct ipam *ip, const char *grid, const json_t *gv, json_t **out,
+                               struct err *e)
 {
     char *key = xasprintf(IPAM_PREFIX "%s/pool", grid), range[32], gw[16], *s = NULL;
     const char *subnet = jstr(gv, "subnet");
@@ -457,9 +457,9 @@ static json_t *address_value(const struct ipam_pool *p, uint32_t ipv, const stru
 
     ipam_format_ip(ipv, ips, sizeof(ips));
     snprintf(cidr, sizeof(cidr), "%s/%d", ips, p->len);
-    return json_pack("{s:s, s:s, s:s, s:s?, s:s}", "address", cidr, "container", in->name,
-                     "node", in->node, "service_id", jstr(in->o->val, "service_id"),
-                     "allocated_at", allocated_at);
+    return json_pack("{s:s, s:s, s:s, s:s?, s:s}", "address", cidr, "container", in->name, "node",
+                     in->node, "service_id", jstr(in->o->val, "service_id"), "allocated_at",
+                     allocated_at);
 }
 
 static enum status reconcile(void *arg, const char *grid, struct err *e)
@@ -589,9 +589,8 @@ static enum status reconcile(void *arg, const char *grid, struct err *e)
                 continue;
             {
                 struct act *x = act_new(&acts, ACT_CLAIM);
-                const char *at = (owner && !strcmp(owner, in->name))
-                                     ? jstr(ad->o->val, "allocated_at")
-                                     : NULL;
+                const char *at =
+                    (owner && !strcmp(owner, in->name)) ? jstr(ad->o->val, "allocated_at") : NULL;
                 act_cmp(x, ad->o->key, ETCD_CMP_MOD, ad->o->mod_rev);
                 act_cmp(x, in->o->key, ETCD_CMP_MOD, in->o->mod_rev);
                 act_write(x, ip->addrs, ad->o->key, address_value(&p, in->ip, in, at ? at : now));
@@ -619,9 +618,8 @@ static enum status reconcile(void *arg, const char *grid, struct err *e)
         act_write(x, ip->addrs, addrs[i].o->key, NULL);
         x->what = xasprintf("%s released (owner %s/%s gone or offline)", addrs[i].o->key,
                             jstr(addrs[i].o->val, "node") ? jstr(addrs[i].o->val, "node") : "?",
-                            jstr(addrs[i].o->val, "container")
-                                ? jstr(addrs[i].o->val, "container")
-                                : "?");
+                            jstr(addrs[i].o->val, "container") ? jstr(addrs[i].o->val, "container")
+                                                               : "?");
     }
 
     /* Online instances without an address (or that lost theirs): next fit. */
@@ -738,8 +736,8 @@ static enum status setup(struct ctl *c, void *state, struct err *e)
                              "instances refused an address because the pool was full");
     ip->m_conflict = ctl_counter(c, "kontena_ipam_conflicts_total",
                                  "instances that lost their address to an older claim");
-    ip->m_lost = ctl_counter(c, "kontena_ipam_lost_compares_total",
-                             "writes that lost a compare (retried)");
+    ip->m_lost =
+        ctl_counter(c, "kontena_ipam_lost_compares_total", "writes that lost a compare (retried)");
     return ST_OK;
 }
 

@@ -59,13 +59,13 @@ enum status ipam_default_range(const char *subnet, int range_len, char *out, siz
     if (ipam_parse_cidr(subnet, &net, &len) != 0)
         return err_set(e, ST_INVALID, "subnet '%s' is not an IPv4 CIDR", subnet ? subnet : "");
     if (len < 8 || len > 29 || (net & ~mask_of(len)) != 0)
-        return err_set(e, ST_INVALID,
-                       "subnet '%s' must be a network address between /8 and /29", subnet);
+        return err_set(e, ST_INVALID, "subnet '%s' must be a network address between /8 and /29",
+                       subnet);
     if (range_len <= len)
         range_len = len + 1;
     if (range_len > IPAM_MAX_RANGE_LEN || range_len < IPAM_MIN_RANGE_LEN)
-        return err_set(e, ST_INVALID, "an address range of /%d does not fit subnet '%s'",
-                       range_len, subnet);
+        return err_set(e, ST_INVALID, "an address range of /%d does not fit subnet '%s'", range_len,
+                       subnet);
     ipam_format_ip(net + (1u << (31 - len)), ip, sizeof(ip));
     snprintf(out, n, "%s/%d", ip, range_len);
     return ST_OK;

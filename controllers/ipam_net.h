@@ -19,12 +19,12 @@
 #define IPAM_MAX_RANGE_LEN 30
 
 struct ipam_pool {
-    uint32_t net;       /* subnet network address */
-    int len;            /* subnet prefix length: the suffix of every overlay_cidr */
-    uint32_t range;     /* iprange network address */
-    int range_len;      /* iprange prefix length */
-    uint32_t lo;        /* first usable address of the range */
-    uint32_t count;     /* usable addresses: lo .. lo + count - 1 */
+    uint32_t net;   /* subnet network address */
+    int len;        /* subnet prefix length: the suffix of every overlay_cidr */
+    uint32_t range; /* iprange network address */
+    int range_len;  /* iprange prefix length */
+    uint32_t lo;    /* first usable address of the range */
+    uint32_t count; /* usable addresses: lo .. lo + count - 1 */
 };
 
 /* "a.b.c.d" → *ip. 0 on success, -1 when s is not a dotted quad. */

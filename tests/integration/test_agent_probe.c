@@ -93,10 +93,20 @@ static void stop_agent_checked(void)
 static void start_agent(const char *test)
 {
     char *bin = xasprintf("%s/kontena-agent", KONTENA_BIN_DIR);
-    const char *argv[] = {bin,         "--etcd-endpoints",  etcdp.endpoint, "--grid",
-                          NULL,        "--node-name",       "a",            "--docker-socket",
-                          NULL,        "--resync-interval", "5000",         "--log-level",
-                          "debug",     NULL};
+    const char *argv[] = {bin,
+                          "--etcd-endpoints",
+                          etcdp.endpoint,
+                          "--grid",
+                          NULL,
+                          "--node-name",
+                          "a",
+                          "--docker-socket",
+                          NULL,
+                          "--resync-interval",
+                          "5000",
+                          "--log-level",
+                          "debug",
+                          NULL};
 
     grid = docker_env_name(test);
     agent_log = xasprintf("%s/agent.log", etcdp.dir);
@@ -127,9 +137,9 @@ static void put_instance(const char *spec_extra, const char *cidr, int health_re
     json_object_set_new(spec, "labels",
                         json_pack("{s:s}", DOCKER_ENV_RUN_LABEL, docker_env_run_id()));
     v = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s, s:i, s:i, s:o}", "service_id", "svc-id",
-                  "grid", grid, "stack", grid, "service", "web", "instance_number", 1,
-                  "revision", 1, "desired_state", "running", "restart_generation", 0,
-                  "health_restarts", health_restarts, "spec", spec);
+                  "grid", grid, "stack", grid, "service", "web", "instance_number", 1, "revision",
+                  1, "desired_state", "running", "restart_generation", 0, "health_restarts",
+                  health_restarts, "spec", spec);
     if (cidr) {
         json_object_set_new(v, "overlay_cidr", json_string(cidr));
         json_object_set_new(v, "overlay_since", json_integer(1));
@@ -211,8 +221,7 @@ static json_t *inspect_name(void)
     char *name = cname();
     json_t *c = NULL;
     struct err e = ERR_INIT;
-    cr_assert_eq(docker_container_inspect(dk, name, &c, &e), ST_OK, "inspect %s: %s", name,
-                 e.msg);
+    cr_assert_eq(docker_container_inspect(dk, name, &c, &e), ST_OK, "inspect %s: %s", name, e.msg);
     free(name);
     return c;
 }
@@ -285,7 +294,7 @@ Test(probe, host_network_needs_no_address)
 
 #define HTTPD_CMD "{\"cmd\":[\"httpd\",\"-f\",\"-p\",\"8080\",\"-h\",\"/var/www\"],"
 #define TCP_CHECK_DELAYED                                                                          \
-    HTTPD_CMD "\"health_check\":{\"protocol\":\"tcp\",\"port\":8080,\"timeout\":1,"                  \
+    HTTPD_CMD "\"health_check\":{\"protocol\":\"tcp\",\"port\":8080,\"timeout\":1,"                \
               "\"interval\":1,\"initial_delay\":2}}"
 
 /* Also: the health results start over with the new run of the container. */
@@ -325,8 +334,7 @@ Test(probe, health_restarts_restarts_the_same_container)
               "health not reset by the restart (initial_delay 2 s)");
     json_decref(o);
     o = wait_for(health_is, "healthy", "healthy again", 10000);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(o, "health"), "failures")),
-                 0);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(o, "health"), "failures")), 0);
     json_decref(o);
 
     /* Applied once only, also across an agent restart. */

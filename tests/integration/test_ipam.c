@@ -71,8 +71,8 @@ static void stop_ipam(int slot)
 static void put(const char *key, const char *val)
 {
     struct err e = ERR_INIT;
-    cr_assert_eq(etcd_put(ec, key, val, strlen(val), 0, NULL, NULL, &e), ST_OK, "put %s: %s",
-                 key, e.msg);
+    cr_assert_eq(etcd_put(ec, key, val, strlen(val), 0, NULL, NULL, &e), ST_OK, "put %s: %s", key,
+                 e.msg);
 }
 
 static void del(const char *key)
@@ -201,8 +201,7 @@ static int check_consistent(const char *const online[])
         if (!is_online || !cidr)
             continue;
         cr_assert(strlen(cidr) < sizeof(ip) && strchr(cidr, '/'), "bad overlay_cidr %s", cidr);
-        cr_assert_str_eq(strchr(cidr, '/'), "/16", "%s: %s has not the subnet's length", k,
-                         cidr);
+        cr_assert_str_eq(strchr(cidr, '/'), "/16", "%s: %s has not the subnet's length", k, cidr);
         snprintf(ip, sizeof(ip), "%.*s", (int)(strchr(cidr, '/') - cidr), cidr);
         cr_assert_null(json_object_get(seen, ip), "%s and %s both hold %s", k,
                        json_string_value(json_object_get(seen, ip)), ip);
@@ -218,8 +217,7 @@ static int check_consistent(const char *const online[])
     }
     json_object_foreach(addrs, k, v)
     {
-        cr_assert(json_object_get(seen, k + strlen(ADDRS)), "%s is owned by no online instance",
-                  k);
+        cr_assert(json_object_get(seen, k + strlen(ADDRS)), "%s is owned by no online instance", k);
     }
     json_decref(insts);
     json_decref(addrs);
@@ -257,8 +255,8 @@ static void wait_consistent(const char *const online[], int want, int timeout_ms
             for (int i = 0; i < 2; i++)
                 if (ipams[i].log)
                     proc_dump_file(ipams[i].log);
-            cr_assert_fail("after %d ms: %d instances hold an address, want %d", timeout_ms,
-                           held, want);
+            cr_assert_fail("after %d ms: %d instances hold an address, want %d", timeout_ms, held,
+                           want);
         }
         time_sleep_ms(50);
     }

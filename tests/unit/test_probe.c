@@ -88,8 +88,8 @@ Test(probe, http_200_with_request_line_and_user_agent)
     int code = 0;
 
     server_start(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-    cr_assert_eq(probe_http("127.0.0.1", s.port, "/health?x=1", 2000, NULL, &code, &e), ST_OK,
-                 "%s", e.msg);
+    cr_assert_eq(probe_http("127.0.0.1", s.port, "/health?x=1", 2000, NULL, &code, &e), ST_OK, "%s",
+                 e.msg);
     cr_assert_eq(code, 200);
     cr_assert(!strncmp(s.request, "GET /health?x=1 HTTP/1.0\r\n", 26), "request: %s", s.request);
     cr_assert(strstr(s.request, "\r\nUser-Agent: Kontena-Agent/"), "request: %s", s.request);
