@@ -45,6 +45,9 @@ static struct http_reply rep;
 static struct etcd *ec;
 static struct ctl_proc sched[2], ipam;
 static char *grid; /* "grd" without agents; "<run id>-<n>" with */
+/* Container names are global on the one dockerd: with agents, the service's name is unique to
+ * the run and the test ("<run id>-<what>"), so parallel tests and runs never collide. */
+static char *agent_svc;
 
 static void init(void)
 {
@@ -298,9 +301,34 @@ static json_t *node_by_number(const char *svc, int max)
     return out;
 }
 
+/* Stop every running scheduler replica; fails the test unless each exited with status 0 (a
+ * sanitizer report or a crash at shutdown), with its log on stderr. */
+static void stop_schedulers_checked(void)
+{
+    for (int i = 0; i < 2; i++) {
+        int ws;
+        if (sched[i].pid <= 0)
+            continue;
+        ws = ctl_proc_stop(&sched[i], SIGTERM);
+        if (ws == -1 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+            proc_dump_file(sched[i].log);
+        cr_assert(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0,
+                  "kontena-scheduler %d did not exit cleanly (wait status %d)", i + 1, ws);
+    }
+}
+
+#define SCHED_TEST(suite, name)                                                                    \
+    static void name##_body(void);                                                                 \
+    Test(suite, name)                                                                              \
+    {                                                                                              \
+        name##_body();                                                                             \
+        stop_schedulers_checked();                                                                 \
+    }                                                                                              \
+    static void name##_body(void)
+
 /* --- tests without agents --------------------------------------------------------------- */
 
-Test(scheduler, ha_service_spreads_over_online_nodes_with_deploy_record_ongoing)
+SCHED_TEST(scheduler, ha_service_spreads_over_online_nodes_with_deploy_record_ongoing)
 {
     json_t *all, *v, *d;
     const char *k;
@@ -348,7 +376,7 @@ Test(scheduler, ha_service_spreads_over_online_nodes_with_deploy_record_ongoing)
     json_decref(d);
 }
 
-Test(scheduler, daemon_places_instances_per_node_and_random_only_online)
+SCHED_TEST(scheduler, daemon_places_instances_per_node_and_random_only_online)
 {
     json_t *all, *v;
     const char *k;
@@ -378,7 +406,7 @@ Test(scheduler, daemon_places_instances_per_node_and_random_only_online)
     cr_assert(per_node[0] == 2 && per_node[1] == 2, "daemon: %d %d", per_node[0], per_node[1]);
 }
 
-Test(scheduler, scale_up_then_down_deletes_the_highest_numbers)
+SCHED_TEST(scheduler, scale_up_then_down_deletes_the_highest_numbers)
 {
     json_t *nodes;
 
@@ -399,7 +427,7 @@ Test(scheduler, scale_up_then_down_deletes_the_highest_numbers)
     json_decref(nodes);
 }
 
-Test(scheduler, unsatisfiable_affinity_fails_the_deploy_with_the_original_text)
+SCHED_TEST(scheduler, unsatisfiable_affinity_fails_the_deploy_with_the_original_text)
 {
     json_t *d, *id;
 
@@ -420,7 +448,7 @@ Test(scheduler, unsatisfiable_affinity_fails_the_deploy_with_the_original_text)
     json_decref(d);
 }
 
-Test(scheduler, port_conflict_between_services_placed_back_to_back)
+SCHED_TEST(scheduler, port_conflict_between_services_placed_back_to_back)
 {
     json_t *a, *b, *d;
 
@@ -481,7 +509,7 @@ static int all_have(void *arg)
     return ok;
 }
 
-Test(scheduler, stop_start_restart_and_removal_reach_the_instance_keys)
+SCHED_TEST(scheduler, stop_start_restart_and_removal_reach_the_instance_keys)
 {
     struct field_arg stopped = {"desired_state", "stopped", 0};
     struct field_arg running = {"desired_state", "running", 0};
@@ -505,7 +533,7 @@ Test(scheduler, stop_start_restart_and_removal_reach_the_instance_keys)
     WAIT_COUNT(NULL, 0);
 }
 
-Test(scheduler, stateful_instance_on_a_drained_node_is_stopped_not_moved)
+SCHED_TEST(scheduler, stateful_instance_on_a_drained_node_is_stopped_not_moved)
 {
     struct field_arg stopped = {"desired_state", "stopped", 0};
     struct field_arg running = {"desired_state", "running", 0};
@@ -529,7 +557,7 @@ Test(scheduler, stateful_instance_on_a_drained_node_is_stopped_not_moved)
     cr_assert(wait_for(all_have, &running, 10000), "stateful instance not running again");
 }
 
-Test(scheduler, stack_deploy_waits_for_linked_services_and_removal_deletes_keys)
+SCHED_TEST(scheduler, stack_deploy_waits_for_linked_services_and_removal_deletes_keys)
 {
     json_t *d;
 
@@ -559,7 +587,7 @@ Test(scheduler, stack_deploy_waits_for_linked_services_and_removal_deletes_keys)
     WAIT_COUNT(NULL, 0);
 }
 
-Test(scheduler, new_deploy_supersedes_an_unfinished_one)
+SCHED_TEST(scheduler, new_deploy_supersedes_an_unfinished_one)
 {
     json_t *d1, *d2;
     char *first, *k;
@@ -626,7 +654,7 @@ static void observe_running(int rev)
     json_decref(all);
 }
 
-Test(scheduler, min_health_throttles_replacements_until_observed_running)
+SCHED_TEST(scheduler, min_health_throttles_replacements_until_observed_running)
 {
     struct rev_arg one = {2, 1}, two = {2, 2}, three = {2, 3};
     json_t *d;
@@ -663,7 +691,7 @@ Test(scheduler, min_health_throttles_replacements_until_observed_running)
     json_decref(d);
 }
 
-Test(scheduler, observed_error_fails_the_deploy)
+SCHED_TEST(scheduler, observed_error_fails_the_deploy)
 {
     json_t *d, *all, *v;
     const char *k;
@@ -720,6 +748,7 @@ static void agents_fini(void)
         free(label);
     }
     FREE_AND_NULL(grid);
+    FREE_AND_NULL(agent_svc);
     FREE_AND_NULL(agent_uri);
     fini();
 }
@@ -792,29 +821,31 @@ static int all_running(void *arg)
     return ok;
 }
 
-static void create_web(int n)
+
+static void create_web(const char *what, int n)
 {
     char *path = xasprintf("/v1/grids/%s/services", grid);
+    agent_svc = docker_env_name(what);
     EXPECT(201, "POST", path,
-           "{'name':'web','image':'" DOCKER_ENV_IMAGE "','instances':%d,'cmd':['sleep','3600'],"
+           "{'name':'%s','image':'" DOCKER_ENV_IMAGE "','instances':%d,'cmd':['sleep','3600'],"
            "'deploy_opts':{'min_health':0.5},'stop_grace_period':'1s'}",
-           n);
+           agent_svc, n);
     free(path);
-    path = xasprintf("/v1/services/%s/null/web/deploy", grid);
+    path = xasprintf("/v1/services/%s/null/%s/deploy", grid, agent_svc);
     EXPECT(200, "POST", path, "{}");
     free(path);
 }
 
-Test(scheduler_agents, install_runs_every_instance_and_the_deploy_succeeds)
+SCHED_TEST(scheduler_agents, install_runs_every_instance_and_the_deploy_succeeds)
 {
     json_t *d;
 
     setup_agent_grid();
     cr_assert(wait_for(nodes_online, (void *)(intptr_t)N_AGENTS, 15000), "agents not online");
     start_scheduler(0);
-    create_web(3);
+    create_web("w1", 3);
     cr_assert(wait_for(all_running, (void *)(intptr_t)3, 90000), "instances not all running");
-    d = wait_deploy("null", "web", "success");
+    d = wait_deploy("null", agent_svc, "success");
     cr_assert_eq(json_array_size(json_object_get(d, "instance_deploys")), 3);
     cr_assert_str_eq(js(json_array_get(json_object_get(d, "instance_deploys"), 2), "state"),
                      "success");
@@ -842,7 +873,7 @@ static double metric(const struct ctl_proc *p, const char *name)
     return v;
 }
 
-Test(scheduler_agents, killed_leader_mid_rollout_the_other_replica_finishes_it)
+SCHED_TEST(scheduler_agents, killed_leader_mid_rollout_the_other_replica_finishes_it)
 {
     json_t *d, *all, *v, *leader;
     const char *k;
@@ -853,9 +884,9 @@ Test(scheduler_agents, killed_leader_mid_rollout_the_other_replica_finishes_it)
     cr_assert(wait_for(nodes_online, (void *)(intptr_t)N_AGENTS, 15000), "agents not online");
     start_scheduler(0);
     start_scheduler(1);
-    create_web(4);
+    create_web("w2", 4);
     cr_assert(wait_for(all_running, (void *)(intptr_t)4, 90000), "instances not all running");
-    json_decref(wait_deploy("null", "web", "success"));
+    json_decref(wait_deploy("null", agent_svc, "success"));
 
     /* Only the leader acts. */
     leader = get_json("/kontena/leaders/scheduler");
@@ -868,17 +899,17 @@ Test(scheduler_agents, killed_leader_mid_rollout_the_other_replica_finishes_it)
 
     /* A forced deploy replaces the 4 containers two at a time (min_health 0.5); kill the
      * leader without warning while it rolls. */
-    path = xasprintf("/v1/services/%s/null/web/deploy", grid);
+    path = xasprintf("/v1/services/%s/null/%s/deploy", grid, agent_svc);
     EXPECT(200, "POST", path, "{'force':true}");
     free(path);
     {
-        struct deploy_arg a = {"null", "web", "ongoing"};
+        struct deploy_arg a = {"null", agent_svc, "ongoing"};
         cr_assert(wait_for(deploy_in, &a, 15000), "deploy not started");
     }
     (void)ctl_proc_stop(&sched[victim], SIGKILL);
 
     cr_assert(wait_for(all_running, (void *)(intptr_t)4, 120000), "instances not all running");
-    d = wait_deploy("null", "web", "success");
+    d = wait_deploy("null", agent_svc, "success");
     all = instances();
     cr_assert_eq(json_object_size(all), 4, "lost or extra instances: %s",
                  json_dumps(all, JSON_COMPACT));
