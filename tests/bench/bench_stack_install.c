@@ -3,7 +3,7 @@
  * creating and starting the same N containers in parallel (N threads on the Engine API
  * socket), in the same run, on the same dockerd.
  *
- *   build-x/tests/bench/bench_stack_install [--containers N] [--agents N] [--runs N]
+ *   build-x/tests/bench/bench_stack_install [--containers N] [--agents N] [--runs N (3)]
  *
  * Each run: raw Docker first (create+start N containers of the test image with `sleep 3600`,
  * all threads released at once; the time is until the last start returned), the containers
@@ -257,7 +257,7 @@ static int int_arg(const char *s, int lo, int hi, const char *what)
 
 int main(int argc, char **argv)
 {
-    int n = 50, agents = 3, runs = 1, nr = 0;
+    int n = 50, agents = 3, runs = 3, nr = 0;
     double raw[MAX_RUNS], kon[MAX_RUNS];
     struct platform pf;
     struct platform_opts o = {0};

@@ -82,6 +82,18 @@ static void e2e_fini(void)
 
 TestSuite(e2e, .init = e2e_init, .fini = e2e_fini, .timeout = 150);
 
+/* A test, then every process of the platform must exit with status 0 on SIGTERM (so a
+ * sanitizer report or a crash at shutdown in a controller, an agent or the apiserver fails
+ * the test). */
+#define E2E_TEST(name)                                                                             \
+    static void name##_body(void);                                                                 \
+    Test(e2e, name)                                                                                \
+    {                                                                                              \
+        name##_body();                                                                             \
+        cr_assert_eq(platform_stop(&pf), 0, "a process did not exit cleanly (logs above)");      \
+    }                                                                                              \
+    static void name##_body(void)
+
 /* An assertion that prints every process log of the platform first (the temp dir with the
  * logs is removed by the suite's .fini). */
 #define CHECK(cond, ...)                                                                           \
@@ -181,7 +193,7 @@ static char *svc_path(void)
 
 /* ---------------------------------------------------------------------------------------- */
 
-Test(e2e, stack_install_runs_every_instance_where_the_strategy_says)
+E2E_TEST(stack_install_runs_every_instance_where_the_strategy_says)
 {
     json_t *l;
     int64_t t0 = time_mono_ms();
@@ -202,7 +214,7 @@ Test(e2e, stack_install_runs_every_instance_where_the_strategy_says)
     cr_assert_eq(platform_docker_count(&pf, stack_name, "web", 1), 3, "not 3 running containers");
 }
 
-Test(e2e, daemon_strategy_runs_instances_on_every_node)
+E2E_TEST(daemon_strategy_runs_instances_on_every_node)
 {
     json_t *l;
 
@@ -217,7 +229,7 @@ Test(e2e, daemon_strategy_runs_instances_on_every_node)
     json_decref(l);
 }
 
-Test(e2e, service_scale_5_then_2)
+E2E_TEST(service_scale_5_then_2)
 {
     json_t *l;
     char *svc;
@@ -248,7 +260,7 @@ Test(e2e, service_scale_5_then_2)
     free(svc);
 }
 
-Test(e2e, affinity_nothing_satisfies_says_why)
+E2E_TEST(affinity_nothing_satisfies_says_why)
 {
     char *both;
 
@@ -293,7 +305,7 @@ static void lose_node(int i)
                   "cannot remove the lost node's containers");
 }
 
-Test(e2e, lost_agent_instances_run_elsewhere_after_the_grace)
+E2E_TEST(lost_agent_instances_run_elsewhere_after_the_grace)
 {
     json_t *l;
     int victim = -1;
@@ -324,7 +336,7 @@ Test(e2e, lost_agent_instances_run_elsewhere_after_the_grace)
     cr_assert_geq(moved, 2500, "moved before the grace period ended (%lld ms)", (long long)moved);
 }
 
-Test(e2e, drain_moves_instances_away)
+E2E_TEST(drain_moves_instances_away)
 {
     json_t *l;
 
@@ -385,7 +397,7 @@ static int deploys_done(int *errors)
     return done;
 }
 
-Test(e2e, controllers_killed_mid_deploy_the_deploy_completes)
+E2E_TEST(controllers_killed_mid_deploy_the_deploy_completes)
 {
     json_t *l;
     int errors = 0;

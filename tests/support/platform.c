@@ -507,6 +507,41 @@ int platform_start(struct platform *p, const struct platform_opts *o)
     return 0;
 }
 
+static int clean_exit(int ws, const char *what, const char *log)
+{
+    if (ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+        return 0;
+    fprintf(stderr, "platform: %s did not exit cleanly (wait status %d)\n", what, ws);
+    if (log)
+        proc_dump_file(log);
+    return 1;
+}
+
+int platform_stop(struct platform *p)
+{
+    int bad = 0;
+
+    if (!p->started)
+        return 0;
+    for (int i = 0; i < PLATFORM_NCTL; i++)
+        if (p->ctl[i].pid > 0) {
+            char *what = xasprintf("kontena-%s", platform_ctl_names[i]);
+            bad += clean_exit(ctl_proc_stop(&p->ctl[i], SIGTERM), what, p->ctl[i].log);
+            free(what);
+        }
+    for (int i = 0; i < p->n_agents; i++)
+        if (p->agents[i].pid > 0) {
+            int ws = proc_stop(p->agents[i].pid, SIGTERM, 10000);
+            p->agents[i].pid = 0;
+            bad += clean_exit(ws, p->agents[i].name, p->agents[i].log);
+        }
+    if (p->api.pid > 0 && api_proc_stop(&p->api) != 0) {
+        fprintf(stderr, "platform: kontena-apiserver did not exit cleanly\n");
+        bad++;
+    }
+    return bad;
+}
+
 void platform_cleanup(struct platform *p)
 {
     char *label;

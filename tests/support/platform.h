@@ -77,6 +77,12 @@ int platform_start(struct platform *p, const struct platform_opts *o);
  * the grid's containers and the temp dir. Safe on a zeroed or half-started p; idempotent. */
 void platform_cleanup(struct platform *p);
 
+/* SIGTERM every running controller and agent, then the apiserver, and wait for each. Returns
+ * how many did not exit with status 0 (a sanitizer report, a crash, a hang at shutdown),
+ * printing each one's log; 0 when all exited cleanly. etcd and the containers stay until
+ * platform_cleanup(). */
+int platform_stop(struct platform *p);
+
 /* "<what>-<8 hex of the run id>": stack names unique to the test and the run; fresh. */
 char *platform_name(const char *what);
 /* Write text to <dir>/<file>; the path (fresh) or NULL. */
