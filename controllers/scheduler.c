@@ -630,8 +630,24 @@ static int *service_ports(const json_t *svc, size_t *n)
     return out;
 }
 
-/* The grid snapshot: nodes (candidates = online) and every instance of the grid. */
-static struct sched_grid *grid_snapshot(struct scheduler *s, const char *grid, const struct view *v)
+/* Whether planning ss depends on other services' instances: published ports (one service
+ * per port per node), service/container affinity, volumes_from and net "container:". Without
+ * any of them only its own instances matter (strategies count per pass and per service). */
+static int needs_other_services(const struct sched_service *ss)
+{
+    if (ss->n_node_ports || ss->n_volumes_from || ss->net_container)
+        return 1;
+    for (size_t i = 0; i < ss->n_affinity; i++)
+        if (strncmp(ss->affinity[i], "service", 7) == 0 ||
+            strncmp(ss->affinity[i], "container", 9) == 0)
+            return 1;
+    return 0;
+}
+
+/* The grid snapshot: nodes (candidates = online) and the instances of the grid (only those
+ * of the service itself when `all` is 0). */
+static struct sched_grid *grid_snapshot(struct scheduler *s, const char *grid, const struct view *v,
+                                        const struct sched_service *ss, int all)
 {
     struct sched_grid *g = sched_grid_new(s->seed++);
     char *prefix = xasprintf(P_NODES "%s/", grid);
@@ -657,6 +673,12 @@ static struct sched_grid *grid_snapshot(struct scheduler *s, const char *grid, c
     }
     ctl_objs_free(objs, n);
     free(prefix);
+    if (!all) {
+        for (size_t i = 0; i < v->n_mine; i++)
+            sched_grid_add_instance(g, v->mine[i].node, ss->id, v->mine[i].n,
+                                    v->mine[i].container, ss->node_ports, ss->n_node_ports);
+        return g;
+    }
 
     /* Node ports per service: from the services cache, looked up per run of one service id
      * (instances of a service are mostly adjacent in key order on a node). */
@@ -738,7 +760,7 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
         fail_deploy(s, o, dkey, rec, drev, msg);
         return ST_OK;
     }
-    g = grid_snapshot(s, grid, v);
+    g = grid_snapshot(s, grid, v, &ss, needs_other_services(&ss));
     st = sched_plan(g, &ss, &plan, e);
     if (st != ST_OK) {
         char msg[sizeof(e->msg)];
