@@ -64,6 +64,9 @@ static void usage(FILE *f)
         "                           platforms)\n"
         "    --resync-interval MS   compare every container with etcd this often (default\n"
         "                           30000)\n"
+        "    --docker-name-prefix P put P before every Docker container name, for several\n"
+        "                           agents sharing one dockerd, e.g. 'node-1.'\n"
+        "                           [KONTENA_DOCKER_NAME_PREFIX]\n"
         "    --ping-interval MS     ping the master this often (default 30000)\n"
         "    --ping-timeout MS      reconnect when a pong is this late (default 5000)\n"
         "    --backoff-max MS       longest wait between reconnects (default 90000)\n"
@@ -94,6 +97,7 @@ enum {
     OPT_ETCD,
     OPT_GRID,
     OPT_RESYNC,
+    OPT_NAME_PREFIX,
 };
 
 static const struct option long_opts[] = {
@@ -116,6 +120,7 @@ static const struct option long_opts[] = {
     {"etcd-endpoints", required_argument, NULL, OPT_ETCD},
     {"grid", required_argument, NULL, OPT_GRID},
     {"resync-interval", required_argument, NULL, OPT_RESYNC},
+    {"docker-name-prefix", required_argument, NULL, OPT_NAME_PREFIX},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -339,6 +344,7 @@ int main(int argc, char **argv)
     sigset_t sigs;
     const char *etcd_endpoints = env_or("KONTENA_ETCD_ENDPOINTS", NULL);
     const char *grid = env_or("KONTENA_GRID", NULL);
+    const char *name_prefix = env_or("KONTENA_DOCKER_NAME_PREFIX", "");
     struct recon_starter rs;
     int opt, sig, no_docker = 0, rc = 1, resync_ms = 30000;
     long v;
@@ -419,6 +425,9 @@ int main(int argc, char **argv)
             break;
         case OPT_GRID:
             grid = optarg;
+            break;
+        case OPT_NAME_PREFIX:
+            name_prefix = optarg;
             break;
         case OPT_RESYNC:
             if ((v = cmdline_long(optarg, 100, 86400000)) == -1)
@@ -549,6 +558,7 @@ int main(int argc, char **argv)
         rs.opts.docker_socket = docker_socket;
         rs.opts.node = c.node_name;
         rs.opts.resync_interval_ms = resync_ms;
+        rs.opts.docker_name_prefix = name_prefix;
         if (grid) {
             start_reconciler(&rs, grid);
             if (!rs.r)
@@ -562,7 +572,7 @@ int main(int argc, char **argv)
         log_info("msg=\"node '%s' (id %s) connecting to %s\"", c.node_name, c.node_id, uri);
         if (!no_docker) {
             /* ws is set below, before any request can arrive (requests come through it). */
-            rpc = agent_rpc_start(docker_socket, c.node_name, send_to_master, &ws, &e);
+            rpc = agent_rpc_start(docker_socket, name_prefix, c.node_name, send_to_master, &ws, &e);
             if (!rpc) {
                 log_error("msg=\"%s\"", e.msg);
                 goto out;

@@ -33,6 +33,7 @@ struct reconciler {
     char *obs_prefix;  /* /kontena/observed/<grid>/<node>/ */
     char *label_grid;  /* io.kontena.grid=<grid> */
     char *label_node;  /* io.kontena.node=<node> */
+    char *name_prefix; /* of Docker container names (--docker-name-prefix), "" by default */
     int resync_ms;
 
     struct etcd *etcd;
@@ -576,7 +577,8 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
 
     if (!c) {
         json_t *img = NULL, *cfg;
-        char *id = NULL;
+        char *id = NULL, *dname;
+        enum status st;
         if (docker_image_inspect(r->dw, image, &img, &e) != ST_OK) {
             if (e.st == ST_NOTFOUND)
                 snprintf(msg, sizeof(msg), "image '%s' not found on node %s", image, r->node);
@@ -586,7 +588,10 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         }
         json_decref(img);
         cfg = build_config(r, name, inst, spec);
-        if (docker_container_create(r->dw, name, cfg, &id, &e) != ST_OK) {
+        dname = xasprintf("%s%s", r->name_prefix, name);
+        st = docker_container_create(r->dw, dname, cfg, &id, &e);
+        free(dname);
+        if (st != ST_OK) {
             json_decref(cfg);
             snprintf(msg, sizeof(msg), "cannot create container '%s': %s", name, e.msg);
             return observed(NULL, NULL, msg, gen);
@@ -790,11 +795,20 @@ static int64_t sync_all(struct reconciler *r, const json_t *desired)
     if (!r->obs_loaded)
         load_observed(r);
 
+    /* Instances are known by their io.kontena.container.name label; the Docker name
+     * (prefix + name) only matters when several agents share one dockerd. */
     json_array_foreach(list, i, c)
     {
-        const char *n = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
-        if (n && *n == '/')
-            n++;
+        const char *n = json_string_value(
+            json_object_get(json_object_get(c, "Labels"), "io.kontena.container.name"));
+        if (!n) {
+            size_t pl = strlen(r->name_prefix);
+            n = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+            if (n && *n == '/')
+                n++;
+            if (n && pl && strncmp(n, r->name_prefix, pl) == 0)
+                n += pl;
+        }
         if (n)
             json_object_set(byname, n, c);
     }
@@ -1067,6 +1081,7 @@ struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e
     r->obs_prefix = xasprintf(RECONCILE_OBSERVED_PREFIX "%s/%s/", o->grid, o->node);
     r->label_grid = xasprintf("io.kontena.grid=%s", o->grid);
     r->label_node = xasprintf("io.kontena.node=%s", o->node);
+    r->name_prefix = xstrdup(o->docker_name_prefix ? o->docker_name_prefix : "");
     r->resync_ms = o->resync_interval_ms > 0 ? o->resync_interval_ms : DEFAULT_RESYNC_MS;
     r->desired = json_object();
     r->obs = json_object();
@@ -1137,5 +1152,6 @@ void reconcile_stop(struct reconciler *r)
     free(r->obs_prefix);
     free(r->label_grid);
     free(r->label_node);
+    free(r->name_prefix);
     free(r);
 }

@@ -33,6 +33,8 @@ struct reconcile_opts {
     const char *grid;           /* required; copied */
     const char *node;           /* required; copied */
     int resync_interval_ms;     /* 0 = 30000 */
+    const char *docker_name_prefix; /* put before every Docker container name, so several
+                                     * agents can share one dockerd; NULL = "" */
 };
 
 /* Start the threads. Returns NULL with e set on bad options (nothing is contacted yet:

@@ -31,6 +31,7 @@ struct rq {
 struct agent_rpc {
     struct docker *d;
     char *node, *label_node;
+    char *prefix; /* of Docker container names (--docker-name-prefix), "" by default */
     void (*send)(void *arg, const json_t *msg);
     void *send_arg;
     pthread_t thread;
@@ -68,6 +69,12 @@ static int code_of(enum status st)
     }
 }
 
+static const char *jstr_or(const json_t *o, const char *k, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : dflt;
+}
+
 static int name_ok(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -87,7 +94,11 @@ static json_t *own_container(struct agent_rpc *r, json_t *id, const char *name, 
         *reply = rpc_err(id, 404, "Container %s/%s not found", r->node, name ? name : "");
         return NULL;
     }
-    st = docker_container_inspect(r->d, name, &c, &e);
+    {
+        char *dname = xasprintf("%s%s", r->prefix, name);
+        st = docker_container_inspect(r->d, dname, &c, &e);
+        free(dname);
+    }
     if (st == ST_NOTFOUND) {
         *reply = rpc_err(id, 404, "Container %s/%s not found", r->node, name);
         return NULL;
@@ -169,7 +180,7 @@ static json_t *do_logs(struct agent_rpc *r, json_t *id, json_t *params)
     if (lo.since < 0)
         lo.since = 0;
     lo.tty = json_is_true(json_object_get(json_object_get(c, "Config"), "Tty"));
-    st = docker_container_logs(r->d, name, &lo, on_log, &a, &e);
+    st = docker_container_logs(r->d, jstr_or(c, "Id", name), &lo, on_log, &a, &e);
     if (st != ST_OK)
         reply = rpc_err(id, code_of(st), "cannot read the logs of %s: %s", name, e.msg);
     else
@@ -187,7 +198,7 @@ static json_t *do_exec(struct agent_rpc *r, json_t *id, json_t *params)
            *reply = NULL;
     size_t i, n = json_array_size(cmd);
     const char **argv;
-    char *joined = NULL;
+    char *joined = NULL, *cid = NULL;
     struct docker_exec_opts eo;
     struct docker_exec_result res = {0};
     struct err e = ERR_INIT;
@@ -200,6 +211,7 @@ static json_t *do_exec(struct agent_rpc *r, json_t *id, json_t *params)
     c = own_container(r, id, name, &reply);
     if (!c)
         return reply;
+    cid = xstrdup(jstr_or(c, "Id", name));
     json_decref(c);
     argv = xcalloc(n + 4, sizeof(*argv));
     if (json_is_true(json_object_get(o, "shell"))) {
@@ -223,7 +235,7 @@ static json_t *do_exec(struct agent_rpc *r, json_t *id, json_t *params)
     eo.cmd = argv;
     eo.timeout_ms = EXEC_TIMEOUT_MS;
     eo.max_output = EXEC_MAX_OUTPUT;
-    st = docker_exec(r->d, name, &eo, &res, &e);
+    st = docker_exec(r->d, cid, &eo, &res, &e);
     if (st == ST_CONFLICT)
         reply = rpc_err(id, 409, "Container %s/%s is not running", r->node, name);
     else if (st == ST_INVALID)
@@ -245,6 +257,7 @@ static json_t *do_exec(struct agent_rpc *r, json_t *id, json_t *params)
     }
     docker_exec_result_release(&res);
     free(joined);
+    free(cid);
     free(argv);
     return reply;
 }
@@ -312,8 +325,8 @@ static void *rpc_main(void *arg)
     return NULL;
 }
 
-struct agent_rpc *agent_rpc_start(const char *docker_socket, const char *node,
-                                  void (*send)(void *arg, const json_t *msg), void *send_arg,
+struct agent_rpc *agent_rpc_start(const char *docker_socket, const char *docker_name_prefix,
+                                  const char *node, void (*send)(void *arg, const json_t *msg), void *send_arg,
                                   struct err *e)
 {
     struct agent_rpc *r = xcalloc(1, sizeof(*r));
@@ -327,6 +340,7 @@ struct agent_rpc *agent_rpc_start(const char *docker_socket, const char *node,
         return NULL;
     }
     r->node = xstrdup(node);
+    r->prefix = xstrdup(docker_name_prefix ? docker_name_prefix : "");
     r->label_node = xasprintf("io.kontena.node=%s", node);
     r->send = send;
     r->send_arg = send_arg;
@@ -388,5 +402,6 @@ void agent_rpc_free(struct agent_rpc *r)
     pthread_mutex_destroy(&r->mu);
     free(r->node);
     free(r->label_node);
+    free(r->prefix);
     free(r);
 }

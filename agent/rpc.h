@@ -13,9 +13,11 @@
 
 struct agent_rpc;
 
-/* send(send_arg, msg) delivers a response (agent_ws_send). NULL and e set on failure. */
-struct agent_rpc *agent_rpc_start(const char *docker_socket, const char *node,
-                                  void (*send)(void *arg, const json_t *msg), void *send_arg,
+/* send(send_arg, msg) delivers a response (agent_ws_send). docker_name_prefix (NULL = "")
+ * is put before every container name given in a request (kontena-agent
+ * --docker-name-prefix). NULL and e set on failure. */
+struct agent_rpc *agent_rpc_start(const char *docker_socket, const char *docker_name_prefix,
+                                  const char *node, void (*send)(void *arg, const json_t *msg), void *send_arg,
                                   struct err *e);
 /* Queue a request [0, id, method, params] (borrowed); any thread, never blocks. After
  * agent_rpc_stop() requests are dropped. NULL r is fine. */

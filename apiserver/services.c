@@ -204,9 +204,11 @@ enum status instance_counts(struct api *a, const char *grid, json_t **out, struc
         char sid[200];
         json_t *c;
 
-        if (!id || !stack || !svc || strlen(stack) + strlen(svc) + 2 > sizeof(sid))
+        /* A truncated id is skipped (the precision keeps gcc -O2 format-truncation quiet). */
+        if (!id || !stack || !svc ||
+            (size_t)snprintf(sid, sizeof(sid), "%s/%.*s", stack, (int)(sizeof(sid) - 1), svc) >=
+                sizeof(sid))
             continue;
-        snprintf(sid, sizeof(sid), "%s/%s", stack, svc);
         c = json_object_get(*out, sid);
         if (!c) {
             c = json_pack("{s:i,s:i,s:i,s:i}", "total", 0, "running", 0, "healthy", 0,

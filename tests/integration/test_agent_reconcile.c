@@ -145,7 +145,14 @@ static void use_grid(const char *test)
 }
 
 /* An agent in reconcile-only mode for node `node` of this test's grid. */
+static void start_agent_prefixed(int slot, const char *node, const char *prefix);
 static void start_agent(int slot, const char *node)
+{
+    start_agent_prefixed(slot, node, "");
+}
+
+/* The same, with --docker-name-prefix prefix. */
+static void start_agent_prefixed(int slot, const char *node, const char *prefix)
 {
     char *bin = xasprintf("%s/kontena-agent", KONTENA_BIN_DIR);
     char *log = xasprintf("%s/agent-%s.log", dir, node);
@@ -162,6 +169,8 @@ static void start_agent(int slot, const char *node)
                           "5000",
                           "--log-level",
                           "debug",
+                          "--docker-name-prefix",
+                          prefix,
                           NULL};
     agents[slot] = proc_spawn(argv, NULL, log);
     cr_assert_gt(agents[slot], 0, "cannot start kontena-agent");
@@ -508,6 +517,65 @@ RC_TEST(reconcile, missing_image_is_an_observed_error)
     free(v);
     json_decref(wait_observed("a", 2, "running", NULL, 20000));
     cr_assert_eq(waitpid(agents[0], NULL, WNOHANG), 0, "the agent died");
+}
+
+/* A moved instance has the same name on its old and new node: with --docker-name-prefix
+ * two agents on one dockerd can both run it (the old node's agent may be dead, its
+ * container still there). */
+RC_TEST(reconcile, name_prefix_lets_two_nodes_run_the_same_instance_name)
+{
+    char *v = NULL, *n = NULL, *pa = NULL, *pb = NULL;
+    json_t *oa, *ob, *ca, *cb;
+
+    use_grid("prefix");
+    pa = xasprintf("%s-a.", grid);
+    pb = xasprintf("%s-b.", grid);
+    start_agent_prefixed(0, "a", pa);
+    start_agent_prefixed(1, "b", pb);
+    v = instance(1, 1, "running", NULL, NULL);
+    put_instance("a", 1, v);
+    put_instance("b", 1, v);
+    oa = wait_observed("a", 1, "running", NULL, 20000);
+    ob = wait_observed("b", 1, "running", NULL, 20000);
+    n = cname(1);
+    {
+        char *da = xasprintf("%s%s", pa, n), *db = xasprintf("%s%s", pb, n);
+        ca = inspect(da);
+        cb = inspect(db);
+        cr_assert_str_eq(id_of(oa), json_string_value(json_object_get(ca, "Id")));
+        cr_assert_str_eq(id_of(ob), json_string_value(json_object_get(cb, "Id")));
+        free(da);
+        free(db);
+    }
+    /* a resync later nothing was recreated: each agent found its container by its label */
+    time_sleep_ms(5500);
+    json_decref(ob);
+    ob = wait_observed("b", 1, "running", NULL, 1000);
+    cr_assert_str_eq(id_of(ob), json_string_value(json_object_get(cb, "Id")));
+    delete_instance("a", 1);
+    {
+        char *da = xasprintf("%s%s", pa, n);
+        enum status st = ST_OK;
+        for (int i = 0; i < 200 && st != ST_NOTFOUND; i++) {
+            json_t *c = NULL;
+            st = docker_container_inspect(dk, da, &c, NULL);
+            json_decref(c);
+            if (st != ST_NOTFOUND)
+                time_sleep_ms(50);
+        }
+        cr_assert_eq(st, ST_NOTFOUND, "a's container %s was not removed", da);
+        free(da);
+    }
+    /* b's is still there */
+    json_decref(inspect(json_string_value(json_object_get(cb, "Id"))));
+    json_decref(oa);
+    json_decref(ob);
+    json_decref(ca);
+    json_decref(cb);
+    free(v);
+    free(n);
+    free(pa);
+    free(pb);
 }
 
 RC_TEST(reconcile, two_agents_on_one_dockerd_keep_their_own)
