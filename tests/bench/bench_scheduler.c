@@ -11,7 +11,8 @@
  *    instances (ha) each with a deploy record in state created, as the API server would.
  * 4. Starts kontena-scheduler (tests/support/ctl_proc.h) and polls the number of instance
  *    keys every 20 ms until all 10,000 exist.
- * Prints both rates and their ratio. Timings are printed, never asserted.
+ * Prints both rates and their ratio. Timings are printed, never asserted. BENCH_PORTS=1 gives
+ * every service a published port (each plan then reads every instance of the grid).
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -97,7 +98,13 @@ static json_t *service_json(int i, int instances)
     json_object_set_new(s, "entrypoint", json_null());
     json_object_set_new(s, "affinity", json_array());
     json_object_set_new(s, "links", json_array());
-    json_object_set_new(s, "ports", json_array());
+    /* BENCH_PORTS=1: every service publishes its own node port, so each plan reads every
+     * instance of the grid (the port filter), the scheduler's slow path. */
+    json_object_set_new(s, "ports",
+                        getenv("BENCH_PORTS") && strcmp(getenv("BENCH_PORTS"), "1") == 0
+                            ? json_pack("[{s:i,s:i,s:s,s:s}]", "node_port", 20000 + i,
+                                        "container_port", 80, "protocol", "tcp", "ip", "0.0.0.0")
+                            : json_array());
     json_object_set_new(s, "volumes", json_array());
     json_object_set_new(s, "volumes_from", json_array());
     json_object_set_new(s, "cap_add", json_array());
