@@ -1276,6 +1276,20 @@ static enum status setup(struct ctl *c, void *arg, struct err *e)
     return ST_OK;
 }
 
+/* After every thread has stopped: nothing is in flight any more. */
+static void teardown(struct ctl *c, void *arg)
+{
+    (void)c;
+    (void)arg;
+    pending_drop(0);
+    for (size_t i = 0; i < n_pend; i++) {
+        free(pend[i].key);
+        json_decref(pend[i].val);
+    }
+    FREE_AND_NULL(pend);
+    n_pend = cap_pend = 0;
+}
+
 static struct scheduler sched_state = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static const struct ctl_opt opts[] = {
@@ -1292,7 +1306,7 @@ static const struct ctl_def def = {
     .opts = opts,
     .setup = setup,
     .resync = resync,
-    .teardown = NULL,
+    .teardown = teardown,
 };
 
 int main(int argc, char **argv)

@@ -755,10 +755,12 @@ static void agents_fini(void)
 
 TestSuite(scheduler_agents, .init = agents_init, .fini = agents_fini, .timeout = 180);
 
-/* A grid named for this run, N_AGENTS agents with Docker, and kontena-ipam. */
-static void setup_agent_grid(void)
+/* A grid named for this run and test ("<run id>-<what>": agents remove the containers of
+ * their grid and node that they do not know, so two tests never share a grid), N_AGENTS
+ * agents with Docker, and kontena-ipam. */
+static void setup_agent_grid(const char *what)
 {
-    char *name = docker_env_name("g"), *path, *bin, *pem;
+    char *name = docker_env_name(what), *path, *bin, *pem;
     char *token;
 
     setup_grid(name);
@@ -840,7 +842,7 @@ SCHED_TEST(scheduler_agents, install_runs_every_instance_and_the_deploy_succeeds
 {
     json_t *d;
 
-    setup_agent_grid();
+    setup_agent_grid("g1");
     cr_assert(wait_for(nodes_online, (void *)(intptr_t)N_AGENTS, 15000), "agents not online");
     start_scheduler(0);
     create_web("w1", 3);
@@ -880,7 +882,7 @@ SCHED_TEST(scheduler_agents, killed_leader_mid_rollout_the_other_replica_finishe
     char seen[8][64], *path;
     int n_seen = 0, victim;
 
-    setup_agent_grid();
+    setup_agent_grid("g2");
     cr_assert(wait_for(nodes_online, (void *)(intptr_t)N_AGENTS, 15000), "agents not online");
     start_scheduler(0);
     start_scheduler(1);
