@@ -104,28 +104,37 @@ TestSuite(e2e, .init = e2e_init, .fini = e2e_fini, .timeout = 150);
         }                                                                                          \
     } while (0)
 
-/* Write a one-service stack file: service `web` with the given instances, strategy and
- * extra YAML lines (indented by four, may be ""). Sets stack_name ("<what>-<run>"). */
-static void write_stack(const char *what, int instances, const char *strategy, const char *extra)
+/* Write a one-service stack file: service `web` running cmd with the given instances,
+ * strategy and extra YAML lines (indented by four, may be ""). Sets stack_name
+ * ("<what>-<run>") the first time. */
+static void write_stack_cmd(const char *what, const char *cmd, int instances,
+                            const char *strategy, const char *extra)
 {
     char *text;
 
-    stack_name = platform_name(what);
+    if (!stack_name)
+        stack_name = platform_name(what);
     text = xasprintf("stack: e2e/%s\n"
                      "version: 1.0.0\n"
                      "services:\n"
                      "  web:\n"
                      "    image: %s\n"
-                     "    command: sleep 3600\n"
+                     "    command: %s\n"
                      "    instances: %d\n"
                      "    stop_grace_period: 1s\n"
                      "    deploy:\n"
                      "      strategy: %s\n"
                      "%s",
-                     what, DOCKER_ENV_IMAGE, instances, strategy, extra);
+                     what, DOCKER_ENV_IMAGE, cmd, instances, strategy, extra);
+    free(stack_file);
     stack_file = platform_write_file(&pf, "stack.yml", text);
     cr_assert_not_null(stack_file);
     free(text);
+}
+
+static void write_stack(const char *what, int instances, const char *strategy, const char *extra)
+{
+    write_stack_cmd(what, "sleep 3600", instances, strategy, extra);
 }
 
 static int install(int wait)
@@ -440,4 +449,83 @@ E2E_TEST(controllers_killed_mid_deploy_the_deploy_completes)
     cr_assert_eq(errors, 0, "a deploy ended in error");
     CHECK(wait_docker(6, 10000) == 0, "duplicate or missing containers");
     cr_assert_eq(platform_docker_count(&pf, stack_name, "web", 1), 6, "not 6 running containers");
+}
+
+/* How many of the list's instance keys have revision rev. */
+static int at_revision(const json_t *l, json_int_t rev)
+{
+    size_t i;
+    json_t *it;
+    int n = 0;
+
+    json_array_foreach(l, i, it)
+    {
+        if (json_integer_value(json_object_get(it, "revision")) == rev)
+            n++;
+    }
+    return n;
+}
+
+E2E_TEST(controllers_killed_mid_rolling_update_the_update_completes)
+{
+    json_t *l;
+    int errors = 0, moved;
+    int64_t t;
+
+    /* min_health 0.8 of 6: one replacement at a time, so the update takes a while */
+    write_stack_cmd("roll", "sleep 3600", 6, "ha", "      min_health: 0.8\n");
+    CHECK(install(1) == 0, "stack install failed: %s%s", pf.out, pf.err);
+    l = platform_wait_running(&pf, stack_name, "web", 6, 30000);
+    CHECK(l, "not 6 instances running");
+    json_decref(l);
+    write_stack_cmd("roll", "sleep 3601", 6, "ha", "      min_health: 0.8\n");
+    CHECK(platform_cli(&pf, "stack", "upgrade", "--no-wait", "--force", stack_name, stack_file,
+                       NULL) == 0,
+          "stack upgrade failed: %s%s", pf.out, pf.err);
+    /* kill every controller once the rollout has begun and before it is done */
+    t = time_mono_ms();
+    for (;;) {
+        l = platform_instances(&pf, stack_name, "web");
+        moved = l ? at_revision(l, 2) : 0;
+        json_decref(l);
+        if (moved >= 1)
+            break;
+        CHECK(time_mono_ms() - t < 20000, "the rollout did not begin within 20 s");
+        time_sleep_ms(10);
+    }
+    for (int i = 0; i < PLATFORM_NCTL; i++)
+        platform_ctl_stop(&pf, platform_ctl_names[i], SIGKILL);
+    l = platform_instances(&pf, stack_name, "web");
+    fprintf(stderr, "e2e: rolling update: %d of 6 instance keys at revision 2, %d running, when "
+                    "the controllers were killed\n",
+            at_revision(l, 2), platform_count_running(l));
+    cr_assert(at_revision(l, 2) < 6 || platform_count_running(l) < 6,
+              "the rollout had already finished: the test proves nothing");
+    json_decref(l);
+    time_sleep_ms(1000);
+    for (int i = 0; i < PLATFORM_NCTL; i++)
+        CHECK(platform_ctl_start(&pf, platform_ctl_names[i]) == 0, "cannot restart kontena-%s",
+              platform_ctl_names[i]);
+    t = time_mono_ms();
+    for (;;) {
+        l = platform_instances(&pf, stack_name, "web");
+        if (l && json_array_size(l) == 6 && at_revision(l, 2) == 6 &&
+            platform_count_running(l) == 6)
+            break;
+        json_decref(l);
+        CHECK(time_mono_ms() - t < 90000, "the rolling update did not complete within 90 s");
+        time_sleep_ms(200);
+    }
+    check_numbers(l, 6);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(on_node(l, pf.agents[i].name), 2, "ha: node %s has %d of 6",
+                     pf.agents[i].name, on_node(l, pf.agents[i].name));
+    json_decref(l);
+    t = time_mono_ms();
+    while (!deploys_done(&errors)) {
+        CHECK(time_mono_ms() - t < 30000, "a deploy record did not finish within 30 s");
+        time_sleep_ms(200);
+    }
+    cr_assert_eq(errors, 0, "a deploy ended in error");
+    CHECK(wait_docker(6, 20000) == 0, "duplicate or missing containers");
 }
