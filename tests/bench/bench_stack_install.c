@@ -162,8 +162,7 @@ static int count_keys(struct platform *p, const char *what, const char *stack, c
             continue;
         v = json_loadb(r.kvs[i].value, r.kvs[i].value_len, 0, NULL);
         f = json_object_get(v, field);
-        if (want ? json_is_string(f) && !strcmp(json_string_value(f), want)
-                 : f && !json_is_null(f))
+        if (want ? json_is_string(f) && !strcmp(json_string_value(f), want) : f && !json_is_null(f))
             n++;
         json_decref(v);
     }

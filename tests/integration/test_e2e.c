@@ -44,9 +44,9 @@ static char *stack_name, *stack_file;
 
 static const char *const *short_graces(const char *name, void *arg)
 {
-    static const char *const resched[] = {"--grace-ha",     "3s", "--grace-random", "3s",
-                                          "--grace-daemon", "3s", "--online-grace", "1s",
-                                          NULL};
+    static const char *const resched[] = {
+        "--grace-ha", "3s", "--grace-random", "3s", "--grace-daemon", "3s", "--online-grace",
+        "1s",         NULL};
 
     (void)arg;
     if (!strcmp(name, "rescheduler"))
@@ -90,7 +90,7 @@ TestSuite(e2e, .init = e2e_init, .fini = e2e_fini, .timeout = 150);
     Test(e2e, name)                                                                                \
     {                                                                                              \
         name##_body();                                                                             \
-        cr_assert_eq(platform_stop(&pf), 0, "a process did not exit cleanly (logs above)");      \
+        cr_assert_eq(platform_stop(&pf), 0, "a process did not exit cleanly (logs above)");        \
     }                                                                                              \
     static void name##_body(void)
 
@@ -107,8 +107,8 @@ TestSuite(e2e, .init = e2e_init, .fini = e2e_fini, .timeout = 150);
 /* Write a one-service stack file: service `web` running cmd with the given instances,
  * strategy and extra YAML lines (indented by four, may be ""). Sets stack_name
  * ("<what>-<run>") the first time. */
-static void write_stack_cmd(const char *what, const char *cmd, int instances,
-                            const char *strategy, const char *extra)
+static void write_stack_cmd(const char *what, const char *cmd, int instances, const char *strategy,
+                            const char *extra)
 {
     char *text;
 
@@ -187,8 +187,8 @@ static int wait_docker(int n, int timeout_ms)
         if (have == n)
             return 0;
         if (time_mono_ms() >= deadline) {
-            fprintf(stderr, "e2e: %d containers of %s/web on Docker, want %d\n", have,
-                    stack_name, n);
+            fprintf(stderr, "e2e: %d containers of %s/web on Docker, want %d\n", have, stack_name,
+                    n);
             return -1;
         }
         time_sleep_ms(200);
@@ -337,8 +337,9 @@ E2E_TEST(lost_agent_instances_run_elsewhere_after_the_grace)
         time_sleep_ms(100);
     }
     moved = time_mono_ms() - lost;
-    fprintf(stderr, "e2e: lost node's instance running elsewhere %lld ms after the node went "
-                    "offline (grace 3 s)\n",
+    fprintf(stderr,
+            "e2e: lost node's instance running elsewhere %lld ms after the node went "
+            "offline (grace 3 s)\n",
             (long long)moved);
     check_numbers(l, 2);
     json_decref(l);
@@ -354,8 +355,8 @@ E2E_TEST(drain_moves_instances_away)
     l = platform_wait_running(&pf, stack_name, "web", 3, 30000);
     CHECK(l, "not 3 instances running");
     json_decref(l);
-    CHECK(platform_cli(&pf, "node", "update", "--availability", "drain", pf.agents[0].name,
-                       NULL) == 0,
+    CHECK(platform_cli(&pf, "node", "update", "--availability", "drain", pf.agents[0].name, NULL) ==
+              0,
           "node update failed: %s%s", pf.out, pf.err);
     {
         int64_t t = time_mono_ms();
@@ -438,8 +439,8 @@ E2E_TEST(controllers_killed_mid_deploy_the_deploy_completes)
     CHECK(l, "not 6 instances running after the controllers' restart");
     check_numbers(l, 6);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(on_node(l, pf.agents[i].name), 2, "ha: node %s has %d of 6",
-                     pf.agents[i].name, on_node(l, pf.agents[i].name));
+        cr_assert_eq(on_node(l, pf.agents[i].name), 2, "ha: node %s has %d of 6", pf.agents[i].name,
+                     on_node(l, pf.agents[i].name));
     json_decref(l);
     t = time_mono_ms();
     while (!deploys_done(&errors)) {
@@ -496,8 +497,9 @@ E2E_TEST(controllers_killed_mid_rolling_update_the_update_completes)
     for (int i = 0; i < PLATFORM_NCTL; i++)
         platform_ctl_stop(&pf, platform_ctl_names[i], SIGKILL);
     l = platform_instances(&pf, stack_name, "web");
-    fprintf(stderr, "e2e: rolling update: %d of 6 instance keys at revision 2, %d running, when "
-                    "the controllers were killed\n",
+    fprintf(stderr,
+            "e2e: rolling update: %d of 6 instance keys at revision 2, %d running, when "
+            "the controllers were killed\n",
             at_revision(l, 2), platform_count_running(l));
     cr_assert(at_revision(l, 2) < 6 || platform_count_running(l) < 6,
               "the rollout had already finished: the test proves nothing");
@@ -518,8 +520,8 @@ E2E_TEST(controllers_killed_mid_rolling_update_the_update_completes)
     }
     check_numbers(l, 6);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(on_node(l, pf.agents[i].name), 2, "ha: node %s has %d of 6",
-                     pf.agents[i].name, on_node(l, pf.agents[i].name));
+        cr_assert_eq(on_node(l, pf.agents[i].name), 2, "ha: node %s has %d of 6", pf.agents[i].name,
+                     on_node(l, pf.agents[i].name));
     json_decref(l);
     t = time_mono_ms();
     while (!deploys_done(&errors)) {

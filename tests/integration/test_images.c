@@ -116,11 +116,11 @@ Test(images, scheduler_image_runs_with_host_network_and_answers_healthz)
 
     listen = xasprintf("127.0.0.1:%d", port);
     label = xstrdup(docker_env_run_filter());
-    cr_assert_eq(docker((const char *[]){"docker", "run", "-d", "--name", name, "--label", label,
-                                         "--network", "host", image, "--etcd-endpoints",
-                                         etcd.endpoint, "--http-listen", listen, "--id",
-                                         "image-test-1", NULL}),
-                 0, "docker run: %s%s", out, err);
+    cr_assert_eq(
+        docker((const char *[]){"docker", "run", "-d", "--name", name, "--label", label,
+                                "--network", "host", image, "--etcd-endpoints", etcd.endpoint,
+                                "--http-listen", listen, "--id", "image-test-1", NULL}),
+        0, "docker run: %s%s", out, err);
     url = xasprintf("http://%s/healthz", listen);
     if (proc_wait_http(url, 200, 20000) != 0) {
         docker((const char *[]){"docker", "logs", name, NULL});
@@ -157,10 +157,10 @@ Test(images, every_controller_image_builds_and_holds_only_its_binary_and_librari
         ep = xasprintf("[\"/kontena-%s\"]\n", platform_ctl_names[i]);
         cr_assert_str_eq(out, ep);
         /* no shell, no package manager: a rootfs of the binary and its libraries */
-        cr_assert_neq(docker((const char *[]){"docker", "run", "--rm", "--label",
-                                              docker_env_run_filter(), "--entrypoint", "/bin/sh",
-                                              image, "-c", "true", NULL}),
-                      0, "the %s image has a shell", platform_ctl_names[i]);
+        cr_assert_neq(
+            docker((const char *[]){"docker", "run", "--rm", "--label", docker_env_run_filter(),
+                                    "--entrypoint", "/bin/sh", image, "-c", "true", NULL}),
+            0, "the %s image has a shell", platform_ctl_names[i]);
         free(ep);
         free(image);
     }

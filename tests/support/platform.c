@@ -204,8 +204,8 @@ int platform_running(struct platform *p, const char *stack, const char *service)
     return n;
 }
 
-json_t *platform_wait_running(struct platform *p, const char *stack, const char *service,
-                              int count, int timeout_ms)
+json_t *platform_wait_running(struct platform *p, const char *stack, const char *service, int count,
+                              int timeout_ms)
 {
     int64_t deadline = time_mono_ms() + timeout_ms;
 
@@ -300,8 +300,8 @@ int platform_docker_count(struct platform *p, const char *stack, const char *ser
 
     if (!h)
         return -1;
-    list = docker_list(h, p, !running_only, "io.kontena.service", service, "io.kontena.stack",
-                       stack);
+    list =
+        docker_list(h, p, !running_only, "io.kontena.service", service, "io.kontena.stack", stack);
     if (list)
         n = (int)json_array_size(list);
     json_decref(list);
@@ -414,8 +414,8 @@ int platform_ctl_start(struct platform *p, const char *name)
     ctl_proc_cleanup(&p->ctl[i]);
     extra = p->opts.ctl_args ? p->opts.ctl_args(name, p->opts.ctl_arg) : NULL;
     if (ctl_proc_start(&p->ctl[i], p->api.dir, name, 1, p->etcd.endpoint, extra) != 0) {
-        fprintf(stderr, "platform: kontena-%s did not become healthy (is it built in %s?)\n",
-                name, KONTENA_BIN_DIR);
+        fprintf(stderr, "platform: kontena-%s did not become healthy (is it built in %s?)\n", name,
+                KONTENA_BIN_DIR);
         return -1;
     }
     return 0;

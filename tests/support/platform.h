@@ -48,7 +48,7 @@ struct platform_opts {
 };
 
 struct platform_agent {
-    pid_t pid; /* 0 while stopped */
+    pid_t pid;  /* 0 while stopped */
     char *name; /* node-<i+1> */
     char *log;
 };
@@ -120,8 +120,8 @@ int platform_count_running(const json_t *list);
 /* Wait until exactly `count` instance keys exist for the service and every one is
  * running (platform_running == count). The instance array (as platform_instances) or
  * NULL on timeout, after printing what was there. */
-json_t *platform_wait_running(struct platform *p, const char *stack, const char *service,
-                              int count, int timeout_ms);
+json_t *platform_wait_running(struct platform *p, const char *stack, const char *service, int count,
+                              int timeout_ms);
 /* Containers on the dockerd carrying io.kontena.grid=<grid> and, when service is not
  * NULL, io.kontena.service=<service> (and stack when not NULL), running or not; -1 when
  * Docker could not be asked. (Duplicates show here: two containers of one instance.) */
