@@ -27,6 +27,15 @@
 #define OVERLAY_LABEL "io.kontena.container.overlay_cidr"
 #define WAITING_FOR_ADDRESS "waiting for an overlay address"
 
+/* Instances handled at once in a pass: creating, starting and stopping containers
+ * (with their grace periods) runs on this many threads, each with its own Docker
+ * connection. */
+#define SYNC_PARALLEL 4
+
+/* The Docker handle of the thread running a pass task (NULL outside a pass: the worker's). */
+static __thread struct docker *tl_docker;
+#define DW(r) (tl_docker ? tl_docker : (r)->dw)
+
 struct reconciler {
     char *grid, *node;
     char *inst_prefix; /* /kontena/instances/<grid>/<node>/ */
@@ -39,6 +48,7 @@ struct reconciler {
     struct etcd *etcd;
     struct docker *dw; /* the worker's handle */
     struct docker *de; /* the events thread's handle */
+    struct docker *dpool[SYNC_PARALLEL - 1]; /* the pass helpers' handles */
 
     pthread_mutex_t mu;
     pthread_cond_t wake; /* worker: dirty or stopping */
@@ -50,7 +60,10 @@ struct reconciler {
     json_t *desired;       /* name -> instance value (a JSON string when unparsable) */
     struct etcd_watch *ew; /* the watch in progress, for stop */
 
-    /* Worker-only state. */
+    /* Worker state: the worker and, during a pass, its helper threads (sync_all). The two
+     * maps are guarded by smu; one instance is only ever handled by one thread, so the
+     * per-instance object local_of() returns needs no lock. */
+    pthread_mutex_t smu;
     json_t *obs;    /* name -> observed value as last written (or read at start) */
     int obs_loaded; /* obs holds the observed prefix's listing */
     json_t *local;  /* name -> {gen, restarts, next_ms, stopped_by_us} */
@@ -159,11 +172,15 @@ static int needs_overlay(const json_t *spec)
 /* The per-instance worker memory (borrowed from r->local, created on first use). */
 static json_t *local_of(struct reconciler *r, const char *name)
 {
-    json_t *l = json_object_get(r->local, name);
+    json_t *l;
+
+    pthread_mutex_lock(&r->smu);
+    l = json_object_get(r->local, name);
     if (!l) {
         l = json_object();
         json_object_set_new(r->local, name, l);
     }
+    pthread_mutex_unlock(&r->smu);
     return l;
 }
 
@@ -379,10 +396,12 @@ static json_t *observed(const json_t *c, const char *state_override, const char 
  * Steals o. */
 static void write_observed(struct reconciler *r, const char *name, json_t *o)
 {
-    json_t *prev = json_object_get(r->obs, name);
+    json_t *prev;
     char ts[40], *key, *text;
     struct err e = ERR_INIT;
 
+    pthread_mutex_lock(&r->smu);
+    prev = json_object_get(r->obs, name);
     if (prev) {
         json_t *p = json_copy(prev);
         int same;
@@ -390,17 +409,21 @@ static void write_observed(struct reconciler *r, const char *name, json_t *o)
         same = json_equal(p, o);
         json_decref(p);
         if (same) {
+            pthread_mutex_unlock(&r->smu);
             json_decref(o);
             return;
         }
     }
+    pthread_mutex_unlock(&r->smu);
     time_iso8601_now(ts, sizeof(ts));
     json_object_set_new(o, "updated_at", json_string(ts));
     key = xasprintf("%s%s", r->obs_prefix, name);
     text = json_dumps(o, JSON_COMPACT);
     if (etcd_put(r->etcd, key, text, strlen(text), 0, NULL, NULL, &e) == ST_OK) {
         log_info("key=%s state=%s msg=\"observed\"", key, jstr(o, "state", "?"));
+        pthread_mutex_lock(&r->smu);
         json_object_set(r->obs, name, o);
+        pthread_mutex_unlock(&r->smu);
     } else {
         log_warn("key=%s msg=\"cannot write the observed state: %s\"", key, e.msg);
     }
@@ -442,13 +465,24 @@ static void load_observed(struct reconciler *r)
     r->obs_loaded = 1;
 }
 
+/* An integer of name's last observed value (under smu: helpers write the map meanwhile). */
+static json_int_t obs_int(struct reconciler *r, const char *name, const char *k, json_int_t def)
+{
+    json_int_t v;
+
+    pthread_mutex_lock(&r->smu);
+    v = jint(json_object_get(r->obs, name), k, def);
+    pthread_mutex_unlock(&r->smu);
+    return v;
+}
+
 /* --- Docker actions ------------------------------------------------------------------- */
 
 static enum status stop_container(struct reconciler *r, const char *id, const char *name, int grace,
                                   struct err *e)
 {
     log_info("container=%s msg=\"stopping (grace %d s)\"", name, grace);
-    return docker_container_stop(r->dw, id, grace, e);
+    return docker_container_stop(DW(r), id, grace, e);
 }
 
 /* Stop with the grace period its label carries, then remove with its anonymous volumes. */
@@ -468,7 +502,7 @@ static enum status remove_container(struct reconciler *r, const json_t *c, const
         if (st != ST_OK && st != ST_NOTFOUND)
             return st;
     }
-    st = docker_container_remove(r->dw, id, 1, 1, e);
+    st = docker_container_remove(DW(r), id, 1, 1, e);
     if (st == ST_NOTFOUND)
         st = ST_OK;
     if (st == ST_OK)
@@ -513,7 +547,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
     if (needs_overlay(spec))
         want_cidr = jstr(inst, "overlay_cidr", "");
 
-    if (summary && docker_container_inspect(r->dw, jstr(summary, "Id", ""), &c, &e) != ST_OK) {
+    if (summary && docker_container_inspect(DW(r), jstr(summary, "Id", ""), &c, &e) != ST_OK) {
         if (e.st != ST_NOTFOUND) {
             snprintf(msg, sizeof(msg), "cannot inspect container '%s': %s", name, e.msg);
             return observed(NULL, NULL, msg, gen);
@@ -542,7 +576,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
             c = NULL;
         } else if (strcmp(crev, revs) != 0 || strcmp(cimg, image) != 0) {
             json_t *img = NULL;
-            if (docker_image_inspect(r->dw, image, &img, &e) != ST_OK) {
+            if (docker_image_inspect(DW(r), image, &img, &e) != ST_OK) {
                 /* Keep the old container: better than nothing while the image is missing. */
                 snprintf(msg, sizeof(msg), "image '%s' not found on node %s", image, r->node);
                 if (e.st != ST_NOTFOUND)
@@ -579,7 +613,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         json_t *img = NULL, *cfg;
         char *id = NULL, *dname;
         enum status st;
-        if (docker_image_inspect(r->dw, image, &img, &e) != ST_OK) {
+        if (docker_image_inspect(DW(r), image, &img, &e) != ST_OK) {
             if (e.st == ST_NOTFOUND)
                 snprintf(msg, sizeof(msg), "image '%s' not found on node %s", image, r->node);
             else
@@ -589,7 +623,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         json_decref(img);
         cfg = build_config(r, name, inst, spec);
         dname = xasprintf("%s%s", r->name_prefix, name);
-        st = docker_container_create(r->dw, dname, cfg, &id, &e);
+        st = docker_container_create(DW(r), dname, cfg, &id, &e);
         free(dname);
         if (st != ST_OK) {
             json_decref(cfg);
@@ -604,16 +638,16 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         json_object_set_new(local, "restarts", json_integer(0));
         json_object_del(local, "next_ms");
         json_object_del(local, "stopped_by_us");
-        if (running_wanted && docker_container_start(r->dw, id, &e) != ST_OK) {
+        if (running_wanted && docker_container_start(DW(r), id, &e) != ST_OK) {
             snprintf(msg, sizeof(msg), "cannot start container '%s': %s", name, e.msg);
-            if (docker_container_inspect(r->dw, id, &c, NULL) != ST_OK)
+            if (docker_container_inspect(DW(r), id, &c, NULL) != ST_OK)
                 c = NULL;
             free(id);
             o = observed(c, NULL, msg, gen);
             json_decref(c);
             return o;
         }
-        if (docker_container_inspect(r->dw, id, &c, &e) != ST_OK) {
+        if (docker_container_inspect(DW(r), id, &c, &e) != ST_OK) {
             snprintf(msg, sizeof(msg), "cannot inspect container '%s': %s", name, e.msg);
             free(id);
             return observed(NULL, NULL, msg, gen);
@@ -632,12 +666,12 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         if (!json_object_get(local, "gen")) /* first sight since the agent started */
             json_object_set_new(
                 local, "gen",
-                json_integer(jint(json_object_get(r->obs, name), "restart_generation", gen)));
+                json_integer(obs_int(r, name, "restart_generation", gen)));
         known = jint(local, "gen", gen);
         if (!json_object_get(local, "hr"))
             json_object_set_new(
                 local, "hr",
-                json_integer(jint(json_object_get(r->obs, name), "health_restarts", hr)));
+                json_integer(obs_int(r, name, "health_restarts", hr)));
         hr_known = jint(local, "hr", hr);
         if (!running_wanted) {
             if (running) {
@@ -660,7 +694,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
                 rs = stop_container(r, id, name,
                                     (int)jint(spec, "stop_grace_period", DEFAULT_GRACE_S), &e);
             if (rs == ST_OK || rs == ST_NOTFOUND)
-                rs = docker_container_start(r->dw, id, &e);
+                rs = docker_container_start(DW(r), id, &e);
             json_object_set_new(local, "gen", json_integer(gen));
             json_object_set_new(local, "hr", json_integer(hr));
             json_object_set_new(local, "restarts", json_integer(0));
@@ -676,7 +710,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
                 json_object_set_new(local, "restarts", json_integer(0));
         } else if (json_is_true(json_object_get(local, "stopped_by_us")) ||
                    !strcmp(jstr(st, "Status", ""), "created")) {
-            rs = docker_container_start(r->dw, id, &e);
+            rs = docker_container_start(DW(r), id, &e);
             json_object_del(local, "stopped_by_us");
             changed = 1;
         } else {
@@ -696,7 +730,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
                                  name, (long long)exit_code, (long long)backoff);
                 }
                 if (now >= next) {
-                    rs = docker_container_start(r->dw, id, &e);
+                    rs = docker_container_start(DW(r), id, &e);
                     json_object_set_new(local, "restarts", json_integer(n + 1));
                     json_object_del(local, "next_ms");
                     changed = 1;
@@ -715,7 +749,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         }
         if (changed) {
             json_t *c2 = NULL;
-            if (docker_container_inspect(r->dw, id, &c2, NULL) == ST_OK) {
+            if (docker_container_inspect(DW(r), id, &c2, NULL) == ST_OK) {
                 json_decref(c);
                 c = c2;
             }
@@ -773,6 +807,96 @@ static void write_probe_results(struct reconciler *r)
 
 /* One pass over every instance; returns the ms until the next pass is needed (at most the
  * resync interval). */
+/* One unit of a pass: sync an instance (inst set) or remove a container without one. */
+struct task {
+    const char *name;
+    const json_t *inst; /* NULL: remove c */
+    json_t *c;          /* the container's list entry, NULL when there is none */
+    int removed;
+};
+
+struct pass {
+    struct reconciler *r;
+    struct task *tasks;
+    size_t n;
+    size_t next; /* under mu */
+    int64_t wake;
+    pthread_mutex_t mu;
+};
+
+struct pass_thread {
+    struct pass *p;
+    struct docker *d;
+    pthread_t t;
+};
+
+static void run_task(struct reconciler *r, struct task *t, int64_t *wake)
+{
+    struct err e = ERR_INIT;
+
+    if (t->inst) {
+        json_t *o = sync_one(r, t->name, t->inst, t->c, wake);
+        finish_observed(r, t->name, t->inst, o);
+        write_observed(r, t->name, o);
+        return;
+    }
+    log_info("container=%s msg=\"no instance key: removing\"", t->name);
+    if (remove_container(r, t->c, t->name, &e) != ST_OK)
+        log_warn("container=%s msg=\"cannot remove: %s\"", t->name, e.msg);
+    else
+        t->removed = 1;
+}
+
+static void *pass_main(void *arg)
+{
+    struct pass_thread *pt = arg;
+    struct pass *p = pt->p;
+
+    tl_docker = pt->d;
+    for (;;) {
+        int64_t w = INT64_MAX;
+        size_t i;
+
+        pthread_mutex_lock(&p->mu);
+        i = p->next++;
+        pthread_mutex_unlock(&p->mu);
+        if (i >= p->n || is_stopping(p->r))
+            break;
+        run_task(p->r, &p->tasks[i], &w);
+        pthread_mutex_lock(&p->mu);
+        if (w < p->wake)
+            p->wake = w;
+        pthread_mutex_unlock(&p->mu);
+    }
+    tl_docker = NULL;
+    return NULL;
+}
+
+/* Run the tasks on the worker and up to SYNC_PARALLEL - 1 helper threads, each with its
+ * own Docker connection; returns the smallest wake-up any task asked for (or wake). */
+static int64_t run_tasks(struct reconciler *r, struct task *tasks, size_t n, int64_t wake)
+{
+    struct pass p = {.r = r, .tasks = tasks, .n = n, .wake = wake};
+    struct pass_thread pt[SYNC_PARALLEL];
+    size_t helpers = 0;
+
+    pthread_mutex_init(&p.mu, NULL);
+    for (size_t i = 0; i + 1 < SYNC_PARALLEL && i + 1 < n; i++) {
+        pt[helpers].p = &p;
+        pt[helpers].d = r->dpool[i];
+        if (!pt[helpers].d || pthread_create(&pt[helpers].t, NULL, pass_main, &pt[helpers]) != 0)
+            break;
+        helpers++;
+    }
+    pt[SYNC_PARALLEL - 1].p = &p;
+    pt[SYNC_PARALLEL - 1].d = r->dw;
+    pass_main(&pt[SYNC_PARALLEL - 1]);
+    for (size_t i = 0; i < helpers; i++)
+        pthread_join(pt[i].t, NULL);
+    pthread_mutex_destroy(&p.mu);
+    return p.wake;
+}
+
 static int64_t sync_all(struct reconciler *r, const json_t *desired)
 {
     const char *filters[] = {r->label_grid, r->label_node, NULL};
@@ -780,7 +904,8 @@ static int64_t sync_all(struct reconciler *r, const json_t *desired)
     struct err e = ERR_INIT;
     int64_t wake = r->resync_ms;
     const char *name;
-    size_t i;
+    struct task *tasks;
+    size_t i, nt = 0;
 
     if (docker_container_list(r->dw, filters, 1, &list, &e) != ST_OK) {
         if (r->docker_ok)
@@ -813,29 +938,28 @@ static int64_t sync_all(struct reconciler *r, const json_t *desired)
             json_object_set(byname, n, c);
     }
 
+    /* Every instance, then every container of this node without an instance key. */
+    tasks = xcalloc(json_object_size(desired) + json_object_size(byname) + 1, sizeof(*tasks));
     json_object_foreach((json_t *)desired, name, v)
     {
-        json_t *o;
-        if (is_stopping(r))
-            goto out;
-        o = sync_one(r, name, v, json_object_get(byname, name), &wake);
-        finish_observed(r, name, v, o);
-        write_observed(r, name, o);
+        tasks[nt].name = name;
+        tasks[nt].inst = v;
+        tasks[nt++].c = json_object_get(byname, name);
     }
-
-    /* Containers of this node without an instance key. */
-    json_object_foreach_safe(byname, tmp, name, c)
+    json_object_foreach(byname, name, c)
     {
         if (json_object_get(desired, name))
             continue;
-        if (is_stopping(r))
-            goto out;
-        log_info("container=%s msg=\"no instance key: removing\"", name);
-        if (remove_container(r, c, name, &e) != ST_OK)
-            log_warn("container=%s msg=\"cannot remove: %s\"", name, e.msg);
-        else
-            json_object_del(byname, name);
+        tasks[nt].name = name;
+        tasks[nt++].c = c;
     }
+    wake = run_tasks(r, tasks, nt, wake);
+    for (i = 0; i < nt; i++)
+        if (tasks[i].removed)
+            json_object_del(byname, tasks[i].name);
+    free(tasks);
+    if (is_stopping(r))
+        goto out;
     /* Observed keys and memory of instances that are gone. */
     if (r->obs_loaded) {
         json_object_foreach_safe(r->obs, tmp, name, v)
@@ -1095,6 +1219,8 @@ struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e
     dopts.socket_path = o->docker_socket ? o->docker_socket : DOCKER_DEFAULT_SOCKET;
     if (r->etcd)
         r->dw = docker_create(&dopts, e);
+    for (size_t i = 0; r->dw && i < SYNC_PARALLEL - 1; i++)
+        r->dpool[i] = docker_create(&dopts, NULL); /* NULL: that helper is simply not run */
     if (r->dw)
         r->de = docker_create(&dopts, e);
     if (!r->de) {
@@ -1102,6 +1228,7 @@ struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e
         return NULL;
     }
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->smu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&r->wake, &ca);
@@ -1131,6 +1258,9 @@ void reconcile_stop(struct reconciler *r)
         pthread_mutex_unlock(&r->mu);
         docker_cancel(r->de);
         docker_cancel(r->dw);
+        for (size_t i = 0; i < SYNC_PARALLEL - 1; i++)
+            if (r->dpool[i])
+                docker_cancel(r->dpool[i]);
         pthread_join(r->t_watch, NULL);
         pthread_join(r->t_events, NULL);
         pthread_join(r->t_worker, NULL);
@@ -1139,9 +1269,12 @@ void reconcile_stop(struct reconciler *r)
         pthread_cond_destroy(&r->wake);
         pthread_cond_destroy(&r->nap);
         pthread_mutex_destroy(&r->mu);
+        pthread_mutex_destroy(&r->smu);
     }
     docker_destroy(r->de);
     docker_destroy(r->dw);
+    for (size_t i = 0; i < SYNC_PARALLEL - 1; i++)
+        docker_destroy(r->dpool[i]);
     etcd_destroy(r->etcd);
     json_decref(r->desired);
     json_decref(r->obs);
