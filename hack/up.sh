@@ -193,6 +193,7 @@ for ((n = 1; n <= nodes; n++)); do
   fi
   setsid nohup "$bin/kontena-agent" --uri "$agents_uri" --token "$grid_token" \
     --ca-cert "$data/master.pem" --node-name "$node" --etcd-endpoints "$etcd_url" \
+    --docker-name-prefix "$node." \
     >>"$data/agent-$node.log" 2>&1 </dev/null &
   echo $! >"$data/agent-$node.pid"
   echo "$node: started (pid $!), log $data/agent-$node.log"

@@ -345,6 +345,7 @@ int platform_agent_start(struct platform *p, int i)
     struct platform_agent *a = &p->agents[i];
     char *bin = xasprintf("%s/kontena-agent", KONTENA_BIN_DIR);
     const char *argv[64];
+    char *prefix = NULL;
     int n = 0;
 
     if (a->pid > 0) {
@@ -368,11 +369,15 @@ int platform_agent_start(struct platform *p, int i)
     argv[n++] = "1000";
     argv[n++] = "--resync-interval";
     argv[n++] = "5000";
+    /* All agents share the machine's dockerd: a moved instance keeps its name. */
+    argv[n++] = "--docker-name-prefix";
+    argv[n++] = prefix = xasprintf("%s.", a->name);
     for (size_t k = 0; p->opts.agent_args && p->opts.agent_args[k] && n < 63; k++)
         argv[n++] = p->opts.agent_args[k];
     argv[n] = NULL;
     a->pid = proc_spawn(argv, NULL, a->log);
     free(bin);
+    free(prefix);
     if (a->pid <= 0) {
         a->pid = 0;
         fprintf(stderr, "platform: cannot start kontena-agent %s\n", a->name);
