@@ -654,8 +654,8 @@ static struct sched_grid *grid_snapshot(struct scheduler *s, const char *grid, c
     struct ctl_obj *objs = NULL, *svcs = NULL;
     size_t n = informer_list(s->nodes, prefix, &objs), n_svcs;
     const char *last_sid = NULL;
-    int *ports = NULL;
-    size_t n_ports = 0;
+    int *ports = NULL, **svc_ports;
+    size_t n_ports = 0, *svc_nports;
 
     for (size_t i = 0; i < n; i++) {
         const char *name = jstr(objs[i].val, "name");
@@ -680,30 +680,32 @@ static struct sched_grid *grid_snapshot(struct scheduler *s, const char *grid, c
         return g;
     }
 
-    /* Node ports per service: from the services cache, looked up per run of one service id
-     * (instances of a service are mostly adjacent in key order on a node). */
+    /* Node ports per service, computed once per service of the grid (the listing is sorted
+     * by key, so a binary search finds an instance's service). */
     prefix = xasprintf(P_SERVICES "%s/", grid);
     n_svcs = informer_list(s->services, prefix, &svcs);
     free(prefix);
+    svc_ports = xcalloc(n_svcs + 1, sizeof(*svc_ports));
+    svc_nports = xcalloc(n_svcs + 1, sizeof(*svc_nports));
+    for (size_t i = 0; i < n_svcs; i++)
+        svc_ports[i] = service_ports(svcs[i].val, &svc_nports[i]);
     for (size_t i = 0; i < v->n_objs; i++) {
         const json_t *iv = v->objs[i].val;
         const char *sid = jstr(iv, "service_id"), *g_, *node, *container;
         char buf[768];
+        size_t lo = 0, hi = n_svcs, plen = strlen(P_SERVICES);
         if (!sid || split_node_key(v->objs[i].key, P_INSTANCES, buf, sizeof(buf), &g_, &node,
                                    &container) != 0)
             continue;
         if (!last_sid || strcmp(last_sid, sid) != 0) {
-            char *skey = xasprintf(P_SERVICES "%s", sid);
-            free(ports);
             ports = NULL;
             n_ports = 0;
-            /* binary search over the sorted listing */
-            size_t lo = 0, hi = n_svcs;
             while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                int c = strcmp(svcs[mid].key, skey);
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(svcs[mid].key + plen, sid);
                 if (c == 0) {
-                    ports = service_ports(svcs[mid].val, &n_ports);
+                    ports = svc_ports[mid];
+                    n_ports = svc_nports[mid];
                     break;
                 }
                 if (c < 0)
@@ -711,13 +713,15 @@ static struct sched_grid *grid_snapshot(struct scheduler *s, const char *grid, c
                 else
                     hi = mid;
             }
-            free(skey);
             last_sid = sid;
         }
         sched_grid_add_instance(g, node, sid, (int)jint(iv, "instance_number", 0), container,
                                 ports, n_ports);
     }
-    free(ports);
+    for (size_t i = 0; i < n_svcs; i++)
+        free(svc_ports[i]);
+    free(svc_ports);
+    free(svc_nports);
     ctl_objs_free(svcs, n_svcs);
     return g;
 }
