@@ -993,11 +993,20 @@ static enum status reconcile_locked(struct scheduler *s, const char *id, struct 
     view_load(s, grid, id, &v);
     touched = xcalloc(v.n_mine + 1, sizeof(*touched));
 
-    if (!svc) { /* removed: its instances go */
+    if (!svc) { /* removed: its instances go, its unfinished deploys end */
+        char *prefix = xasprintf(P_DEPLOYS "%s/", grid);
+        struct ctl_obj *objs = NULL;
+        size_t n = informer_list(s->deploys, prefix, &objs);
         for (size_t i = 0; i < v.n_mine; i++)
             ops_add(o, s->instances, v.mine[i].obj->key, NULL, v.mine[i].obj->mod_rev, 0);
         if (o->n)
             log_info("key=%s msg=\"service removed, deleting %zu instance keys\"", id, o->n);
+        for (size_t i = 0; i < n; i++)
+            if (streq(jstr(objs[i].val, "service_id"), id) && deploy_unfinished(objs[i].val))
+                fail_deploy(s, o, objs[i].key, objs[i].val, objs[i].mod_rev,
+                            "service was removed");
+        ctl_objs_free(objs, n);
+        free(prefix);
         goto out;
     }
 
@@ -1233,7 +1242,23 @@ static void resync(struct ctl *c, void *arg)
     for (size_t i = 0; i < n; i++)
         wq_add(s->q, objs[i].key + strlen(P_SERVICES));
     ctl_objs_free(objs, n);
-    /* Instances whose service is gone. */
+    /* Unfinished deploys and instances whose service is gone. */
+    n = informer_list(s->deploys, P_DEPLOYS, &objs);
+    for (size_t i = 0; i < n; i++) {
+        const char *sid = jstr(objs[i].val, "service_id");
+        char *k;
+        json_t *svc;
+        if (!sid || !deploy_unfinished(objs[i].val))
+            continue;
+        k = xasprintf(P_SERVICES "%s", sid);
+        svc = informer_get(s->services, k, NULL, NULL);
+        if (!svc)
+            wq_add(s->q, sid);
+        json_decref(svc);
+        free(k);
+    }
+    ctl_objs_free(objs, n);
+    last = NULL;
     n = informer_list(s->instances, P_INSTANCES, &objs);
     for (size_t i = 0; i < n; i++) {
         const char *sid = jstr(objs[i].val, "service_id");

@@ -717,6 +717,30 @@ SCHED_TEST(scheduler, observed_error_fails_the_deploy)
     json_decref(d);
 }
 
+SCHED_TEST(scheduler, unfinished_deploy_of_a_removed_service_ends_in_error)
+{
+    json_t *d;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    put("/kontena/deploys/grd/0000000000000001-00000001",
+        "{'id':'0000000000000001-00000001','grid':'grd','stack':'null','service':'gone',"
+        "'service_id':'grd/null/gone','state':'created','reason':'waiting for the scheduler',"
+        "'instance_deploys':[],'started_at':null,'finished_at':null}");
+    start_scheduler(0);
+    for (int i = 0; i < 100; i++) {
+        d = get_json("/kontena/deploys/grd/0000000000000001-00000001");
+        if (strcmp(js(d, "state"), "error") == 0)
+            break;
+        json_decref(d);
+        d = NULL;
+        time_sleep_ms(100);
+    }
+    cr_assert_not_null(d, "the record was not finished");
+    cr_assert_str_eq(js(d, "reason"), "service was removed");
+    json_decref(d);
+}
+
 /* --- with agents on the real dockerd ---------------------------------------------------- */
 
 #define N_AGENTS 2
