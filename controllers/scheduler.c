@@ -547,21 +547,28 @@ static enum progress instance_progress(const json_t *inst, const json_t *obs, ch
 }
 
 /* A deploy of the same stack deploy that svc links to and that is not finished: 1 with why
- * filled ("waiting for <svc> to be deployed"), 2 when one of them failed, else 0. */
+ * filled ("waiting for <svc> to be deployed"), 2 when one of them failed, 3 when the caches
+ * have not caught up with the stack deploy yet (look again shortly), else 0. */
 static int waits_for_links(struct scheduler *s, const json_t *svc, const json_t *rec,
-                           const char *grid, char *why, size_t len)
+                           int64_t rec_rev, const char *grid, char *why, size_t len)
 {
     const char *sd_id = jstr(rec, "stack_deploy_id");
     char *key;
     json_t *sd, *x;
     size_t i;
     int ret = 0;
+    int64_t sd_rev = 0;
 
     if (!sd_id || !json_array_size(json_object_get(svc, "links")))
         return 0;
     key = xasprintf(P_STACK_DEPLOYS "%s/%s", grid, sd_id);
-    sd = informer_get(s->stack_deploys, key, NULL, NULL);
+    sd = informer_get(s->stack_deploys, key, &sd_rev, NULL);
     free(key);
+    /* The stack deploy and its service deploys are written in one transaction, but the
+     * caches follow separate watches (and apply a transaction's events one by one): until
+     * both caches have caught up with it, a missing record says nothing. */
+    if (!sd)
+        return informer_revision(s->stack_deploys) < rec_rev ? 3 : 0;
     json_array_foreach(json_object_get(sd, "service_deploys"), i, x)
     {
         json_t *other, *l;
@@ -571,6 +578,10 @@ static int waits_for_links(struct scheduler *s, const json_t *svc, const json_t 
         key = xasprintf(P_DEPLOYS "%s/%s", grid, json_string_value(x));
         other = informer_get(s->deploys, key, NULL, NULL);
         free(key);
+        if (!other && informer_revision(s->deploys) < sd_rev) {
+            ret = 3;
+            break;
+        }
         json_array_foreach(json_object_get(svc, "links"), j, l)
         {
             if (!other || !streq(jstr(l, "id"), jstr(other, "service_id")))
@@ -604,8 +615,10 @@ static void supersede_older(struct scheduler *s, struct ops *o, const char *grid
     snprintf(reason, sizeof(reason), "superseded by %s", id);
     for (size_t i = 0; i < n; i++) {
         const json_t *r = objs[i].val;
-        if (!streq(jstr(r, "service_id"), service_id) || streq(jstr(r, "id"), id) ||
-            !deploy_unfinished(r))
+        /* Only older ones (ids sort by creation): a newer record the services cache does
+         * not know about yet is the next deploy, not a superseded one. */
+        if (!streq(jstr(r, "service_id"), service_id) || !jstr(r, "id") ||
+            strcmp(jstr(r, "id"), id) >= 0 || !deploy_unfinished(r))
             continue;
         fail_deploy(s, o, objs[i].key, r, objs[i].mod_rev, reason);
     }
@@ -1001,10 +1014,18 @@ static enum status reconcile_locked(struct scheduler *s, const char *id, struct 
             ops_add(o, s->instances, v.mine[i].obj->key, NULL, v.mine[i].obj->mod_rev, 0);
         if (o->n)
             log_info("key=%s msg=\"service removed, deleting %zu instance keys\"", id, o->n);
-        for (size_t i = 0; i < n; i++)
-            if (streq(jstr(objs[i].val, "service_id"), id) && deploy_unfinished(objs[i].val))
-                fail_deploy(s, o, objs[i].key, objs[i].val, objs[i].mod_rev,
-                            "service was removed");
+        for (size_t i = 0; i < n; i++) {
+            if (!streq(jstr(objs[i].val, "service_id"), id) || !deploy_unfinished(objs[i].val))
+                continue;
+            /* The API writes a service and its deploy record in one transaction, but the two
+             * caches follow separate watches: the service is gone only once the services
+             * cache has seen the record's revision. */
+            if (informer_revision(s->services) < objs[i].mod_rev) {
+                wq_add_after(s->q, id, 200);
+                continue;
+            }
+            fail_deploy(s, o, objs[i].key, objs[i].val, objs[i].mod_rev, "service was removed");
+        }
         ctl_objs_free(objs, n);
         free(prefix);
         goto out;
@@ -1021,12 +1042,14 @@ static enum status reconcile_locked(struct scheduler *s, const char *id, struct 
             supersede_older(s, o, grid, id, jstr(rec, "id") ?: "?");
         if (!streq(jstr(svc, "state"), "running")) {
             fail_deploy(s, o, dkey, rec, drev, "service is not running");
-        } else if ((w = waits_for_links(s, svc, rec, grid, why, sizeof(why))) == 1) {
+        } else if ((w = waits_for_links(s, svc, rec, drev, grid, why, sizeof(why))) == 1) {
             json_t *n = json_deep_copy(rec);
             json_object_set_new(n, "reason", json_string(why));
             write_deploy(s, o, dkey, rec, drev, n);
         } else if (w == 2) {
             fail_deploy(s, o, dkey, rec, drev, why);
+        } else if (w == 3) {
+            wq_add_after(s->q, id, 200);
         } else {
             st = run_deploy(s, svc, grid, dkey, rec, drev, &v, o, touched, e);
             if (st != ST_OK)
