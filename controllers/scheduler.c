@@ -1007,25 +1007,29 @@ static enum status reconcile_locked(struct scheduler *s, const char *id, struct 
     touched = xcalloc(v.n_mine + 1, sizeof(*touched));
 
     if (!svc) { /* removed: its instances go, its unfinished deploys end */
-        char *prefix = xasprintf(P_DEPLOYS "%s/", grid);
+        char *prefix;
         struct ctl_obj *objs = NULL;
-        size_t n = informer_list(s->deploys, prefix, &objs);
+        struct etcd_range_opts ro = {.count_only = 1};
+        struct etcd_range_result rr = {0};
+        size_t n;
+        /* The caches follow separate watches and were listed at different revisions (a
+         * deploy record or an instance key can be seen before its service): ask etcd before
+         * deleting anything. If the service is there, its cache event is on the way. */
+        st = etcd_range(ctl_etcd(s->c), skey, &ro, &rr, e);
+        n = (size_t)rr.count;
+        etcd_range_result_release(&rr);
+        if (st != ST_OK || n > 0)
+            goto out;
         for (size_t i = 0; i < v.n_mine; i++)
             ops_add(o, s->instances, v.mine[i].obj->key, NULL, v.mine[i].obj->mod_rev, 0);
         if (o->n)
             log_info("key=%s msg=\"service removed, deleting %zu instance keys\"", id, o->n);
-        for (size_t i = 0; i < n; i++) {
-            if (!streq(jstr(objs[i].val, "service_id"), id) || !deploy_unfinished(objs[i].val))
-                continue;
-            /* The API writes a service and its deploy record in one transaction, but the two
-             * caches follow separate watches: the service is gone only once the services
-             * cache has seen the record's revision. */
-            if (informer_revision(s->services) < objs[i].mod_rev) {
-                wq_add_after(s->q, id, 200);
-                continue;
-            }
-            fail_deploy(s, o, objs[i].key, objs[i].val, objs[i].mod_rev, "service was removed");
-        }
+        prefix = xasprintf(P_DEPLOYS "%s/", grid);
+        n = informer_list(s->deploys, prefix, &objs);
+        for (size_t i = 0; i < n; i++)
+            if (streq(jstr(objs[i].val, "service_id"), id) && deploy_unfinished(objs[i].val))
+                fail_deploy(s, o, objs[i].key, objs[i].val, objs[i].mod_rev,
+                            "service was removed");
         ctl_objs_free(objs, n);
         free(prefix);
         goto out;
