@@ -57,7 +57,7 @@ struct scheduler {
         *stack_deploys;
     struct wq *q;
     struct ctl_metric *m_placements, *m_deploy_success, *m_deploy_error, *m_deploy_started;
-    pthread_mutex_t mu;     /* one reconcile at a time: see the top of the file */
+    pthread_mutex_t mu; /* one reconcile at a time: see the top of the file */
     int64_t instance_timeout_ms;
     uint64_t seed;
 };
@@ -140,10 +140,11 @@ static int split_node_key(const char *key, const char *prefix, char *buf, size_t
 static json_t *base_spec(const json_t *svc)
 {
     static const char *const copied[] = {
-        "image",    "cmd",        "entrypoint", "env",        "ports",      "volumes",
-        "memory",   "memory_swap", "cpus",      "cpu_shares", "cap_add",    "cap_drop",
-        "privileged", "user",     "stop_signal", "stop_grace_period", "net", "read_only",
-        "health_check",
+        "image",      "cmd",        "entrypoint",   "env",
+        "ports",      "volumes",    "memory",       "memory_swap",
+        "cpus",       "cpu_shares", "cap_add",      "cap_drop",
+        "privileged", "user",       "stop_signal",  "stop_grace_period",
+        "net",        "read_only",  "health_check",
     };
     json_t *spec = json_object(), *labels = json_object(), *v;
 
@@ -277,8 +278,8 @@ static enum status commit_batch(struct scheduler *s, struct op *ops, size_t n, s
     enum status st;
 
     for (size_t i = 0; i < n; i++) {
-        etcd_txn_cmp(t, ops[i].key, ops[i].mod_rev ? ETCD_CMP_MOD : ETCD_CMP_CREATE,
-                     ETCD_CMP_EQUAL, ops[i].mod_rev);
+        etcd_txn_cmp(t, ops[i].key, ops[i].mod_rev ? ETCD_CMP_MOD : ETCD_CMP_CREATE, ETCD_CMP_EQUAL,
+                     ops[i].mod_rev);
         if (ops[i].val) {
             vals[i] = json_dumps(ops[i].val, JSON_COMPACT | JSON_SORT_KEYS);
             etcd_txn_put(t, ETCD_THEN, ops[i].key, vals[i], strlen(vals[i]), 0);
@@ -368,7 +369,7 @@ struct inst {
 struct view {
     struct ctl_obj *objs; /* every instance key of the grid */
     size_t n_objs;
-    struct inst *mine;    /* those of the service */
+    struct inst *mine; /* those of the service */
     size_t n_mine;
 };
 
@@ -379,8 +380,7 @@ static void view_release(struct view *v)
     memset(v, 0, sizeof(*v));
 }
 
-static void view_load(struct scheduler *s, const char *grid, const char *service_id,
-                      struct view *v)
+static void view_load(struct scheduler *s, const char *grid, const char *service_id, struct view *v)
 {
     char *prefix = xasprintf(P_INSTANCES "%s/", grid);
 
@@ -421,8 +421,8 @@ static void view_load(struct scheduler *s, const char *grid, const char *service
         struct inst *in;
         if (!streq(jstr(v->objs[i].val, "service_id"), service_id))
             continue;
-        if (split_node_key(v->objs[i].key, P_INSTANCES, buf, sizeof(buf), &g, &node,
-                           &container) != 0)
+        if (split_node_key(v->objs[i].key, P_INSTANCES, buf, sizeof(buf), &g, &node, &container) !=
+            0)
             continue;
         in = &v->mine[v->n_mine++];
         in->obj = &v->objs[i];
@@ -510,8 +510,7 @@ enum progress { P_WAITING, P_DONE, P_FAILED };
 
 /* How far the agent got with instance value inst on node. why gets the observed state (or the
  * error) for reasons. */
-static enum progress instance_progress(const json_t *inst, const json_t *obs, char *why,
-                                       size_t len)
+static enum progress instance_progress(const json_t *inst, const json_t *obs, char *why, size_t len)
 {
     json_int_t rev = jint(inst, "revision", -1);
     const char *state = jstr(obs, "state");
@@ -688,8 +687,8 @@ static struct sched_grid *grid_snapshot(struct scheduler *s, const char *grid, c
     free(prefix);
     if (!all) {
         for (size_t i = 0; i < v->n_mine; i++)
-            sched_grid_add_instance(g, v->mine[i].node, ss->id, v->mine[i].n,
-                                    v->mine[i].container, ss->node_ports, ss->n_node_ports);
+            sched_grid_add_instance(g, v->mine[i].node, ss->id, v->mine[i].n, v->mine[i].container,
+                                    ss->node_ports, ss->n_node_ports);
         return g;
     }
 
@@ -728,8 +727,8 @@ static struct sched_grid *grid_snapshot(struct scheduler *s, const char *grid, c
             }
             last_sid = sid;
         }
-        sched_grid_add_instance(g, node, sid, (int)jint(iv, "instance_number", 0), container,
-                                ports, n_ports);
+        sched_grid_add_instance(g, node, sid, (int)jint(iv, "instance_number", 0), container, ports,
+                                n_ports);
     }
     for (size_t i = 0; i < n_svcs; i++)
         free(svc_ports[i]);
@@ -741,10 +740,10 @@ static struct sched_grid *grid_snapshot(struct scheduler *s, const char *grid, c
 
 /* What one reconcile decided for instance n (1-based) of a deploy. */
 struct slot {
-    int target;                 /* node index or -1 */
-    const struct inst *cur;     /* its instance key on the target, or elsewhere, or NULL */
-    int written;                /* written (or already current) at the target */
-    json_t *val;                /* value at the target after this reconcile (borrowed) */
+    int target;             /* node index or -1 */
+    const struct inst *cur; /* its instance key on the target, or elsewhere, or NULL */
+    int written;            /* written (or already current) at the target */
+    json_t *val;            /* value at the target after this reconcile (borrowed) */
 };
 
 /* Carry the deploy rec (cached at dkey/drev) forward for svc. */
@@ -866,8 +865,7 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
                 json_object_del(carry, "health_restarts");
                 json_object_del(carry, "health_restarted_at");
                 json_object_del(carry, "created_at");
-                sl->val = instance_value(s, svc, base, carry, grid, tname, n, jstr(rec, "id"),
-                                         now);
+                sl->val = instance_value(s, svc, base, carry, grid, tname, n, jstr(rec, "id"), now);
                 json_decref(carry);
                 ops_add(o, s->instances, sl->cur->obj->key, NULL, sl->cur->obj->mod_rev, 0);
                 ops_add(o, s->instances, key, sl->val, 0, 1);
@@ -920,9 +918,9 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
                 failed++;
             } else if (time_now_us() - since > s->instance_timeout_ms * 1000) {
                 state = "error";
-                err = json_sprintf("timed out after %lld s waiting for %s on %s: %s",
-                                   (long long)(s->instance_timeout_ms / 1000), container, tname,
-                                   why);
+                err =
+                    json_sprintf("timed out after %lld s waiting for %s on %s: %s",
+                                 (long long)(s->instance_timeout_ms / 1000), container, tname, why);
                 failed++;
             } else {
                 int64_t left = (since + s->instance_timeout_ms * 1000 - time_now_us()) / 1000;
@@ -930,15 +928,16 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
                 if (next_timeout < 0 || left < next_timeout)
                     next_timeout = left;
                 if (!waiting++)
-                    snprintf(reason, sizeof(reason), "waiting for %s on %s: %s", container,
-                             tname, why);
+                    snprintf(reason, sizeof(reason), "waiting for %s on %s: %s", container, tname,
+                             why);
             }
             json_decref(obs);
             free(container);
         } else if (!waiting++ && tname) {
             char *container = sched_container_name(jstr(svc, "stack"), jstr(svc, "name"), n);
-            snprintf(reason, sizeof(reason), "waiting for %s on %s: %d of %d replacements in flight",
-                     container, tname, in_flight, limit);
+            snprintf(reason, sizeof(reason),
+                     "waiting for %s on %s: %d of %d replacements in flight", container, tname,
+                     in_flight, limit);
             free(container);
         }
         json_array_append_new(ideps, json_pack("{s:i,s:o,s:s,s:o}", "instance_number", n, "node",
@@ -950,8 +949,7 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
     if (plan.failed) {
         snprintf(reason, sizeof(reason),
                  "Cannot find applicable node for service instance %s/%s/%s-%d: %s", grid,
-                 jstr(svc, "stack") ?: "null", jstr(svc, "name") ?: "?", plan.failed,
-                 plan.reason);
+                 jstr(svc, "stack") ?: "null", jstr(svc, "name") ?: "?", plan.failed, plan.reason);
         json_object_set_new(nrec, "state", json_string("error"));
         json_object_set_new(nrec, "finished_at", json_string(now));
     } else if (failed) {
@@ -1028,8 +1026,7 @@ static enum status reconcile_locked(struct scheduler *s, const char *id, struct 
         n = informer_list(s->deploys, prefix, &objs);
         for (size_t i = 0; i < n; i++)
             if (streq(jstr(objs[i].val, "service_id"), id) && deploy_unfinished(objs[i].val))
-                fail_deploy(s, o, objs[i].key, objs[i].val, objs[i].mod_rev,
-                            "service was removed");
+                fail_deploy(s, o, objs[i].key, objs[i].val, objs[i].mod_rev, "service was removed");
         ctl_objs_free(objs, n);
         free(prefix);
         goto out;

@@ -1,7 +1,8 @@
 /* tests/bench/bench_scheduler.c -- placements persisted per second by kontena-scheduler,
  * beside etcd's own batched write rate measured in the same run (issue 5, point 7).
  *
- *   build/tests/bench/bench_scheduler [nodes] [services] [instances per service] [-- scheduler args]
+ *   build/tests/bench/bench_scheduler [nodes] [services] [instances per service] [-- scheduler
+ * args]
  *
  * 1. Starts a private etcd (tests/support/etcd_proc.h).
  * 2. etcd's rate: 10,000 keys of an instance-sized JSON value written in transactions of
@@ -120,8 +121,8 @@ static json_t *service_json(int i, int instances)
     json_object_set_new(s, "health_check", json_null());
     json_object_set_new(s, "stop_signal", json_null());
     json_object_set_new(s, "stop_grace_period", json_integer(10));
-    json_object_set_new(s, "deploy_opts", json_pack("{s:n,s:f,s:n}", "wait_for_port",
-                                                    "min_health", 0.8, "interval"));
+    json_object_set_new(s, "deploy_opts",
+                        json_pack("{s:n,s:f,s:n}", "wait_for_port", "min_health", 0.8, "interval"));
     json_object_set_new(s, "state", json_string("running"));
     json_object_set_new(s, "revision", json_integer(1));
     json_object_set_new(s, "restart_generation", json_integer(0));
@@ -264,8 +265,10 @@ int main(int argc, char **argv)
         batch_put(&b, key,
                   json_pack("{s:s,s:s,s:s,s:s,s:i,s:[s],s:s,s:i,s:I}", "id", "bench/x", "grid",
                             "bench", "node_id", name, "name", name, "node_number", i + 1, "labels",
-                            i % 3 == 0 ? "az=a" : i % 3 == 1 ? "az=b" : "az=c", "availability",
-                            "active", "cpus", 4, "mem_total", (json_int_t)8 << 30));
+                            i % 3 == 0   ? "az=a"
+                            : i % 3 == 1 ? "az=b"
+                                         : "az=c",
+                            "availability", "active", "cpus", 4, "mem_total", (json_int_t)8 << 30));
         snprintf(key, sizeof(key), "/kontena/node_status/bench/%s", name);
         batch_put(&b, key,
                   json_pack("{s:s,s:s,s:s,s:s}", "node", name, "node_id", name, "connected_at",

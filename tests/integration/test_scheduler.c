@@ -132,13 +132,15 @@ static void fake_node(const char *name, int number, const char *labels, int onli
     char *k = xasprintf("/kontena/nodes/%s/%s", grid, name);
     put(k,
         "{'id':'%s/%s','grid':'%s','node_id':'ID-%s','name':'%s','node_number':%d,'labels':[%s],"
-        "'availability':'active','cpus':2,'mem_total':4294967296,'connected_at':'2026-01-01T00:00:00Z',"
+        "'availability':'active','cpus':2,'mem_total':4294967296,'connected_at':'2026-01-01T00:00:"
+        "00Z',"
         "'created_at':'2026-01-01T00:00:00Z','updated_at':'2026-01-01T00:00:00Z'}",
         grid, name, grid, name, name, number, labels ? labels : "");
     free(k);
     if (online) {
         k = xasprintf("/kontena/node_status/%s/%s", grid, name);
-        put(k, "{'node':'%s','node_id':'ID-%s','connected_at':'2026-01-01T00:00:00Z','session':'s'}",
+        put(k,
+            "{'node':'%s','node_id':'ID-%s','connected_at':'2026-01-01T00:00:00Z','session':'s'}",
             name, name);
         free(k);
     }
@@ -146,9 +148,9 @@ static void fake_node(const char *name, int number, const char *labels, int onli
 
 static void start_scheduler(int replica)
 {
-    cr_assert_eq(ctl_proc_start(&sched[replica], api.dir, "scheduler", replica + 1, etcd.endpoint,
-                                NULL),
-                 0, "kontena-scheduler did not start");
+    cr_assert_eq(
+        ctl_proc_start(&sched[replica], api.dir, "scheduler", replica + 1, etcd.endpoint, NULL), 0,
+        "kontena-scheduler did not start");
 }
 
 static void setup_grid(const char *name)
@@ -370,8 +372,7 @@ SCHED_TEST(scheduler, ha_service_spreads_over_online_nodes_with_deploy_record_on
     cr_assert_eq(json_array_size(json_object_get(d, "instance_deploys")), 3);
     cr_assert_str_eq(js(json_array_get(json_object_get(d, "instance_deploys"), 0), "state"),
                      "ongoing");
-    cr_assert(strncmp(js(d, "reason"), "waiting for web-", 16) == 0, "reason: %s",
-              js(d, "reason"));
+    cr_assert(strncmp(js(d, "reason"), "waiting for web-", 16) == 0, "reason: %s", js(d, "reason"));
     cr_assert(json_string_value(json_object_get(d, "started_at")) != NULL);
     json_decref(d);
 }
@@ -470,7 +471,8 @@ SCHED_TEST(scheduler, port_conflict_between_services_placed_back_to_back)
     WAIT_COUNT("b", 1);
     a = node_by_number("a", 2);
     b = node_by_number("b", 1);
-    cr_assert(strcmp(json_string_value(json_array_get(b, 1)), json_string_value(json_array_get(a, 1))) != 0 &&
+    cr_assert(strcmp(json_string_value(json_array_get(b, 1)),
+                     json_string_value(json_array_get(a, 1))) != 0 &&
                   strcmp(json_string_value(json_array_get(b, 1)),
                          json_string_value(json_array_get(a, 2))) != 0,
               "b shares port 8080 with a: a=%s b=%s", json_dumps(a, JSON_COMPACT),
@@ -478,9 +480,10 @@ SCHED_TEST(scheduler, port_conflict_between_services_placed_back_to_back)
     /* Every node has 8080 taken now: c cannot be placed. */
     EXPECT(200, "POST", "/v1/services/grd/null/c/deploy", "{}");
     d = wait_deploy("null", "c", "error");
-    cr_assert(strstr(js(d, "reason"), "Cannot find applicable node for service instance grd/null/c-1") ==
-                  js(d, "reason"),
-              "reason: %s", js(d, "reason"));
+    cr_assert(
+        strstr(js(d, "reason"), "Cannot find applicable node for service instance grd/null/c-1") ==
+            js(d, "reason"),
+        "reason: %s", js(d, "reason"));
     json_decref(a);
     json_decref(b);
     json_decref(d);
@@ -564,10 +567,11 @@ SCHED_TEST(scheduler, stack_deploy_waits_for_linked_services_and_removal_deletes
     setup_grid("grd");
     fake_node("node-1", 1, NULL, 1);
     start_scheduler(0);
-    EXPECT(201, "POST", "/v1/grids/grd/stacks",
-           "{'name':'shop','stack':'test/shop','version':'1.0.0','source':'...','services':["
-           "{'name':'redis','image':'redis:3-alpine'},"
-           "{'name':'app','image':'busybox','instances':2,'links':[{'name':'redis','alias':'db'}]}]}");
+    EXPECT(
+        201, "POST", "/v1/grids/grd/stacks",
+        "{'name':'shop','stack':'test/shop','version':'1.0.0','source':'...','services':["
+        "{'name':'redis','image':'redis:3-alpine'},"
+        "{'name':'app','image':'busybox','instances':2,'links':[{'name':'redis','alias':'db'}]}]}");
     EXPECT(200, "POST", "/v1/stacks/grd/shop/deploy", NULL);
     WAIT_COUNT("redis", 1);
     /* No agent ever runs redis, so app waits for it. */
@@ -610,9 +614,9 @@ SCHED_TEST(scheduler, new_deploy_supersedes_an_unfinished_one)
     /* The forced revision reached the instance. */
     {
         json_t *all = instances();
-        cr_assert_eq(json_integer_value(json_object_get(json_object_get(all, "node-1/web-1"),
-                                                        "revision")),
-                     2);
+        cr_assert_eq(
+            json_integer_value(json_object_get(json_object_get(all, "node-1/web-1"), "revision")),
+            2);
         json_decref(all);
     }
     free(k);
@@ -632,7 +636,8 @@ static int n_at_revision(void *arg)
     json_t *all = instances(), *v;
     const char *k;
     size_t n = 0;
-    json_object_foreach(all, k, v) if (json_integer_value(json_object_get(v, "revision")) == a->rev) n++;
+    json_object_foreach(all, k, v) if (json_integer_value(json_object_get(v, "revision")) == a->rev)
+        n++;
     json_decref(all);
     return n == a->want;
 }
@@ -799,11 +804,21 @@ static void setup_agent_grid(const char *what)
         char nname[32], *log;
         snprintf(nname, sizeof(nname), "node-%d", i + 1);
         log = xasprintf("%s/agent-%s.log", api.dir, nname);
-        const char *argv[] = {bin,         "--uri",         agent_uri,
-                              "--token",   token,           "--ca-cert",
-                              pem,         "--node-name",   nname,
-                              "--etcd-endpoints", etcd.endpoint, "--docker-socket",
-                              docker_env_socket(), "--backoff-max", "1000",
+        const char *argv[] = {bin,
+                              "--uri",
+                              agent_uri,
+                              "--token",
+                              token,
+                              "--ca-cert",
+                              pem,
+                              "--node-name",
+                              nname,
+                              "--etcd-endpoints",
+                              etcd.endpoint,
+                              "--docker-socket",
+                              docker_env_socket(),
+                              "--backoff-max",
+                              "1000",
                               NULL};
         agents[i] = proc_spawn(argv, NULL, log);
         cr_assert_gt(agents[i], 0, "agent %s did not start", nname);
@@ -847,7 +862,6 @@ static int all_running(void *arg)
     return ok;
 }
 
-
 static void create_web(const char *what, int n)
 {
     char *path = xasprintf("/v1/grids/%s/services", grid);
@@ -888,7 +902,8 @@ static double metric(const struct ctl_proc *p, const char *name)
 
     if (http_do("GET", u, NULL, NULL, 0, NULL, &r) == 0 && r.body) {
         size_t len = strlen(name);
-        for (line = r.body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        for (line = r.body; line && *line;
+             line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
             if (strncmp(line, name, len) == 0 && line[len] == ' ') {
                 v = atof(line + len + 1);
                 break;
