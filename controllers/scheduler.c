@@ -804,6 +804,10 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
     for (size_t i = 0; i < v->n_mine; i++) {
         struct inst *in = &v->mine[i];
         if (in->n < 1 || in->n > plan.n) {
+            /* A failed plan scales nothing down: a daemon service with no node online plans
+             * N = 0, which must not delete every instance it has. */
+            if (plan.failed && in->n >= 1)
+                continue;
             ops_add(o, s->instances, in->obj->key, NULL, in->obj->mod_rev, 0);
             touched[i] = 1;
             continue;

@@ -407,6 +407,38 @@ SCHED_TEST(scheduler, daemon_places_instances_per_node_and_random_only_online)
     cr_assert(per_node[0] == 2 && per_node[1] == 2, "daemon: %d %d", per_node[0], per_node[1]);
 }
 
+/* With no node online a daemon service plans N = 0: the deploy must fail, not delete
+ * every instance (the nodes may come back). */
+SCHED_TEST(scheduler, daemon_deploy_with_no_node_online_fails_and_keeps_its_instances)
+{
+    json_t *d;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    fake_node("node-2", 2, NULL, 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services",
+           "{'name':'agent','image':'busybox','strategy':'daemon','instances':1}");
+    EXPECT(200, "POST", "/v1/services/grd/null/agent/deploy", "{}");
+    WAIT_COUNT("agent", 2);
+    json_decref(wait_deploy("null", "agent", "ongoing"));
+    /* both at once (one node after the other would let the ongoing deploy follow) */
+    cr_assert_eq(etcd_delete(ec, "/kontena/node_status/grd/", ETCD_PREFIX, NULL, NULL), ST_OK);
+    EXPECT(200, "POST", "/v1/services/grd/null/agent/deploy", "{}");
+    d = wait_deploy("null", "agent", "error");
+    cr_assert(strstr(js(d, "reason"), "There are no nodes available"), "reason: %s",
+              js(d, "reason"));
+    json_decref(d);
+    {
+        json_t *all = NULL;
+        size_t n = count_instances("agent", &all);
+        char *txt = json_dumps(all, JSON_COMPACT);
+        cr_assert_eq(n, 2, "the failed deploy changed the instances: %s", txt);
+        free(txt);
+        json_decref(all);
+    }
+}
+
 SCHED_TEST(scheduler, scale_up_then_down_deletes_the_highest_numbers)
 {
     json_t *nodes;
