@@ -259,12 +259,30 @@ static void set_revision(struct informer *inf, int64_t rev)
     pthread_rwlock_unlock(&inf->lock);
 }
 
+/* 1 when the cache already holds key at mod_rev or later (our own write-through): the
+ * event's value need not even be decoded. */
+static int already_have(struct informer *inf, const char *key, int64_t mod_rev)
+{
+    struct centry *e;
+    int have;
+
+    pthread_rwlock_rdlock(&inf->lock);
+    e = cache_find(inf->cache, key);
+    have = e && e->mod_rev >= mod_rev;
+    pthread_rwlock_unlock(&inf->lock);
+    return have;
+}
+
 static void apply_event(struct informer *inf, const struct etcd_event *ev)
 {
     json_t *val = NULL, *old, *cur;
 
-    if (ev->type == ETCD_EVENT_PUT)
+    if (ev->type == ETCD_EVENT_PUT) {
+        /* A controller decoding every key it wrote itself spent a third of its CPU here. */
+        if (already_have(inf, ev->kv.key, ev->kv.mod_revision))
+            return;
         val = decode(ev->kv.key, ev->kv.value, ev->kv.value_len);
+    }
     /* an undecodable value counts as a delete: the key leaves the cache */
     if (apply(inf, ev->kv.key, val, ev->kv.mod_revision, ev->kv.create_revision, 0, &old,
               &cur))
