@@ -141,9 +141,8 @@ static size_t collect(char *p, size_t sz, size_t n, void *u)
     return buf_append(u, p, sz * n) == ST_OK ? sz * n : 0;
 }
 
-/* One request on the socket; returns the HTTP status (0 on a transport error) and the
- * parsed body in *out when asked. */
-static long api(CURL *h, const char *method, const char *path, json_t **out)
+/* See docker_env.h. */
+long docker_env_call(CURL *h, const char *method, const char *path, json_t **out)
 {
     struct buf b;
     char *url = xasprintf("http://localhost/v1.41%s", path);
@@ -161,7 +160,7 @@ static long api(CURL *h, const char *method, const char *path, json_t **out)
     if (curl_easy_perform(h) == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (out)
-        *out = status == 200 ? json_loadb(b.ptr ? b.ptr : "", b.len, 0, NULL) : NULL;
+        *out = json_loadb(b.ptr ? b.ptr : "", b.len, 0, NULL);
     buf_release(&b);
     free(url);
     return status;
@@ -184,7 +183,7 @@ static int remove_all(CURL *h, json_t *list, const char *key, const char *prefix
             continue;
         esc = curl_easy_escape(h, id, 0);
         path = xasprintf("%s%s%s", prefix, esc, suffix);
-        st = api(h, "DELETE", path, NULL);
+        st = docker_env_call(h, "DELETE", path, NULL);
         if (st / 100 == 2)
             n++;
         curl_free(esc);
@@ -210,7 +209,7 @@ int docker_env_cleanup(void)
     q = curl_easy_escape(h, filter, 0);
 
     path = xasprintf("/containers/json?all=1&filters=%s", q);
-    if (api(h, "GET", path, &list) != 200) {
+    if (docker_env_call(h, "GET", path, &list) != 200) {
         n = -1;
         goto out;
     }
@@ -220,14 +219,14 @@ int docker_env_cleanup(void)
     free(path);
 
     path = xasprintf("/networks?filters=%s", q);
-    if (api(h, "GET", path, &list) == 200)
+    if (docker_env_call(h, "GET", path, &list) == 200)
         n += remove_all(h, list, "Id", "/networks/", "");
     json_decref(list);
     list = NULL;
     free(path);
 
     path = xasprintf("/volumes?filters=%s", q);
-    if (api(h, "GET", path, &list) == 200)
+    if (docker_env_call(h, "GET", path, &list) == 200)
         n += remove_all(h, json_object_get(list, "Volumes"), "Name", "/volumes/", "?force=1");
 out:
     json_decref(list);
@@ -252,7 +251,7 @@ int docker_env_remove_containers(const char *label)
     filter = xasprintf("{\"label\":[\"%s\"]}", label);
     q = curl_easy_escape(h, filter, 0);
     path = xasprintf("/containers/json?all=1&filters=%s", q);
-    if (api(h, "GET", path, &list) == 200)
+    if (docker_env_call(h, "GET", path, &list) == 200)
         n = remove_all(h, list, "Id", "/containers/", "?force=1&v=1");
     json_decref(list);
     free(path);

@@ -25,6 +25,9 @@
 #ifndef TESTS_SUPPORT_DOCKER_ENV_H
 #define TESTS_SUPPORT_DOCKER_ENV_H
 
+#include <curl/curl.h>
+#include <jansson.h>
+
 #define DOCKER_ENV_IMAGE "kontena-test/busybox:latest"
 #define DOCKER_ENV_RUN_LABEL "io.kontena.test.run"
 
@@ -57,5 +60,9 @@ int docker_env_cleanup(void);
  * containers an agent made for a test's grid, which carry io.kontena.* labels rather than
  * the run's. Returns how many were removed, or -1 when Docker could not be asked. */
 int docker_env_remove_containers(const char *label);
+/* One Engine API request on the test socket (path after "/v1.41", e.g. "/containers/json"):
+ * the HTTP status (0 on a transport error), and the parsed JSON body in *out (may be NULL;
+ * also set for error statuses, NULL when the body is not JSON; caller decrefs). */
+long docker_env_call(CURL *h, const char *method, const char *path, json_t **out);
 
 #endif

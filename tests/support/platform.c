@@ -229,37 +229,6 @@ json_t *platform_wait_running(struct platform *p, const char *stack, const char 
 
 /* --- Docker --------------------------------------------------------------------------- */
 
-static size_t collect(char *ptr, size_t sz, size_t n, void *u)
-{
-    return buf_append(u, ptr, sz * n) == ST_OK ? sz * n : 0;
-}
-
-/* One Engine API request on the socket: the HTTP status (0 on a transport error), the
- * parsed body in *out when asked and it is JSON. */
-static long docker_call(CURL *h, const char *method, const char *path, json_t **out)
-{
-    char *url = xasprintf("http://localhost/v1.41%s", path);
-    struct buf b;
-    long status = 0;
-
-    buf_init(&b, 16 << 20);
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, docker_env_socket());
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    if (curl_easy_perform(h) == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    if (out)
-        *out = json_loadb(b.ptr ? b.ptr : "", b.len, 0, NULL);
-    buf_release(&b);
-    free(url);
-    return status;
-}
-
 /* The containers carrying every label of the grid plus (k, v) pairs (NULL-valued pairs are
  * skipped): a JSON array, or NULL after saying why. */
 static json_t *docker_list(CURL *h, struct platform *p, int all, const char *k1, const char *v1,
@@ -278,7 +247,7 @@ static json_t *docker_list(CURL *h, struct platform *p, int all, const char *k1,
     fs = json_dumps(f, JSON_COMPACT);
     q = curl_easy_escape(h, fs, 0);
     path = xasprintf("/containers/json?all=%d&filters=%s", all, q);
-    status = docker_call(h, "GET", path, &list);
+    status = docker_env_call(h, "GET", path, &list);
     if (status != 200 || !json_is_array(list)) {
         fprintf(stderr, "platform: Docker container list failed (HTTP %ld)\n", status);
         json_decref(list);
@@ -328,7 +297,7 @@ int platform_remove_node_containers(struct platform *p, const char *name)
             if (!id)
                 continue;
             path = xasprintf("/containers/%s?force=1&v=1", id);
-            if (docker_call(h, "DELETE", path, NULL) / 100 == 2)
+            if (docker_env_call(h, "DELETE", path, NULL) / 100 == 2)
                 n++;
             free(path);
         }
