@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,11 +62,16 @@ static void e2e_init(void)
     char suffix[64];
 
     docker_env_require();
-    /* short: "web-<n>.<stack>.<grid>.kontena.local" must stay within 64 characters */
-    snprintf(suffix, sizeof(suffix), "e-%.5s", t ? t->name : "x");
-    for (char *c = suffix; *c; c++)
-        if (*c == '_')
-            *c = '-';
+    /* Short, as "web-<n>.<stack>.<grid>.kontena.local" must stay within 64 characters, and
+     * different for every test: tests run in parallel, and two platforms with one grid name
+     * would have agents removing each other's containers (same grid and node labels). */
+    {
+        const char *name = t ? t->name : "x";
+        uint32_t h = 2166136261u; /* FNV-1a */
+        for (const char *c = name; *c; c++)
+            h = (h ^ (unsigned char)*c) * 16777619u;
+        snprintf(suffix, sizeof(suffix), "e-%06x", (unsigned)(h & 0xffffff));
+    }
     o.grid_suffix = suffix;
     if (platform_start(&pf, &o) != 0) {
         platform_dump_logs(&pf);
