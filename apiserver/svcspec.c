@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "apiserver/validate.h"
+#include "common/reserved_ports.h"
 #include "common/specparse.h"
 #include "common/xmalloc.h"
 #include "common/banned.h"
@@ -263,6 +264,13 @@ static void f_ports(json_t *spec, const json_t *v, json_t *errs)
             json_integer_value(cp) > 65535) {
             json_decref(p);
             fail(errs, "ports", "Ports[%zu] isn't in the right format", i);
+            break;
+        }
+        if (reserved_port_user((int)json_integer_value(np), proto)) {
+            fail(errs, "ports", "Ports[%zu]: node port %d/%s is reserved: %s uses it on every node",
+                 i, (int)json_integer_value(np), proto,
+                 reserved_port_user((int)json_integer_value(np), proto));
+            json_decref(p);
             break;
         }
         json_array_append_new(out, p);

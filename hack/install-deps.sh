@@ -18,6 +18,8 @@ PACKAGES=(
   # runtime: the Docker engine the agent drives, and busybox for test images (no registry
   # is reachable: test images are `docker import`s of a busybox-static rootfs)
   docker.io busybox-static iproute2
+  # runtime: the per-node DNS server of the overlay (the binary only, no system service)
+  dnsmasq-base
 )
 
 missing=()

@@ -12,6 +12,7 @@
 
 #include "cli/stackfile/internal.h"
 #include "common/buf.h"
+#include "common/reserved_ports.h"
 #include "common/specparse.h"
 #include "common/xmalloc.h"
 #include "common/banned.h"
@@ -240,10 +241,18 @@ static void check_ports(const struct vs *v, const struct ynode *key, const struc
 
     if (!opt_type(v, key, val, T_ARRAY, "ports", NULL, NULL))
         return;
-    for (size_t i = 0; i < val->len; i++)
+    for (size_t i = 0; i < val->len; i++) {
+        const char *user;
         if (!is_scalar(val->vals[i], YS_STR) ||
-            spec_parse_port(val->vals[i]->text, &p, NULL) != ST_OK)
+            spec_parse_port(val->vals[i]->text, &p, NULL) != ST_OK) {
             verr(v, line_of(val->vals[i]), "is not valid", "ports", NULL, NULL, NULL);
+        } else if ((user = reserved_port_user(p.node_port, p.protocol))) {
+            char *msg = xasprintf("node port %d/%s is reserved: %s uses it on every node",
+                                  p.node_port, p.protocol, user);
+            verr(v, line_of(val->vals[i]), msg, "ports", NULL, NULL, NULL);
+            free(msg);
+        }
+    }
 }
 
 static void check_string_list(const struct vs *v, const struct ynode *key,
