@@ -1,0 +1,656 @@
+/* agent/overlay.c -- bridge, VXLAN and FDB reconcile (iproute2 child processes), the
+ * Docker network, and the gratuitous ARP from a container's netns. See overlay.h and
+ * docs/internals/overlay.md. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <netinet/if_ether.h>
+#include <netinet/in.h>
+#include <netpacket/packet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/overlay.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#include "common/banned.h"
+
+extern char **environ;
+
+#define MAX_TOOL_OUTPUT (4u << 20)
+
+struct overlay {
+    char *grid, *node, *private_ip;
+    char *nodes_prefix;  /* /kontena/nodes/<grid>/ */
+    char *status_prefix; /* /kontena/node_status/<grid>/ */
+    char *peers_logged;  /* the peer list last logged, to log changes only */
+};
+
+/* --- child processes ------------------------------------------------------------------- */
+
+static const char *tool_path(const char *name)
+{
+    static const char *const dirs[] = {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"};
+    static __thread char path[64];
+
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(path, sizeof(path), "%s%s", dirs[i], name);
+        if (access(path, X_OK) == 0)
+            return path;
+    }
+    return name; /* let PATH find it */
+}
+
+/* Run argv (argv[0] a tool name), capture stdout into *out (may be NULL) and stderr into
+ * the error. ST_OK when it exited 0; ST_IO "<what>: <stderr>" otherwise. */
+static enum status run_tool(const char *const *argv, char **out, const char *what, struct err *e)
+{
+    int po[2] = {-1, -1}, pe[2] = {-1, -1}, status = 0;
+    posix_spawn_file_actions_t fa;
+    struct buf bo, be;
+    pid_t pid;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0) {
+        int saved = errno;
+        if (po[0] >= 0) {
+            close(po[0]);
+            close(po[1]);
+        }
+        return err_set(e, ST_IO, "%s: cannot make a pipe: %s", what, strerror(saved));
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
+    rc = posix_spawnp(&pid, tool_path(argv[0]), &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(po[1]);
+    close(pe[1]);
+    if (rc != 0) {
+        close(po[0]);
+        close(pe[0]);
+        return err_set(e, ST_IO, "%s: cannot run %s: %s", what, argv[0], strerror(rc));
+    }
+    buf_init(&bo, MAX_TOOL_OUTPUT);
+    buf_init(&be, 64u << 10);
+    {
+        struct pollfd pf[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
+        int open_fds = 2;
+        while (open_fds > 0) {
+            if (poll(pf, 2, -1) < 0) {
+                if (errno == EINTR)
+                    continue;
+                break;
+            }
+            for (int i = 0; i < 2; i++) {
+                char chunk[4096];
+                ssize_t n;
+                if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                    continue;
+                n = read(pf[i].fd, chunk, sizeof(chunk));
+                if (n > 0) {
+                    struct buf *b = i == 0 ? &bo : &be;
+                    (void)!buf_append(b, chunk, (size_t)n); /* over the cap: cut, read on */
+                } else if (n == 0 || errno != EINTR) {
+                    close(pf[i].fd);
+                    pf[i].fd = -1;
+                    open_fds--;
+                }
+            }
+        }
+        for (int i = 0; i < 2; i++)
+            if (pf[i].fd >= 0)
+                close(pf[i].fd);
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        if (out)
+            *out = buf_take(&bo);
+        buf_release(&be);
+        buf_release(&bo);
+        return ST_OK;
+    }
+    {
+        char *msg = buf_take(&be);
+        size_t n = strlen(msg);
+        while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+            msg[--n] = '\0';
+        for (char *p = msg; *p; p++)
+            if (*p == '\n')
+                *p = ' ';
+        if (WIFEXITED(status))
+            err_set(e, ST_IO, "%s: %s exited %d: %s", what, argv[0], WEXITSTATUS(status),
+                    *msg ? msg : "(no message)");
+        else
+            err_set(e, ST_IO, "%s: %s killed by signal %d", what, argv[0],
+                    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        free(msg);
+    }
+    buf_release(&be);
+    buf_release(&bo);
+    return e ? e->st : ST_IO;
+}
+
+/* `ip -j -d link show dev <dev>` as JSON (the link object, new reference), or NULL when the
+ * device does not exist (ST_NOTFOUND) or ip failed. */
+static enum status link_show(const char *dev, json_t **link, struct err *e)
+{
+    const char *argv[] = {"ip", "-j", "-d", "link", "show", "dev", dev, NULL};
+    struct err e2 = ERR_INIT;
+    char *out = NULL;
+    json_t *arr;
+
+    *link = NULL;
+    if (run_tool(argv, &out, "ip link show", &e2) != ST_OK) {
+        if (strstr(e2.msg, "does not exist") || strstr(e2.msg, "Cannot find device"))
+            return err_set(e, ST_NOTFOUND, "no device %s", dev);
+        return err_set(e, e2.st, "%s", e2.msg);
+    }
+    arr = json_loads(out, 0, NULL);
+    free(out);
+    if (!json_is_object(json_array_get(arr, 0))) {
+        json_decref(arr);
+        return err_set(e, ST_INVALID, "ip link show dev %s: unexpected output", dev);
+    }
+    *link = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return ST_OK;
+}
+
+static int link_has_flag(const json_t *link, const char *flag)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(link, "flags"), i, f) if (json_is_string(f) &&
+                                                                 !strcmp(json_string_value(f),
+                                                                         flag)) return 1;
+    return 0;
+}
+
+/* --- peers ----------------------------------------------------------------------------- */
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s && *s ? s : NULL;
+}
+
+/* The node's region label ("region=eu" in labels[]), "default" without one (borrowed). */
+static const char *node_region(const json_t *node, char *tmp, size_t n)
+{
+    size_t i;
+    json_t *l;
+
+    json_array_foreach(json_object_get(node, "labels"), i, l)
+    {
+        const char *s = json_string_value(l);
+        if (s && !strncmp(s, "region=", 7) && s[7]) {
+            snprintf(tmp, n, "%s", s + 7);
+            return tmp;
+        }
+    }
+    return "default";
+}
+
+static int valid_ipv4(const char *s)
+{
+    struct in_addr a;
+    return s && inet_pton(AF_INET, s, &a) == 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+json_t *overlay_peers(const char *self, const json_t *nodes, const json_t *online)
+{
+    const json_t *me = json_object_get(nodes, self), *n;
+    char rself[128], rpeer[128];
+    const char *my_region = node_region(me, rself, sizeof(rself)), *name;
+    const char **ips = xcalloc(json_object_size(nodes) + 1, sizeof(*ips));
+    size_t k = 0;
+    json_t *out = json_array();
+
+    json_object_foreach((json_t *)nodes, name, n)
+    {
+        const char *priv = jstr(n, "private_ip"), *pub = jstr(n, "public_ip"), *ip;
+        if (!strcmp(name, self) || !json_object_get(online, name) || !json_is_object(n))
+            continue;
+        if (!strcmp(node_region(n, rpeer, sizeof(rpeer)), my_region))
+            ip = valid_ipv4(priv) ? priv : pub;
+        else
+            ip = valid_ipv4(pub) ? pub : priv;
+        if (valid_ipv4(ip))
+            ips[k++] = ip;
+    }
+    qsort(ips, k, sizeof(*ips), cmp_str);
+    for (size_t i = 0; i < k; i++)
+        if (i == 0 || strcmp(ips[i], ips[i - 1]) != 0)
+            json_array_append_new(out, json_string(ips[i]));
+    free(ips);
+    return out;
+}
+
+/* name -> parsed value of every key under prefix (values that do not parse: {}). */
+static enum status list_prefix(struct etcd *etcd, const char *prefix, json_t **out, struct err *e)
+{
+    struct etcd_range_opts ro = {.range_end = ETCD_PREFIX};
+    struct etcd_range_result res;
+    size_t plen = strlen(prefix);
+
+    *out = NULL;
+    if (etcd_range(etcd, prefix, &ro, &res, e) != ST_OK)
+        return e ? e->st : ST_IO;
+    *out = json_object();
+    for (size_t i = 0; i < res.n; i++) {
+        const char *name = res.kvs[i].key + plen;
+        json_t *v;
+        if (!*name || strchr(name, '/'))
+            continue;
+        v = json_loadb(res.kvs[i].value ? res.kvs[i].value : "", res.kvs[i].value_len, 0, NULL);
+        json_object_set_new(*out, name, v ? v : json_object());
+    }
+    etcd_range_result_release(&res);
+    return ST_OK;
+}
+
+/* The interface holding ipv4, into ifname; -1 when none does. */
+static int device_of(const char *ipv4, char *ifname, size_t n)
+{
+    struct ifaddrs *ifa = NULL;
+    struct in_addr want;
+    int found = -1;
+
+    if (inet_pton(AF_INET, ipv4, &want) != 1 || getifaddrs(&ifa) == -1)
+        return -1;
+    for (struct ifaddrs *p = ifa; p && found; p = p->ifa_next) {
+        if (!p->ifa_addr || p->ifa_addr->sa_family != AF_INET)
+            continue;
+        if (((struct sockaddr_in *)(void *)p->ifa_addr)->sin_addr.s_addr == want.s_addr) {
+            snprintf(ifname, n, "%s", p->ifa_name);
+            found = 0;
+        }
+    }
+    freeifaddrs(ifa);
+    return found;
+}
+
+/* --- the steps ------------------------------------------------------------------------- */
+
+static enum status ensure_network(struct overlay *ov, struct docker *d, const char *gateway,
+                                  struct err *e)
+{
+    json_t *net = NULL, *cfg;
+    struct err e2 = ERR_INIT;
+    enum status st;
+
+    st = docker_network_inspect(d, OVERLAY_NETWORK, &net, &e2);
+    if (st == ST_OK) {
+        const json_t *c0 = json_array_get(json_object_get(json_object_get(net, "IPAM"), "Config"), 0);
+        const char *gw = json_string_value(json_object_get(c0, "Gateway"));
+        if (!gw || strcmp(gw, gateway) != 0)
+            log_warn("network=%s gateway=%s want=%s msg=\"the Docker network has another "
+                     "gateway than this node's overlay address; remove it to have it re-made\"",
+                     OVERLAY_NETWORK, gw ? gw : "(none)", gateway);
+        json_decref(net);
+        return ST_OK;
+    }
+    if (st != ST_NOTFOUND)
+        return err_set(e, st, "cannot inspect Docker network '%s': %s", OVERLAY_NETWORK, e2.msg);
+    cfg = json_pack("{s:s, s:s, s:b, s:{s:s, s:s}, s:{s:s, s:[{s:s, s:s}]}, s:{s:s}}", "Name",
+                    OVERLAY_NETWORK, "Driver", "bridge", "CheckDuplicate", 1, "Options",
+                    "com.docker.network.bridge.name", OVERLAY_BRIDGE,
+                    "com.docker.network.driver.mtu", "1450", "IPAM", "Driver", "default",
+                    "Config", "Subnet", OVERLAY_SUBNET, "Gateway", gateway, "Labels",
+                    "io.kontena.grid", ov->grid);
+    st = docker_network_create(d, cfg, NULL, &e2);
+    json_decref(cfg);
+    if (st == ST_CONFLICT)
+        return ST_OK; /* made meanwhile */
+    if (st != ST_OK)
+        return err_set(e, st, "cannot create Docker network '%s' (bridge %s, gateway %s): %s",
+                       OVERLAY_NETWORK, OVERLAY_BRIDGE, gateway, e2.msg);
+    log_info("network=%s bridge=%s subnet=%s gateway=%s msg=\"Docker network created\"",
+             OVERLAY_NETWORK, OVERLAY_BRIDGE, OVERLAY_SUBNET, gateway);
+    return ST_OK;
+}
+
+static enum status ensure_vxlan(struct overlay *ov, const char *local, const char *dev,
+                                struct err *e)
+{
+    json_t *link = NULL;
+    struct err e2 = ERR_INIT;
+    enum status st = link_show(OVERLAY_VXLAN, &link, &e2);
+    char vni[16], port[16], mtu[16];
+
+    (void)ov;
+    snprintf(vni, sizeof(vni), "%d", OVERLAY_VNI);
+    snprintf(port, sizeof(port), "%d", OVERLAY_PORT);
+    snprintf(mtu, sizeof(mtu), "%d", OVERLAY_MTU);
+    if (st != ST_OK && st != ST_NOTFOUND)
+        return err_set(e, st, "%s", e2.msg);
+    if (link) {
+        const json_t *info = json_object_get(json_object_get(link, "linkinfo"), "info_data");
+        const char *kind = json_string_value(
+            json_object_get(json_object_get(link, "linkinfo"), "info_kind"));
+        const char *l = json_string_value(json_object_get(info, "local"));
+        const char *lk = json_string_value(json_object_get(info, "link"));
+        if (!kind || strcmp(kind, "vxlan") != 0 ||
+            json_integer_value(json_object_get(info, "id")) != OVERLAY_VNI ||
+            json_integer_value(json_object_get(info, "port")) != OVERLAY_PORT || !l ||
+            strcmp(l, local) != 0 || !lk || strcmp(lk, dev) != 0) {
+            const char *del[] = {"ip", "link", "del", OVERLAY_VXLAN, NULL};
+            log_warn("dev=%s local=%s link=%s msg=\"not the VXLAN device wanted (local %s dev "
+                     "%s vni %d): re-making it\"",
+                     OVERLAY_VXLAN, l ? l : "?", lk ? lk : "?", local, dev, OVERLAY_VNI);
+            json_decref(link);
+            link = NULL;
+            if (run_tool(del, NULL, "ip link del " OVERLAY_VXLAN, e) != ST_OK)
+                return e ? e->st : ST_IO;
+        }
+    }
+    if (!link) {
+        const char *add[] = {"ip",    "link", "add", OVERLAY_VXLAN, "type",   "vxlan",
+                             "id",    vni,    "local", local,       "dev",    dev,
+                             "dstport", port, "learning", NULL};
+        if (run_tool(add, NULL, "ip link add " OVERLAY_VXLAN, e) != ST_OK)
+            return e ? e->st : ST_IO;
+        log_info("dev=%s vni=%d local=%s underlay=%s msg=\"VXLAN device created\"", OVERLAY_VXLAN,
+                 OVERLAY_VNI, local, dev);
+    }
+    if (!link || json_integer_value(json_object_get(link, "mtu")) != OVERLAY_MTU ||
+        !jstr(link, "master") || strcmp(jstr(link, "master"), OVERLAY_BRIDGE) != 0 ||
+        !link_has_flag(link, "UP")) {
+        const char *set[] = {"ip", "link", "set", OVERLAY_VXLAN, "mtu", mtu, "master",
+                             OVERLAY_BRIDGE, "up", NULL};
+        if (link)
+            log_info("dev=%s master=%s msg=\"attaching the VXLAN device to %s\"", OVERLAY_VXLAN,
+                     jstr(link, "master") ? jstr(link, "master") : "(none)", OVERLAY_BRIDGE);
+        json_decref(link);
+        if (run_tool(set, NULL, "ip link set " OVERLAY_VXLAN " master " OVERLAY_BRIDGE, e) != ST_OK)
+            return e ? e->st : ST_IO;
+    } else {
+        json_decref(link);
+    }
+    /* The bridge Docker made is down until it has a port up; make sure it is up. */
+    if (link_show(OVERLAY_BRIDGE, &link, &e2) == ST_OK) {
+        int up = link_has_flag(link, "UP");
+        json_decref(link);
+        if (!up) {
+            const char *set[] = {"ip", "link", "set", OVERLAY_BRIDGE, "up", NULL};
+            if (run_tool(set, NULL, "ip link set " OVERLAY_BRIDGE " up", e) != ST_OK)
+                return e ? e->st : ST_IO;
+        }
+    }
+    return ST_OK;
+}
+
+static enum status ensure_fdb(struct overlay *ov, const json_t *peers, struct err *e)
+{
+    const char *show[] = {"bridge", "-j", "fdb", "show", "dev", OVERLAY_VXLAN, NULL};
+    json_t *entries, *have = json_object(), *x;
+    char *out = NULL;
+    const char *ip;
+    size_t i;
+
+    (void)ov;
+    if (run_tool(show, &out, "bridge fdb show dev " OVERLAY_VXLAN, e) != ST_OK) {
+        json_decref(have);
+        return e ? e->st : ST_IO;
+    }
+    entries = json_loads(out, 0, NULL);
+    free(out);
+    json_array_foreach(entries, i, x)
+    {
+        const char *mac = jstr(x, "mac"), *dst = jstr(x, "dst");
+        if (mac && dst && !strcmp(mac, "00:00:00:00:00:00"))
+            json_object_set_new(have, dst, json_true());
+    }
+    json_decref(entries);
+    json_array_foreach(peers, i, x)
+    {
+        const char *add[] = {"bridge", "fdb", "append", "00:00:00:00:00:00", "dev",
+                             OVERLAY_VXLAN, "dst", json_string_value(x), NULL};
+        if (json_object_get(have, json_string_value(x))) {
+            json_object_del(have, json_string_value(x));
+            continue;
+        }
+        if (run_tool(add, NULL, "bridge fdb append", e) != ST_OK) {
+            json_decref(have);
+            return e ? e->st : ST_IO;
+        }
+        log_info("dev=%s dst=%s msg=\"peer forwarding entry added\"", OVERLAY_VXLAN,
+                 json_string_value(x));
+    }
+    json_object_foreach(have, ip, x)
+    {
+        const char *del[] = {"bridge", "fdb", "del", "00:00:00:00:00:00", "dev",
+                             OVERLAY_VXLAN, "dst", ip, NULL};
+        if (run_tool(del, NULL, "bridge fdb del", e) != ST_OK) {
+            json_decref(have);
+            return e ? e->st : ST_IO;
+        }
+        log_info("dev=%s dst=%s msg=\"departed peer's forwarding entry deleted\"", OVERLAY_VXLAN,
+                 ip);
+    }
+    json_decref(have);
+    return ST_OK;
+}
+
+enum status overlay_sync(struct overlay *ov, struct etcd *etcd, struct docker *d, struct err *e)
+{
+    json_t *nodes = NULL, *online = NULL, *peers = NULL;
+    const json_t *me;
+    const char *local;
+    char gateway[32], dev[IF_NAMESIZE + 1];
+    json_int_t number;
+    enum status st;
+
+    if (list_prefix(etcd, ov->nodes_prefix, &nodes, e) != ST_OK ||
+        list_prefix(etcd, ov->status_prefix, &online, e) != ST_OK) {
+        st = e ? e->st : ST_IO;
+        goto out;
+    }
+    me = json_object_get(nodes, ov->node);
+    number = json_integer_value(json_object_get(me, "node_number"));
+    if (!me || number < 1 || number > 254) {
+        st = err_set(e, ST_RETRY, "node '%s' has no node_number in %s%s yet", ov->node,
+                     ov->nodes_prefix, ov->node);
+        goto out;
+    }
+    local = ov->private_ip ? ov->private_ip : jstr(me, "private_ip");
+    if (!valid_ipv4(local)) {
+        st = err_set(e, ST_INVALID, "node '%s' has no private IPv4 address for the overlay",
+                     ov->node);
+        goto out;
+    }
+    if (device_of(local, dev, sizeof(dev)) != 0) {
+        st = err_set(e, ST_INVALID, "no interface holds the private address %s", local);
+        goto out;
+    }
+    snprintf(gateway, sizeof(gateway), OVERLAY_NODE_PREFIX "%lld", (long long)number);
+    if ((st = ensure_network(ov, d, gateway, e)) != ST_OK ||
+        (st = ensure_vxlan(ov, local, dev, e)) != ST_OK)
+        goto out;
+    peers = overlay_peers(ov->node, nodes, online);
+    if ((st = ensure_fdb(ov, peers, e)) != ST_OK)
+        goto out;
+    {
+        char *text = json_dumps(peers, JSON_COMPACT);
+        if (!ov->peers_logged || strcmp(ov->peers_logged, text) != 0) {
+            log_info("address=%s peers=%s msg=\"overlay in place\"", gateway, text);
+            free(ov->peers_logged);
+            ov->peers_logged = text;
+        } else {
+            free(text);
+        }
+    }
+out:
+    json_decref(nodes);
+    json_decref(online);
+    json_decref(peers);
+    return st;
+}
+
+/* --- create / destroy ------------------------------------------------------------------ */
+
+struct overlay *overlay_create(const struct overlay_opts *o, struct err *e)
+{
+    struct overlay *ov;
+
+    if (!o->grid || !*o->grid || strchr(o->grid, '/') || !o->node || !*o->node ||
+        strchr(o->node, '/')) {
+        err_set(e, ST_INVALID, "the overlay needs a grid and a node name without '/'");
+        return NULL;
+    }
+    if (o->private_ip && !valid_ipv4(o->private_ip)) {
+        err_set(e, ST_INVALID, "bad private address '%s' for the overlay: want IPv4",
+                o->private_ip);
+        return NULL;
+    }
+    ov = xcalloc(1, sizeof(*ov));
+    ov->grid = xstrdup(o->grid);
+    ov->node = xstrdup(o->node);
+    ov->private_ip = o->private_ip ? xstrdup(o->private_ip) : NULL;
+    ov->nodes_prefix = xasprintf("/kontena/nodes/%s/", o->grid);
+    ov->status_prefix = xasprintf("/kontena/node_status/%s/", o->grid);
+    return ov;
+}
+
+void overlay_destroy(struct overlay *ov)
+{
+    if (!ov)
+        return;
+    free(ov->grid);
+    free(ov->node);
+    free(ov->private_ip);
+    free(ov->nodes_prefix);
+    free(ov->status_prefix);
+    free(ov->peers_logged);
+    free(ov);
+}
+
+const char *overlay_container_ip(const json_t *c)
+{
+    const json_t *n = json_object_get(
+        json_object_get(json_object_get(c, "NetworkSettings"), "Networks"), OVERLAY_NETWORK);
+    return jstr(n, "IPAddress");
+}
+
+/* --- gratuitous ARP -------------------------------------------------------------------- */
+
+struct announce {
+    pid_t pid;
+    const char *ifname;
+    struct in_addr ip;
+    struct err e;
+};
+
+/* On its own thread: setns() changes only the calling thread's namespace, and the thread
+ * ends right after, so no other thread ever runs in the container's netns. */
+static void *announce_main(void *arg)
+{
+    struct announce *a = arg;
+    char path[64];
+    int nsfd, s;
+    struct ifreq ifr;
+    struct sockaddr_ll to;
+    unsigned char frame[42];
+    struct ether_header *eh = (struct ether_header *)(void *)frame;
+    struct ether_arp *arp = (struct ether_arp *)(void *)(frame + sizeof(*eh));
+
+    snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)a->pid);
+    nsfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0) {
+        err_set(&a->e, ST_IO, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (setns(nsfd, CLONE_NEWNET) != 0) {
+        err_set(&a->e, ST_IO, "cannot enter %s: %s", path, strerror(errno));
+        close(nsfd);
+        return NULL;
+    }
+    close(nsfd);
+    s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ARP));
+    if (s < 0) {
+        err_set(&a->e, ST_IO, "cannot open a packet socket: %s", strerror(errno));
+        return NULL;
+    }
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", a->ifname);
+    if (ioctl(s, SIOCGIFINDEX, &ifr) != 0) {
+        err_set(&a->e, ST_IO, "no interface %s in the container: %s", a->ifname, strerror(errno));
+        close(s);
+        return NULL;
+    }
+    memset(&to, 0, sizeof(to));
+    to.sll_family = AF_PACKET;
+    to.sll_ifindex = ifr.ifr_ifindex;
+    to.sll_protocol = htons(ETH_P_ARP);
+    to.sll_halen = ETH_ALEN;
+    memset(to.sll_addr, 0xff, ETH_ALEN);
+    if (ioctl(s, SIOCGIFHWADDR, &ifr) != 0) {
+        err_set(&a->e, ST_IO, "cannot read the MAC of %s: %s", a->ifname, strerror(errno));
+        close(s);
+        return NULL;
+    }
+    memset(frame, 0, sizeof(frame));
+    memset(eh->ether_dhost, 0xff, ETH_ALEN);
+    memcpy(eh->ether_shost, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+    eh->ether_type = htons(ETHERTYPE_ARP);
+    arp->ea_hdr.ar_hrd = htons(ARPHRD_ETHER);
+    arp->ea_hdr.ar_pro = htons(ETHERTYPE_IP);
+    arp->ea_hdr.ar_hln = ETH_ALEN;
+    arp->ea_hdr.ar_pln = 4;
+    arp->ea_hdr.ar_op = htons(ARPOP_REQUEST); /* a gratuitous request: sender = target */
+    memcpy(arp->arp_sha, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+    memcpy(arp->arp_spa, &a->ip, 4);
+    memcpy(arp->arp_tpa, &a->ip, 4);
+    if (sendto(s, frame, sizeof(frame), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+        err_set(&a->e, ST_IO, "cannot send the ARP on %s: %s", a->ifname, strerror(errno));
+    close(s);
+    return NULL;
+}
+
+enum status overlay_announce(pid_t pid, const char *ifname, const char *ipv4, struct err *e)
+{
+    struct announce a;
+    pthread_t t;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    a.pid = pid;
+    a.ifname = ifname ? ifname : "eth0";
+    if (pid <= 0)
+        return err_set(e, ST_INVALID, "no process to announce %s from", ipv4 ? ipv4 : "?");
+    if (!ipv4 || inet_pton(AF_INET, ipv4, &a.ip) != 1)
+        return err_set(e, ST_INVALID, "bad address '%s' to announce", ipv4 ? ipv4 : "");
+    if (strlen(a.ifname) >= IF_NAMESIZE)
+        return err_set(e, ST_INVALID, "bad interface name '%s'", a.ifname);
+    rc = pthread_create(&t, NULL, announce_main, &a);
+    if (rc != 0)
+        return err_set(e, ST_IO, "cannot start the ARP thread: %s", strerror(rc));
+    pthread_join(t, NULL);
+    if (a.e.st != ST_OK)
+        return err_set(e, a.e.st, "%s", a.e.msg);
+    return ST_OK;
+}

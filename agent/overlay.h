@@ -1,0 +1,68 @@
+/* agent/overlay.h -- the node's side of the grid's overlay network (only with --overlay).
+ *
+ * Per host, kept by overlay_sync() (idempotent; the reconciler's worker runs it at start,
+ * on every resync and whenever a node or node_status key of the grid changes):
+ *   - Docker bridge network `kontena` on Linux bridge `kontena0`: subnet 10.81.0.0/16,
+ *     gateway 10.81.0.<node_number> (the node's own overlay address), MTU 1450;
+ *   - `vxlan0`: VNI 42, dstport 4789, local = the node's private ip, dev = the interface
+ *     holding it, MTU 1450, enslaved to kontena0 and up (re-attached after Docker re-made
+ *     the bridge: `docker network rm` deletes kontena0 and leaves vxlan0 unattached);
+ *   - one all-zero FDB entry on vxlan0 per online peer node of the grid (head-end
+ *     replication), at the peer's private ip when both nodes carry the same `region=` label
+ *     (default "default"), else at its public ip; entries of departed peers are deleted.
+ * Links are changed with iproute2 (`ip`, `bridge`) run as child processes whose stderr is
+ * captured into the error; see docs/internals/overlay.md.
+ *
+ * Threads: one struct overlay is used by one thread at a time (the reconciler's worker);
+ * overlay_announce() may be called from any thread.
+ */
+#ifndef AGENT_OVERLAY_H
+#define AGENT_OVERLAY_H
+
+#include <jansson.h>
+#include <sys/types.h>
+
+#include "agent/docker.h"
+#include "common/err.h"
+#include "etcdclient/etcd.h"
+
+#define OVERLAY_NETWORK "kontena"
+#define OVERLAY_BRIDGE "kontena0"
+#define OVERLAY_VXLAN "vxlan0"
+#define OVERLAY_VNI 42
+#define OVERLAY_PORT 4789
+#define OVERLAY_MTU 1450
+#define OVERLAY_SUBNET "10.81.0.0/16"
+#define OVERLAY_NODE_PREFIX "10.81.0." /* + node_number: the node's overlay address */
+
+struct overlay;
+
+struct overlay_opts {
+    const char *grid;       /* required */
+    const char *node;       /* required: the node's name (its /kontena/nodes key) */
+    const char *private_ip; /* the underlay address; NULL = the node key's private_ip */
+};
+
+struct overlay *overlay_create(const struct overlay_opts *o, struct err *e);
+void overlay_destroy(struct overlay *ov); /* NULL is fine; the links are left as they are */
+
+/* One reconcile pass (see above). etcd and d are borrowed. ST_RETRY while the node's key
+ * (its node_number) is not in etcd yet; other failures say which step failed and why. */
+enum status overlay_sync(struct overlay *ov, struct etcd *etcd, struct docker *d,
+                         struct err *e) WARN_UNUSED_RESULT;
+
+/* The peers' underlay addresses for node `self`: nodes maps node name -> node key value,
+ * online maps node name -> anything (its node_status key exists). Returns a new sorted
+ * array of unique address strings; nodes that are offline, self, or have no usable address
+ * are left out. */
+json_t *overlay_peers(const char *self, const json_t *nodes, const json_t *online);
+
+/* The address of `c` (a container inspect) on the kontena network, or NULL (borrowed). */
+const char *overlay_container_ip(const json_t *c);
+
+/* Send one gratuitous ARP for ipv4 out of ifname ("eth0") inside the network namespace of
+ * process pid (a container's State.Pid), so peers re-learn where the address now lives. */
+enum status overlay_announce(pid_t pid, const char *ifname, const char *ipv4,
+                             struct err *e) WARN_UNUSED_RESULT;
+
+#endif
