@@ -67,6 +67,10 @@ static void usage(FILE *f)
         "    --docker-name-prefix P put P before every Docker container name, for several\n"
         "                           agents sharing one dockerd, e.g. 'node-1.'\n"
         "                           [KONTENA_DOCKER_NAME_PREFIX]\n"
+        "    --overlay              keep the grid's overlay network on this host (bridge\n"
+        "                           kontena0, vxlan0, Docker network kontena) and run\n"
+        "                           containers on it with their overlay address (env\n"
+        "                           KONTENA_OVERLAY=1; needs --etcd-endpoints)\n"
         "    --ping-interval MS     ping the master this often (default 30000)\n"
         "    --ping-timeout MS      reconnect when a pong is this late (default 5000)\n"
         "    --backoff-max MS       longest wait between reconnects (default 90000)\n"
@@ -98,6 +102,7 @@ enum {
     OPT_GRID,
     OPT_RESYNC,
     OPT_NAME_PREFIX,
+    OPT_OVERLAY,
 };
 
 static const struct option long_opts[] = {
@@ -121,6 +126,7 @@ static const struct option long_opts[] = {
     {"grid", required_argument, NULL, OPT_GRID},
     {"resync-interval", required_argument, NULL, OPT_RESYNC},
     {"docker-name-prefix", required_argument, NULL, OPT_NAME_PREFIX},
+    {"overlay", no_argument, NULL, OPT_OVERLAY},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -347,6 +353,7 @@ int main(int argc, char **argv)
     const char *name_prefix = env_or("KONTENA_DOCKER_NAME_PREFIX", "");
     struct recon_starter rs;
     int opt, sig, no_docker = 0, rc = 1, resync_ms = 30000;
+    int overlay = !strcmp(env_or("KONTENA_OVERLAY", "0"), "1");
     long v;
 
     memset(&c, 0, sizeof(c));
@@ -429,6 +436,9 @@ int main(int argc, char **argv)
         case OPT_NAME_PREFIX:
             name_prefix = optarg;
             break;
+        case OPT_OVERLAY:
+            overlay = 1;
+            break;
         case OPT_RESYNC:
             if ((v = cmdline_long(optarg, 100, 86400000)) == -1)
                 return die_usage("bad --resync-interval '%s': ms from 100 to 86400000", optarg);
@@ -454,6 +464,8 @@ int main(int argc, char **argv)
         return die_usage("the grid token is required: --token or KONTENA_TOKEN");
     if (etcd_endpoints && no_docker)
         return die_usage("--etcd-endpoints needs Docker: drop --no-docker");
+    if (overlay && !etcd_endpoints)
+        return die_usage("--overlay needs --etcd-endpoints (the peers come from etcd)");
     if (uri && parse_uri(uri, &c) != 0) {
         rc = die_usage("bad master URI '%s': use wss://HOST[:PORT][/PATH]", uri);
         goto out;
@@ -559,6 +571,8 @@ int main(int argc, char **argv)
         rs.opts.node = c.node_name;
         rs.opts.resync_interval_ms = resync_ms;
         rs.opts.docker_name_prefix = name_prefix;
+        rs.opts.overlay = overlay;
+        rs.opts.private_ip = private_ip;
         if (grid) {
             start_reconciler(&rs, grid);
             if (!rs.r)

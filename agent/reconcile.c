@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "agent/docker.h"
+#include "agent/overlay.h"
 #include "agent/probe.h"
 #include "agent/reconcile.h"
 #include "common/log.h"
@@ -69,8 +70,11 @@ struct reconciler {
     json_t *local;  /* name -> {gen, restarts, next_ms, stopped_by_us} */
     int docker_ok;  /* last listing succeeded (log transitions only) */
     struct prober *probes;
+    struct overlay *ov; /* --overlay only, else NULL; used by the worker */
+    int overlay_ok;     /* last overlay_sync succeeded (log transitions only) */
+    struct etcd_watch *pw; /* --overlay: the watch on the grid's node keys, for stop */
 
-    pthread_t t_watch, t_events, t_worker;
+    pthread_t t_watch, t_events, t_worker, t_peers;
     int started;
 };
 
@@ -339,9 +343,16 @@ static json_t *build_config(struct reconciler *r, const char *name, const json_t
     json_object_set_new(host, "ReadonlyRootfs",
                         json_boolean(json_is_true(json_object_get(spec, "read_only"))));
     json_object_set_new(host, "NetworkMode", json_string(jstr(spec, "net", "bridge")));
+    json_object_set_new(cfg, "HostConfig", host);
+    if (r->ov && !strcmp(jstr(spec, "net", "bridge"), "bridge") &&
+        jstr(inst, "overlay_cidr", NULL)) { /* --overlay: network kontena, its IPAM address */
+        char *ip = xstrdup(jstr(inst, "overlay_cidr", ""));
+        ip[strcspn(ip, "/")] = '\0';
+        docker_config_set_network(cfg, OVERLAY_NETWORK, ip);
+        free(ip);
+    }
     /* The agent restarts crashed containers itself (spec.restart), as the original did. */
     json_object_set_new(host, "RestartPolicy", json_pack("{s:s}", "Name", "no"));
-    json_object_set_new(cfg, "HostConfig", host);
     return cfg;
 }
 
@@ -385,6 +396,8 @@ static json_t *observed(const json_t *c, const char *state_override, const char 
         const char *ip = jstr(ns, "IPAddress", ""), *k;
         nets = json_object_get(ns, "Networks");
         json_object_foreach((json_t *)nets, k, n) if (!*ip) ip = jstr(n, "IPAddress", "");
+        if (overlay_container_ip(c)) /* with --overlay: probes go to the overlay address */
+            ip = overlay_container_ip(c);
         if (!strcmp(jstr(json_object_get(c, "HostConfig"), "NetworkMode", ""), "host"))
             ip = "127.0.0.1";
         json_object_set_new(o, "_ip", json_string(ip));
@@ -518,6 +531,22 @@ static int64_t iso_ms(const char *s)
 
 /* --- one instance ---------------------------------------------------------------------- */
 
+/* --overlay: after a start, one gratuitous ARP from the container's netns, so peers that
+ * learned its address (and MAC, derived from it) at another node re-learn it at once. */
+static void announce(const char *name, const json_t *c)
+{
+    const char *ip = overlay_container_ip(c);
+    json_int_t pid = jint(json_object_get(c, "State"), "Pid", 0);
+    struct err e = ERR_INIT;
+
+    if (!ip || pid <= 0 || !json_is_true(json_object_get(json_object_get(c, "State"), "Running")))
+        return;
+    if (overlay_announce((pid_t)pid, "eth0", ip, &e) != ST_OK)
+        log_warn("container=%s ip=%s msg=\"cannot send the gratuitous ARP: %s\"", name, ip, e.msg);
+    else
+        log_debug("container=%s ip=%s msg=\"gratuitous ARP sent\"", name, ip);
+}
+
 /* Make Docker match instance `name`; returns its observed value (new reference). summary:
  * the container list entry of that name carrying our labels, or NULL. *wake_ms is lowered
  * when a crash restart is due later. */
@@ -533,7 +562,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
     char revs[32], msg[ERR_MSG_LEN + 128];
     const char *override = NULL;
     struct err e = ERR_INIT;
-    int running_wanted, created = 0;
+    int running_wanted, created = 0, restarted = 0;
     int64_t now = time_mono_ms();
 
     if (!valid_name(name))
@@ -560,6 +589,9 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         const char *crev = jstr(labels, "io.kontena.revision", "");
         const char *cimg = jstr(json_object_get(c, "Config"), "Image", "");
         const char *ccidr = jstr(labels, OVERLAY_LABEL, "");
+        if (r->ov && want_cidr && *want_cidr && !strcmp(jstr(spec, "net", "bridge"), "bridge") &&
+            strcmp(jstr(json_object_get(c, "HostConfig"), "NetworkMode", ""), OVERLAY_NETWORK))
+            ccidr = ""; /* --overlay, but made without it: not on the overlay yet */
         if (want_cidr && strcmp(ccidr, want_cidr) != 0) {
             /* The address moved (another container is older on it, or this one had none
              * yet): the container goes; a new one is made once there is an address. */
@@ -747,6 +779,7 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
             json_decref(c);
             return o;
         }
+        restarted = changed && running_wanted;
         if (changed) {
             json_t *c2 = NULL;
             if (docker_container_inspect(DW(r), id, &c2, NULL) == ST_OK) {
@@ -755,6 +788,8 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
             }
         }
     }
+    if (r->ov && (created || restarted))
+        announce(name, c);
     o = observed(c, override, NULL, gen);
     json_decref(c);
     return o;
@@ -919,6 +954,17 @@ static int64_t sync_all(struct reconciler *r, const json_t *desired)
     r->docker_ok = 1;
     if (!r->obs_loaded)
         load_observed(r);
+    if (r->ov) {
+        if (overlay_sync(r->ov, r->etcd, r->dw, &e) != ST_OK) {
+            if (r->overlay_ok)
+                log_warn("msg=\"overlay: %s; retrying\"", e.msg);
+            r->overlay_ok = 0;
+            if (wake > RETRY_MS)
+                wake = RETRY_MS;
+        } else {
+            r->overlay_ok = 1;
+        }
+    }
 
     /* Instances are known by their io.kontena.container.name label; the Docker name
      * (prefix + name) only matters when several agents share one dockerd. */
@@ -1135,6 +1181,63 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
+/* --- the grid's nodes (--overlay) ------------------------------------------------------ */
+
+/* A node or node_status key of this grid changed: the peer list may have, so a pass (which
+ * runs overlay_sync first) is due. One watch over /kontena/node covers both prefixes. */
+static int on_peer_watch(void *arg, const struct etcd_watch_msg *m)
+{
+    struct reconciler *r = arg;
+    char *a = xasprintf("/kontena/nodes/%s/", r->grid), *b = xasprintf("/kontena/node_status/%s/", r->grid);
+    int hit = 0;
+
+    for (size_t i = 0; m->kind == ETCD_WATCH_EVENTS && i < m->n_events; i++) {
+        const char *k = m->events[i].kv.key;
+        if (k && (!strncmp(k, a, strlen(a)) || !strncmp(k, b, strlen(b))))
+            hit = 1;
+    }
+    if (m->kind == ETCD_WATCH_CONNECTED)
+        hit = 1; /* changes may have been missed while away */
+    free(a);
+    free(b);
+    if (hit)
+        wake_worker(r);
+    return is_stopping(r);
+}
+
+static void *peers_main(void *arg)
+{
+    struct reconciler *r = arg;
+
+    while (!is_stopping(r)) {
+        struct etcd_watch_opts wo;
+        struct etcd_watch *w;
+        struct err e = ERR_INIT;
+        enum status st;
+
+        memset(&wo, 0, sizeof(wo));
+        wo.key = "/kontena/node";
+        wo.range_end = ETCD_PREFIX;
+        w = etcd_watch_create(r->etcd, &wo, on_peer_watch, r);
+        pthread_mutex_lock(&r->mu);
+        r->pw = w;
+        if (r->stopping)
+            etcd_watch_stop(w);
+        pthread_mutex_unlock(&r->mu);
+        st = etcd_watch_run(w, &e);
+        pthread_mutex_lock(&r->mu);
+        r->pw = NULL;
+        pthread_mutex_unlock(&r->mu);
+        etcd_watch_destroy(w);
+        if (st != ST_OK && st != ST_COMPACTED)
+            log_warn("msg=\"watch on the grid's nodes ended: %s; again\"", e.msg);
+        wake_worker(r);
+        if (nap(r, 1000))
+            break;
+    }
+    return NULL;
+}
+
 /* --- Docker events --------------------------------------------------------------------- */
 
 static void on_events_connected(void *arg)
@@ -1211,6 +1314,15 @@ struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e
     r->obs = json_object();
     r->local = json_object();
     r->docker_ok = 1;
+    r->overlay_ok = 1;
+    if (o->overlay) {
+        struct overlay_opts oo = {.grid = o->grid, .node = o->node, .private_ip = o->private_ip};
+        r->ov = overlay_create(&oo, e);
+        if (!r->ov) {
+            reconcile_stop(r);
+            return NULL;
+        }
+    }
 
     memset(&eo, 0, sizeof(eo));
     eo.endpoints = o->etcd_endpoints;
@@ -1238,7 +1350,8 @@ struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e
     r->started = 1;
     if (pthread_create(&r->t_watch, NULL, watch_main, r) != 0 ||
         pthread_create(&r->t_events, NULL, events_main, r) != 0 ||
-        pthread_create(&r->t_worker, NULL, worker_main, r) != 0)
+        pthread_create(&r->t_worker, NULL, worker_main, r) != 0 ||
+        (r->ov && pthread_create(&r->t_peers, NULL, peers_main, r) != 0))
         BUG_ON(1); /* only fails on resource exhaustion */
     log_info("grid=%s node=%s msg=\"reconciling %s\"", r->grid, r->node, r->inst_prefix);
     return r;
@@ -1253,6 +1366,8 @@ void reconcile_stop(struct reconciler *r)
         r->stopping = 1;
         if (r->ew)
             etcd_watch_stop(r->ew);
+        if (r->pw)
+            etcd_watch_stop(r->pw);
         pthread_cond_broadcast(&r->wake);
         pthread_cond_broadcast(&r->nap);
         pthread_mutex_unlock(&r->mu);
@@ -1264,6 +1379,8 @@ void reconcile_stop(struct reconciler *r)
         pthread_join(r->t_watch, NULL);
         pthread_join(r->t_events, NULL);
         pthread_join(r->t_worker, NULL);
+        if (r->ov)
+            pthread_join(r->t_peers, NULL);
         probe_destroy(r->probes); /* its threads may wake the worker: after the worker */
         r->probes = NULL;
         pthread_cond_destroy(&r->wake);
@@ -1276,6 +1393,7 @@ void reconcile_stop(struct reconciler *r)
     for (size_t i = 0; i < SYNC_PARALLEL - 1; i++)
         docker_destroy(r->dpool[i]);
     etcd_destroy(r->etcd);
+    overlay_destroy(r->ov);
     json_decref(r->desired);
     json_decref(r->obs);
     json_decref(r->local);

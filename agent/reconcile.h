@@ -35,6 +35,9 @@ struct reconcile_opts {
     int resync_interval_ms;     /* 0 = 30000 */
     const char *docker_name_prefix; /* put before every Docker container name, so several
                                      * agents can share one dockerd; NULL = "" */
+    int overlay;            /* --overlay: keep the overlay (agent/overlay.h) and put containers
+                             * on network "kontena" with their overlay_cidr address */
+    const char *private_ip; /* the overlay's underlay address; NULL = the node key's */
 };
 
 /* Start the threads. Returns NULL with e set on bad options (nothing is contacted yet:
