@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/dns.h"
 #include "agent/docker.h"
 #include "agent/overlay.h"
 #include "agent/probe.h"
@@ -44,6 +45,7 @@ struct reconciler {
     char *label_grid;  /* io.kontena.grid=<grid> */
     char *label_node;  /* io.kontena.node=<node> */
     char *name_prefix; /* of Docker container names (--docker-name-prefix), "" by default */
+    struct dns *dns;   /* borrowed, --overlay only: containers get its Dns/DnsSearch */
     int resync_ms;
 
     struct etcd *etcd;
@@ -281,6 +283,16 @@ static json_t *build_config(struct reconciler *r, const char *name, const json_t
         json_object_set(cfg, "StopSignal", json_object_get(spec, "stop_signal"));
     json_object_set_new(cfg, "StopTimeout",
                         json_integer(jint(spec, "stop_grace_period", DEFAULT_GRACE_S)));
+    if (r->dns && !strcmp(jstr(spec, "net", "bridge"), "bridge") &&
+        jstr(inst, "overlay_cidr", NULL)) { /* --overlay: the node's dnsmasq (agent/dns.h) */
+        char dns_ip[16], *search = dns_search_domain(r->grid, jstr(inst, "stack", NULL));
+        if (dns_server_address(r->dns, dns_ip) == 0)
+            json_object_set_new(host, "Dns", json_pack("[s]", dns_ip));
+        else
+            log_warn("container=%s msg=\"the node's DNS address is not known yet\"", name);
+        json_object_set_new(host, "DnsSearch", json_pack("[s]", search));
+        free(search);
+    }
 
     v = json_object_get(spec, "ports");
     if (json_array_size(v)) {
@@ -1310,6 +1322,7 @@ struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e
     r->label_node = xasprintf("io.kontena.node=%s", o->node);
     r->name_prefix = xstrdup(o->docker_name_prefix ? o->docker_name_prefix : "");
     r->resync_ms = o->resync_interval_ms > 0 ? o->resync_interval_ms : DEFAULT_RESYNC_MS;
+    r->dns = o->dns;
     r->desired = json_object();
     r->obs = json_object();
     r->local = json_object();

@@ -26,12 +26,15 @@
 #define RECONCILE_OBSERVED_PREFIX "/kontena/observed/"
 
 struct reconciler;
+struct dns;
 
 struct reconcile_opts {
     const char *etcd_endpoints; /* comma-separated, required */
     const char *docker_socket;  /* NULL = /var/run/docker.sock */
     const char *grid;           /* required; copied */
     const char *node;           /* required; copied */
+    struct dns *dns;            /* --overlay: containers on the overlay get this DNS
+                                 * server and search domain (agent/dns.h); NULL = none */
     int resync_interval_ms;     /* 0 = 30000 */
     const char *docker_name_prefix; /* put before every Docker container name, so several
                                      * agents can share one dockerd; NULL = "" */
