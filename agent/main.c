@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/dns.h"
 #include "agent/docker.h"
 #include "agent/reconcile.h"
 #include "agent/rpc.h"
@@ -69,7 +70,8 @@ static void usage(FILE *f)
         "                           [KONTENA_DOCKER_NAME_PREFIX]\n"
         "    --overlay              keep the grid's overlay network on this host (bridge\n"
         "                           kontena0, vxlan0, Docker network kontena) and run\n"
-        "                           containers on it with their overlay address (env\n"
+        "                           containers on it with their overlay address; serve the\n"
+        "                           grid's names with dnsmasq on 10.81.0.<node_number> (env\n"
         "                           KONTENA_OVERLAY=1; needs --etcd-endpoints)\n"
         "    --ping-interval MS     ping the master this often (default 30000)\n"
         "    --ping-timeout MS      reconnect when a pong is this late (default 5000)\n"
@@ -172,6 +174,7 @@ struct recon_starter {
     pthread_mutex_t mu;
     struct reconcile_opts opts;
     struct reconciler *r;
+    struct dns *dns; /* --overlay: the node's DNS server, started with the reconciler */
     int failed;
 };
 
@@ -182,6 +185,14 @@ static void start_reconciler(struct recon_starter *s, const char *grid)
     pthread_mutex_lock(&s->mu);
     if (!s->r && !s->failed) {
         s->opts.grid = grid;
+        if (s->opts.overlay && !s->dns) {
+            struct dns_opts d = {.etcd_endpoints = s->opts.etcd_endpoints, .grid = grid,
+                                 .node = s->opts.node};
+            s->dns = dns_start(&d, &e);
+            if (!s->dns)
+                log_error("msg=\"cannot serve the grid's names: %s\"", e.msg);
+            s->opts.dns = s->dns;
+        }
         s->r = reconcile_start(&s->opts, &e);
         if (!s->r) {
             s->failed = 1;
@@ -609,9 +620,12 @@ int main(int argc, char **argv)
     /* after the WebSocket thread: it may start the reconciler */
     reconcile_stop(rs.r);
     rs.r = NULL;
+    dns_stop(rs.dns);
+    rs.dns = NULL;
 out:
     agent_rpc_free(rpc);
     reconcile_stop(rs.r);
+    dns_stop(rs.dns);
     pthread_mutex_destroy(&rs.mu);
     docker_node_info_release(&dni);
     json_decref(c.node_info);
