@@ -179,9 +179,8 @@ static int link_has_flag(const json_t *link, const char *flag)
 {
     size_t i;
     json_t *f;
-    json_array_foreach(json_object_get(link, "flags"), i, f) if (json_is_string(f) &&
-                                                                 !strcmp(json_string_value(f),
-                                                                         flag)) return 1;
+    json_array_foreach(json_object_get(link, "flags"), i,
+                       f) if (json_is_string(f) && !strcmp(json_string_value(f), flag)) return 1;
     return 0;
 }
 
@@ -305,7 +304,8 @@ static enum status ensure_network(struct overlay *ov, struct docker *d, const ch
 
     st = docker_network_inspect(d, OVERLAY_NETWORK, &net, &e2);
     if (st == ST_OK) {
-        const json_t *c0 = json_array_get(json_object_get(json_object_get(net, "IPAM"), "Config"), 0);
+        const json_t *c0 =
+            json_array_get(json_object_get(json_object_get(net, "IPAM"), "Config"), 0);
         const char *gw = json_string_value(json_object_get(c0, "Gateway"));
         if (!gw || strcmp(gw, gateway) != 0)
             log_warn("network=%s gateway=%s want=%s msg=\"the Docker network has another "
@@ -316,12 +316,12 @@ static enum status ensure_network(struct overlay *ov, struct docker *d, const ch
     }
     if (st != ST_NOTFOUND)
         return err_set(e, st, "cannot inspect Docker network '%s': %s", OVERLAY_NETWORK, e2.msg);
-    cfg = json_pack("{s:s, s:s, s:b, s:{s:s, s:s}, s:{s:s, s:[{s:s, s:s}]}, s:{s:s}}", "Name",
-                    OVERLAY_NETWORK, "Driver", "bridge", "CheckDuplicate", 1, "Options",
-                    "com.docker.network.bridge.name", OVERLAY_BRIDGE,
-                    "com.docker.network.driver.mtu", "1450", "IPAM", "Driver", "default",
-                    "Config", "Subnet", OVERLAY_SUBNET, "Gateway", gateway, "Labels",
-                    "io.kontena.grid", ov->grid);
+    cfg =
+        json_pack("{s:s, s:s, s:b, s:{s:s, s:s}, s:{s:s, s:[{s:s, s:s}]}, s:{s:s}}", "Name",
+                  OVERLAY_NETWORK, "Driver", "bridge", "CheckDuplicate", 1, "Options",
+                  "com.docker.network.bridge.name", OVERLAY_BRIDGE, "com.docker.network.driver.mtu",
+                  "1450", "IPAM", "Driver", "default", "Config", "Subnet", OVERLAY_SUBNET,
+                  "Gateway", gateway, "Labels", "io.kontena.grid", ov->grid);
     st = docker_network_create(d, cfg, NULL, &e2);
     json_decref(cfg);
     if (st == ST_CONFLICT)
@@ -350,8 +350,8 @@ static enum status ensure_vxlan(struct overlay *ov, const char *local, const cha
         return err_set(e, st, "%s", e2.msg);
     if (link) {
         const json_t *info = json_object_get(json_object_get(link, "linkinfo"), "info_data");
-        const char *kind = json_string_value(
-            json_object_get(json_object_get(link, "linkinfo"), "info_kind"));
+        const char *kind =
+            json_string_value(json_object_get(json_object_get(link, "linkinfo"), "info_kind"));
         const char *l = json_string_value(json_object_get(info, "local"));
         const char *lk = json_string_value(json_object_get(info, "link"));
         if (!kind || strcmp(kind, "vxlan") != 0 ||
@@ -369,9 +369,9 @@ static enum status ensure_vxlan(struct overlay *ov, const char *local, const cha
         }
     }
     if (!link) {
-        const char *add[] = {"ip",    "link", "add", OVERLAY_VXLAN, "type",   "vxlan",
-                             "id",    vni,    "local", local,       "dev",    dev,
-                             "dstport", port, "learning", NULL};
+        const char *add[] = {"ip",      "link", "add",      OVERLAY_VXLAN, "type", "vxlan",
+                             "id",      vni,    "local",    local,         "dev",  dev,
+                             "dstport", port,   "learning", NULL};
         if (run_tool(add, NULL, "ip link add " OVERLAY_VXLAN, e) != ST_OK)
             return e ? e->st : ST_IO;
         log_info("dev=%s vni=%d local=%s underlay=%s msg=\"VXLAN device created\"", OVERLAY_VXLAN,
@@ -380,8 +380,8 @@ static enum status ensure_vxlan(struct overlay *ov, const char *local, const cha
     if (!link || json_integer_value(json_object_get(link, "mtu")) != OVERLAY_MTU ||
         !jstr(link, "master") || strcmp(jstr(link, "master"), OVERLAY_BRIDGE) != 0 ||
         !link_has_flag(link, "UP")) {
-        const char *set[] = {"ip", "link", "set", OVERLAY_VXLAN, "mtu", mtu, "master",
-                             OVERLAY_BRIDGE, "up", NULL};
+        const char *set[] = {"ip", "link",   "set",          OVERLAY_VXLAN, "mtu",
+                             mtu,  "master", OVERLAY_BRIDGE, "up",          NULL};
         if (link)
             log_info("dev=%s master=%s msg=\"attaching the VXLAN device to %s\"", OVERLAY_VXLAN,
                      jstr(link, "master") ? jstr(link, "master") : "(none)", OVERLAY_BRIDGE);
@@ -428,8 +428,9 @@ static enum status ensure_fdb(struct overlay *ov, const json_t *peers, struct er
     json_decref(entries);
     json_array_foreach(peers, i, x)
     {
-        const char *add[] = {"bridge", "fdb", "append", "00:00:00:00:00:00", "dev",
-                             OVERLAY_VXLAN, "dst", json_string_value(x), NULL};
+        const char *add[] = {"bridge", "fdb",         "append", "00:00:00:00:00:00",
+                             "dev",    OVERLAY_VXLAN, "dst",    json_string_value(x),
+                             NULL};
         if (json_object_get(have, json_string_value(x))) {
             json_object_del(have, json_string_value(x));
             continue;
@@ -443,8 +444,8 @@ static enum status ensure_fdb(struct overlay *ov, const json_t *peers, struct er
     }
     json_object_foreach(have, ip, x)
     {
-        const char *del[] = {"bridge", "fdb", "del", "00:00:00:00:00:00", "dev",
-                             OVERLAY_VXLAN, "dst", ip, NULL};
+        const char *del[] = {"bridge", "fdb", "del", "00:00:00:00:00:00", "dev", OVERLAY_VXLAN,
+                             "dst",    ip,    NULL};
         if (run_tool(del, NULL, "bridge fdb del", e) != ST_OK) {
             json_decref(have);
             return e ? e->st : ST_IO;
