@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/xmalloc.h"
+#include "tests/support/etcd_proc.h"
 #include "tests/support/hosts.h"
 #include "tests/support/proc.h"
 
@@ -32,10 +33,11 @@
 #define IMAGE "kontena-test/busybox:latest"
 
 /* prefix and subnet of each test: different ones, so the tests may run at the same time */
-static const char *const prefixes[] = {"kta", "ktb", "ktc", "ktd"};
-enum { P_CONTAINERS, P_UNDERLAY, P_MASTER, P_DOWN };
+static const char *const prefixes[] = {"kta", "ktb", "ktc", "ktd", "kte", "ktf"};
+enum { P_CONTAINERS, P_UNDERLAY, P_MASTER, P_DOWN, P_RELAY, P_ETCD };
 
 static struct hosts hs;
+static struct etcd_proc etcd = ETCD_PROC_INIT; /* relay_reaches_a_test_etcd's */
 
 ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 {
@@ -58,6 +60,7 @@ static void need_root(void)
 
 static void fini(void)
 {
+    etcd_proc_cleanup(&etcd);
     if (hs.prefix[0]) {
         hosts_down(&hs);
         fprintf(stderr, "hosts %s: up %ld ms, down %ld ms\n", hs.prefix, hs.up_ms, hs.down_ms);
@@ -262,6 +265,92 @@ Test(hosts, host_reaches_master_listener_only)
     }
 }
 
+/* --- the relay makes a loopback-only server reachable from the hosts --------------------- */
+
+/* Accept one connection: greet, read one line, answer "echo:<line>", close. */
+static void *serve_echo(void *arg)
+{
+    struct listener *l = arg;
+    struct pollfd p = {l->fd, POLLIN, 0};
+    static const char hello[] = "hello-from-loopback\n";
+    char line[256];
+    size_t n = 0;
+    int c;
+
+    if (poll(&p, 1, 30000) != 1 || (c = accept(l->fd, NULL, NULL)) < 0)
+        return NULL;
+    if (write(c, hello, sizeof(hello) - 1) > 0) {
+        struct pollfd q = {c, POLLIN, 0};
+        while (n < sizeof(line) - 1 && poll(&q, 1, 10000) == 1) {
+            ssize_t r = read(c, line + n, 1);
+            if (r <= 0 || line[n] == '\n')
+                break;
+            n++;
+        }
+        line[n] = '\0';
+        char *ans = xasprintf("echo:%s\n", line);
+        if (write(c, ans, strlen(ans)) > 0)
+            l->served++;
+        free(ans);
+    }
+    close(c);
+    return NULL;
+}
+
+Test(hosts, relay_reaches_loopback_server)
+{
+    struct listener l;
+    struct hosts_relay *r;
+    char port[16], *out = NULL, *script;
+    int rc;
+
+    up(P_RELAY, 1);
+    listen_on(&l, "127.0.0.1");
+    r = hosts_relay_start(&hs, 0, l.port);
+    cr_assert(r, "hosts_relay_start: %s", hs.err);
+    cr_assert_gt(hosts_relay_port(r), 0);
+    cr_assert_eq(pthread_create(&l.thread, NULL, serve_echo, &l), 0);
+    snprintf(port, sizeof(port), "%d", hosts_relay_port(r));
+    script = xasprintf("echo from-host | busybox nc -w 3 %s %s", hs.master, port);
+    {
+        const char *argv[] = {"sh", "-c", script, NULL};
+        rc = hosts_exec_env(&hs.host[0], argv, NULL, 10, &out, NULL);
+    }
+    pthread_join(l.thread, NULL);
+    close(l.fd);
+    hosts_relay_stop(r);
+    free(script);
+    cr_assert_eq(rc, 0, "nc through the relay exited with %d (output '%s')", rc, out);
+    cr_assert_str_eq(out, "hello-from-loopback\necho:from-host\n");
+    cr_assert_eq(l.served, 1);
+    free(out);
+}
+
+Test(hosts, relay_reaches_a_test_etcd)
+{
+    struct hosts_relay *r;
+    char *url, *out = NULL, *err = NULL;
+    int rc;
+
+    up(P_ETCD, 1);
+    cr_assert_eq(etcd_proc_start(&etcd), 0, "cannot start etcd");
+    r = hosts_relay_start(&hs, 0, etcd.client_port);
+    cr_assert(r, "hosts_relay_start: %s", hs.err);
+    /* what an agent in a host does: etcd's HTTP API (v3 JSON gateway) on the master address */
+    url = xasprintf("http://%s:%d/v3/kv/range", hs.master, hosts_relay_port(r));
+    {
+        const char *argv[] = {"curl", "-s", "--max-time", "5", "-X", "POST", "-d", "{\"key\":\"AA==\"}",
+                              url, NULL};
+        rc = hosts_exec(&hs.host[0], argv, &out, &err);
+    }
+    hosts_relay_stop(r);
+    free(url);
+    cr_assert_eq(rc, 0, "curl to etcd through the relay: %d %s", rc, err);
+    cr_assert(strstr(out, "\"header\""), "etcd answered '%s'", out);
+    free(out);
+    free(err);
+}
+
 /* --- after down, nothing with the prefix remains, even what a crash would leave ---------- */
 
 static int contains_prefix(const char *text, const char *needle)
@@ -299,7 +388,7 @@ static int cgroup_dirs_left(const char *name)
 Test(hosts, down_leaves_nothing)
 {
     const char *pfx = prefixes[P_DOWN];
-    char needle[16], netns_needle[16], run[64], lib[64], pid_path[96], cg[16];
+    char needle[16], run[64], lib[64], pid_path[96], cg[16];
     const char *detached[] = {"run", "-d", "--pull", "never", IMAGE, "sleep", "300", NULL};
     const char *sleeper[] = {"sh", "-c", "busybox sleep 300 >/dev/null 2>&1 & echo $!", NULL};
     const char *netns_list[] = {"ip", "netns", "list", NULL};
@@ -333,9 +422,8 @@ Test(hosts, down_leaves_nothing)
     cr_expect_lt(hs.down_ms, 30000, "down took %ld ms", hs.down_ms);
 
     snprintf(needle, sizeof(needle), "%s-", pfx);
-    snprintf(netns_needle, sizeof(netns_needle), "%s-", pfx);
     text = run_text(netns_list);
-    cr_expect(!contains_prefix(text, netns_needle), "netns left: %s", text);
+    cr_expect(!contains_prefix(text, needle), "netns left: %s", text);
     free(text);
     text = run_text(links);
     cr_expect(!contains_prefix(text, needle), "links left: %s", text);

@@ -5,11 +5,20 @@
  */
 #include "tests/support/hosts.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/xmalloc.h"
 #include "tests/support/docker_env.h"
@@ -259,4 +268,194 @@ int hosts_docker(const struct hosts_host *h, const char *const args[], char **ou
     rc = proc_run(full, NULL, NULL, out, err);
     free(full);
     return rc;
+}
+
+/* --- relay -------------------------------------------------------------------------------- */
+
+#define RELAY_MAX_CONN 64
+#define RELAY_BUF 65536
+
+struct relay_conn {
+    int fd[2];    /* 0: the host's side, 1: the loopback server; -1 when closed */
+    int done[2];  /* direction fd[i] -> fd[1-i] has seen EOF */
+};
+
+struct hosts_relay {
+    int lfd;
+    int port;
+    int target_port;
+    int stop[2]; /* pipe: a byte written = stop */
+    pthread_t thread;
+    struct relay_conn conn[RELAY_MAX_CONN];
+};
+
+static void conn_close(struct relay_conn *c)
+{
+    if (c->fd[0] >= 0)
+        close(c->fd[0]);
+    if (c->fd[1] >= 0)
+        close(c->fd[1]);
+    c->fd[0] = c->fd[1] = -1;
+    c->done[0] = c->done[1] = 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void relay_accept(struct hosts_relay *r)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->target_port)};
+    int c = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC), s, i;
+
+    if (c < 0)
+        return;
+    for (i = 0; i < RELAY_MAX_CONN && r->conn[i].fd[0] >= 0; i++)
+        ;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* a blocking connect to loopback answers at once (accepted or refused) */
+    if (i == RELAY_MAX_CONN || s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        if (s >= 0)
+            close(s);
+        close(c);
+        return;
+    }
+    r->conn[i].fd[0] = c;
+    r->conn[i].fd[1] = s;
+    r->conn[i].done[0] = r->conn[i].done[1] = 0;
+}
+
+/* Copy what fd[dir] has to fd[1-dir]; on EOF pass the half-close on. */
+static void relay_copy(struct relay_conn *c, int dir, char *buf)
+{
+    ssize_t n = recv(c->fd[dir], buf, RELAY_BUF, 0);
+
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        c->done[dir] = 1;
+        shutdown(c->fd[1 - dir], SHUT_WR);
+        if (n < 0 || c->done[1 - dir])
+            conn_close(c);
+        return;
+    }
+    if (write_all(c->fd[1 - dir], buf, (size_t)n) != 0)
+        conn_close(c);
+}
+
+static void *relay_main(void *arg)
+{
+    struct hosts_relay *r = arg;
+    char *buf = xmalloc(RELAY_BUF);
+
+    for (;;) {
+        struct pollfd p[2 + 2 * RELAY_MAX_CONN];
+        int who[2 + 2 * RELAY_MAX_CONN];
+        int np = 2, i, k;
+
+        p[0] = (struct pollfd){r->stop[0], POLLIN, 0};
+        p[1] = (struct pollfd){r->lfd, POLLIN, 0};
+        for (i = 0; i < RELAY_MAX_CONN; i++) {
+            for (k = 0; k < 2; k++) {
+                if (r->conn[i].fd[k] < 0 || r->conn[i].done[k])
+                    continue;
+                p[np] = (struct pollfd){r->conn[i].fd[k], POLLIN, 0};
+                who[np++] = i * 2 + k;
+            }
+        }
+        if (poll(p, (nfds_t)np, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[0].revents)
+            break;
+        for (i = 2; i < np; i++) {
+            struct relay_conn *c = &r->conn[who[i] / 2];
+            /* the connection may have been closed by its other direction in this round */
+            if (p[i].revents && c->fd[who[i] % 2] == p[i].fd)
+                relay_copy(c, who[i] % 2, buf);
+        }
+        if (p[1].revents & POLLIN)
+            relay_accept(r);
+    }
+    free(buf);
+    return NULL;
+}
+
+struct hosts_relay *hosts_relay_start(struct hosts *hs, int port, int target_port)
+{
+    struct hosts_relay *r;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    socklen_t len = sizeof(sa);
+    int one = 1, i;
+
+    if (port < 0 || port > 65535 || target_port <= 0 || target_port > 65535) {
+        set_err(hs, "hosts_relay_start: bad port %d or target port %d", port, target_port);
+        return NULL;
+    }
+    if (inet_pton(AF_INET, hs->master, &sa.sin_addr) != 1) {
+        set_err(hs, "hosts_relay_start: no master address (hosts not up?)");
+        return NULL;
+    }
+    r = xcalloc(1, sizeof(*r));
+    for (i = 0; i < RELAY_MAX_CONN; i++)
+        r->conn[i].fd[0] = r->conn[i].fd[1] = -1;
+    r->target_port = target_port;
+    r->stop[0] = r->stop[1] = -1;
+    r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (r->lfd < 0 || setsockopt(r->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(r->lfd, 64) != 0 ||
+        getsockname(r->lfd, (struct sockaddr *)&sa, &len) != 0 || pipe2(r->stop, O_CLOEXEC) != 0) {
+        set_err(hs, "hosts_relay_start: listen on %s:%d: %s", hs->master, port, strerror(errno));
+        goto fail;
+    }
+    r->port = ntohs(sa.sin_port);
+    if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+        set_err(hs, "hosts_relay_start: cannot start its thread");
+        goto fail;
+    }
+    return r;
+fail:
+    if (r->lfd >= 0)
+        close(r->lfd);
+    if (r->stop[0] >= 0) {
+        close(r->stop[0]);
+        close(r->stop[1]);
+    }
+    free(r);
+    return NULL;
+}
+
+int hosts_relay_port(const struct hosts_relay *r)
+{
+    return r ? r->port : 0;
+}
+
+void hosts_relay_stop(struct hosts_relay *r)
+{
+    int i;
+
+    if (!r)
+        return;
+    if (write(r->stop[1], "x", 1) != 1)
+        fprintf(stderr, "hosts: cannot signal the relay thread: %s\n", strerror(errno));
+    pthread_join(r->thread, NULL);
+    for (i = 0; i < RELAY_MAX_CONN; i++)
+        conn_close(&r->conn[i]);
+    close(r->lfd);
+    close(r->stop[0]);
+    close(r->stop[1]);
+    free(r);
 }

@@ -77,4 +77,17 @@ int hosts_exec(const struct hosts_host *h, const char *const argv[], char **out,
  * dockerd, bounded by 60 s. Exit status; output as for hosts_exec(). */
 int hosts_docker(const struct hosts_host *h, const char *const args[], char **out, char **err);
 
+/* A TCP relay in a thread of the calling process: listens on hs->master:<port> and forwards
+ * every connection to 127.0.0.1:target_port, so a server that binds to loopback only (the
+ * etcd of tests/support/etcd_proc.h, an apiserver started by api_proc.h) becomes reachable
+ * from the hosts without changing how it is started. port 0: the kernel picks one (read it
+ * with hosts_relay_port()). Up to 64 connections at once, both directions, half-closes kept.
+ * NULL on failure (hs->err says why). */
+struct hosts_relay;
+struct hosts_relay *hosts_relay_start(struct hosts *hs, int port, int target_port);
+/* The port the relay listens on (on hs->master). */
+int hosts_relay_port(const struct hosts_relay *r);
+/* Stop the thread, close every connection, free. NULL is fine. */
+void hosts_relay_stop(struct hosts_relay *r);
+
 #endif
