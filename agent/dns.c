@@ -26,9 +26,9 @@
 
 extern char **environ;
 
-#define STABLE_MS 10000     /* a dnsmasq up this long resets the restart backoff */
+#define STABLE_MS 10000 /* a dnsmasq up this long resets the restart backoff */
 #define MAX_BACKOFF_MS 30000
-#define TICK_MS 200         /* the writer looks at dnsmasq this often */
+#define TICK_MS 200 /* the writer looks at dnsmasq this often */
 
 enum { W_INSTANCES, W_OBSERVED, W_STACKS, W_COUNT };
 
@@ -38,7 +38,7 @@ struct dns;
 struct mirror {
     struct dns *d;
     char *prefix;
-    int depth;  /* '/'-separated parts of a relative key: 2 (node/name) or 1 (stack) */
+    int depth;   /* '/'-separated parts of a relative key: 2 (node/name) or 1 (stack) */
     json_t *map; /* guarded by d->mu */
     int listed;
     struct etcd_watch *ew;
@@ -146,8 +146,8 @@ json_t *dns_hosts_files(const char *grid, const json_t *instances, const json_t 
                 line = xasprintf("%s %s-%lld.%s.%s.%s %s.%s.%s.%s %s-%lld.%s.%s %s.%s.%s\n", ip,
                                  service, (long long)json_integer_value(num), stack, grid,
                                  DNS_DOMAIN, service, stack, grid, DNS_DOMAIN, stack,
-                                 (long long)json_integer_value(num), grid, DNS_DOMAIN, stack,
-                                 grid, DNS_DOMAIN);
+                                 (long long)json_integer_value(num), grid, DNS_DOMAIN, stack, grid,
+                                 DNS_DOMAIN);
             else
                 line = xasprintf("%s %s-%lld.%s.%s.%s %s.%s.%s.%s\n", ip, service,
                                  (long long)json_integer_value(num), stack, grid, DNS_DOMAIN,
@@ -538,9 +538,8 @@ static void supervise(struct dns *d)
                      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
         if (now - d->child_started >= STABLE_MS)
             d->backoff = 0;
-        d->backoff = d->backoff ? (d->backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS
-                                                                    : d->backoff * 2)
-                                : 500;
+        d->backoff =
+            d->backoff ? (d->backoff * 2 > MAX_BACKOFF_MS ? MAX_BACKOFF_MS : d->backoff * 2) : 500;
         d->next_start = now + d->backoff;
         d->child = 0;
     }
@@ -604,8 +603,8 @@ static void *writer_main(void *arg)
         if (stopping)
             break;
         if (snap[0]) {
-            json_t *files = dns_hosts_files(d->grid, snap[W_INSTANCES], snap[W_OBSERVED],
-                                            snap[W_STACKS]);
+            json_t *files =
+                dns_hosts_files(d->grid, snap[W_INSTANCES], snap[W_OBSERVED], snap[W_STACKS]);
             write_files(d, files);
             json_decref(files);
             for (int i = 0; i < W_COUNT; i++)
@@ -668,8 +667,8 @@ struct dns *dns_start(const struct dns_opts *o, struct err *e)
     d->node = xstrdup(o->node);
     d->listen = o->listen_address ? xstrdup(o->listen_address) : NULL;
     d->port = o->port ? o->port : 53;
-    d->run_dir = o->run_dir ? xstrdup(o->run_dir)
-                            : xasprintf("/run/kontena/dns/%s/%s", o->grid, o->node);
+    d->run_dir =
+        o->run_dir ? xstrdup(o->run_dir) : xasprintf("/run/kontena/dns/%s/%s", o->grid, o->node);
     d->hosts_dir = xasprintf("%s/hosts", d->run_dir);
     d->pid_file = xasprintf("%s/dnsmasq.pid", d->run_dir);
     d->dnsmasq = xstrdup(o->dnsmasq ? o->dnsmasq : "dnsmasq");

@@ -226,18 +226,18 @@ static int64_t wait_answer(struct fx *f, const char *name, const char *want, int
     return -1;
 }
 
-#define ASSERT_ANSWER(f, name, want, ms)                                                       \
-    do {                                                                                       \
-        char last_[512] = "";                                                                  \
-        int64_t took_ = wait_answer(f, name, want, ms, last_, sizeof(last_));                   \
-        cr_assert(took_ >= 0, "%s: want '%s' within %d ms, last answer '%s'", name,             \
-                  *(want) ? (want) : "NXDOMAIN", ms, last_);                                   \
+#define ASSERT_ANSWER(f, name, want, ms)                                                           \
+    do {                                                                                           \
+        char last_[512] = "";                                                                      \
+        int64_t took_ = wait_answer(f, name, want, ms, last_, sizeof(last_));                      \
+        cr_assert(took_ >= 0, "%s: want '%s' within %d ms, last answer '%s'", name,                \
+                  *(want) ? (want) : "NXDOMAIN", ms, last_);                                       \
     } while (0)
 
 static void shop(struct fx *f)
 {
-    put(f, "/kontena/stacks/g/shop", json_pack("{s:s,s:s,s:s}", "name", "shop", "grid", "g",
-                                               "expose", "web"));
+    put(f, "/kontena/stacks/g/shop",
+        json_pack("{s:s,s:s,s:s}", "name", "shop", "grid", "g", "expose", "web"));
     run_instance(f, "n1", "shop", "web", 1, "10.81.128.1");
     run_instance(f, "n2", "shop", "web", 2, "10.81.128.2");
     run_instance(f, "n2", "shop", "db", 1, "10.81.128.3");
@@ -393,8 +393,7 @@ Test(dns_agent, dnsmasq_is_restarted_when_it_dies_and_stopped_with_the_module)
     cr_assert_eq(kill((pid_t)pid, SIGKILL), 0);
     ASSERT_ANSWER(&f, "web-1.shop.g.kontena.local", "10.81.128.1", 5000);
     pid2 = dnsmasq_pid(&f);
-    cr_assert(pid2 > 1 && pid2 != pid, "dnsmasq was not restarted (pid %ld, was %ld)", pid2,
-              pid);
+    cr_assert(pid2 > 1 && pid2 != pid, "dnsmasq was not restarted (pid %ld, was %ld)", pid2, pid);
     dns_stop(f.dns);
     f.dns = NULL;
     cr_assert(kill((pid_t)pid2, 0) != 0 && errno == ESRCH, "dnsmasq %ld still runs", pid2);

@@ -13,8 +13,7 @@
 
 #include "common/banned.h"
 
-TestSuite(reserved_ports, .init = api_fixture_setup, .fini = api_fixture_teardown,
-          .timeout = 90);
+TestSuite(reserved_ports, .init = api_fixture_setup, .fini = api_fixture_teardown, .timeout = 90);
 
 static char *tok;
 static struct http_reply rep;
@@ -35,10 +34,10 @@ static long call(const char *token, const char *method, const char *path, const 
     return rep.status;
 }
 
-#define EXPECT(code, m, p, b_)                                                               \
-    do {                                                                                       \
-        long got_ = call(tok, m, p, b_);                                                       \
-        cr_assert_eq(got_, code, "%s %s -> %ld %s", m, p, got_, rep.body);                     \
+#define EXPECT(code, m, p, b_)                                                                     \
+    do {                                                                                           \
+        long got_ = call(tok, m, p, b_);                                                           \
+        cr_assert_eq(got_, code, "%s %s -> %ld %s", m, p, got_, rep.body);                         \
     } while (0)
 
 static const char *err_at(const char *a, const char *b, const char *c)

@@ -82,7 +82,7 @@ Test(dns, only_running_instances_with_an_address_of_the_same_node)
     json_t *i = json_object(), *o = json_object(), *s = json_object(), *f;
 
     json_object_set_new(i, "n1/st.a-1", inst("st", "a", 1, "10.81.128.1/16"));
-    json_object_set_new(i, "n1/st.a-2", inst("st", "a", 2, NULL));           /* no address */
+    json_object_set_new(i, "n1/st.a-2", inst("st", "a", 2, NULL));             /* no address */
     json_object_set_new(i, "n1/st.a-3", inst("st", "a", 3, "10.81.128.3/16")); /* stopped */
     json_object_set_new(i, "n2/st.a-4", inst("st", "a", 4, "10.81.128.4/16")); /* no obs */
     json_object_set_new(i, "n2/st.a-5", inst("st", "a", 5, "10.81.128.5/16")); /* moved */
@@ -110,8 +110,9 @@ Test(dns, bad_values_are_never_written)
     json_object_set_new(i, names[3], inst("st", "web", 1, "10.81.128.1 evil/16"));
     json_object_set_new(i, names[4], inst("st", "web", 0, "10.81.128.1/16"));
     json_object_set_new(i, names[5], inst("st", "-web", 1, "10.81.128.1/16"));
-    json_object_set_new(i, names[6], json_pack("{s:s,s:s,s:s}", "stack", "st", "service", "x",
-                                               "instance_number", "1"));
+    json_object_set_new(
+        i, names[6],
+        json_pack("{s:s,s:s,s:s}", "stack", "st", "service", "x", "instance_number", "1"));
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
         json_object_set_new(o, names[k], obs("running"));
     f = dns_hosts_files("g", i, o, s);
