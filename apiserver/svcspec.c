@@ -266,10 +266,10 @@ static void f_ports(json_t *spec, const json_t *v, json_t *errs)
             fail(errs, "ports", "Ports[%zu] isn't in the right format", i);
             break;
         }
-        if (reserved_port_user((int)json_integer_value(np), proto)) {
-            fail(errs, "ports", "Ports[%zu]: node port %d/%s is reserved: %s uses it on every node",
-                 i, (int)json_integer_value(np), proto,
-                 reserved_port_user((int)json_integer_value(np), proto));
+        if (reserved_port_user((int)json_integer_value(np), proto, ip)) {
+            fail(errs, "ports", "Ports[%zu]: node port %d/%s on %s is reserved: %s uses it",
+                 i, (int)json_integer_value(np), proto, ip,
+                 reserved_port_user((int)json_integer_value(np), proto, ip));
             json_decref(p);
             break;
         }

@@ -9,15 +9,16 @@
 struct reserved_port {
     int port;
     const char *protocol; /* "tcp" or "udp" */
-    const char *used_by;  /* "the overlay's VXLAN tunnel", ... */
+    int wildcard_only;    /* 1: only a publish on every address (0.0.0.0) or on the overlay
+                           * (10.81.0.0/16) clashes; 0: any publish address does */
+    const char *used_by;  /* "the overlay network's VXLAN tunnel", ... */
 };
 
-/* What uses port/protocol ("tcp"/"udp") on a node, or NULL when the port is free to
- * publish. The publish address does not matter (the infrastructure binds every address or
- * the underlay address). */
-const char *reserved_port_user(int port, const char *protocol);
+/* What uses port/protocol ("tcp"/"udp") published on ip (dotted IPv4; NULL or "" mean
+ * 0.0.0.0) on a node, or NULL when that publish is fine. */
+const char *reserved_port_user(int port, const char *protocol, const char *ip);
 
-/* The list itself, ending with {0, NULL, NULL}: for documentation and tests. */
+/* The list itself, ending with {0, NULL, 0, NULL}: for documentation and tests. */
 extern const struct reserved_port reserved_ports[];
 
 #endif

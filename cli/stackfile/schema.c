@@ -246,9 +246,9 @@ static void check_ports(const struct vs *v, const struct ynode *key, const struc
         if (!is_scalar(val->vals[i], YS_STR) ||
             spec_parse_port(val->vals[i]->text, &p, NULL) != ST_OK) {
             verr(v, line_of(val->vals[i]), "is not valid", "ports", NULL, NULL, NULL);
-        } else if ((user = reserved_port_user(p.node_port, p.protocol))) {
-            char *msg = xasprintf("node port %d/%s is reserved: %s uses it on every node",
-                                  p.node_port, p.protocol, user);
+        } else if ((user = reserved_port_user(p.node_port, p.protocol, p.ip))) {
+            char *msg = xasprintf("node port %d/%s on %s is reserved: %s uses it", p.node_port,
+                                  p.protocol, p.ip, user);
             verr(v, line_of(val->vals[i]), msg, "ports", NULL, NULL, NULL);
             free(msg);
         }

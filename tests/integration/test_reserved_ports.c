@@ -1,6 +1,7 @@
 /* Reserved node ports (common/reserved_ports.h) over the API: a stack install, a service
  * create and a service update publishing 4789/udp or 51820/udp get a 422 naming the port
- * and what uses it, and nothing is written; 4789/tcp and 53 are fine. The stack file reader's
+ * and what uses it, and nothing is written; so does 53 on 0.0.0.0, while 53 on one of the
+ * node's own addresses and 4789/tcp are fine. The stack file reader's
  * side is the corpus case tests/stackfiles/reserved-ports. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -64,22 +65,30 @@ API_TEST(reserved_ports, vxlan_and_wireguard_ports_are_refused_with_a_clear_erro
            "{'name':'net','stack':'t/net','services':[{'name':'vpn','image':'x',"
            "'ports':['4789:4789/udp']}]}");
     cr_assert_str_eq(err_at("services", "vpn", "ports"),
-                     "Ports[0]: node port 4789/udp is reserved: the overlay network's VXLAN "
-                     "tunnel uses it on every node");
+                     "Ports[0]: node port 4789/udp on 0.0.0.0 is reserved: the overlay "
+                     "network's VXLAN tunnel uses it");
     EXPECT(404, "GET", "/v1/stacks/grd/net", NULL);
 
     EXPECT(422, "POST", "/v1/grids/grd/services",
            "{'name':'wg','image':'x','ports':[{'node_port':80,'container_port':80},"
            "{'ip':'1.2.3.4','node_port':51820,'container_port':1,'protocol':'udp'}]}");
     cr_assert_str_eq(err_at("ports", NULL, NULL),
-                     "Ports[1]: node port 51820/udp is reserved: the overlay network's "
-                     "WireGuard encryption uses it on every node");
+                     "Ports[1]: node port 51820/udp on 1.2.3.4 is reserved: the overlay "
+                     "network's WireGuard encryption uses it");
 
-    /* tcp on the VXLAN port and DNS's 53 are free: dnsmasq binds only the overlay address */
+    /* 53 on every address would clash with the node's dnsmasq (Docker's proxy binds
+     * 0.0.0.0:53); on one of the node's own addresses it does not; tcp 4789 is free */
+    EXPECT(422, "POST", "/v1/grids/grd/services",
+           "{'name':'dns','image':'x','ports':['53:53/udp']}");
+    cr_assert_str_eq(err_at("ports", NULL, NULL),
+                     "Ports[0]: node port 53/udp on 0.0.0.0 is reserved: the node's DNS server "
+                     "(dnsmasq on its overlay address) uses it");
     EXPECT(201, "POST", "/v1/grids/grd/services",
-           "{'name':'dns','image':'x','ports':['53:53/udp','53:53','4789:4789']}");
+           "{'name':'dns','image':'x','ports':['192.168.1.10:53:53/udp',"
+           "'192.168.1.10:53:53','4789:4789']}");
     EXPECT(422, "PUT", "/v1/services/grd/null/dns", "{'ports':['4789:4789/udp']}");
-    cr_assert(strstr(err_at("ports", NULL, NULL), "4789/udp is reserved"), "%s", rep.body);
+    cr_assert(strstr(err_at("ports", NULL, NULL), "4789/udp on 0.0.0.0 is reserved"), "%s",
+              rep.body);
 
     http_reply_release(&rep);
     memset(&rep, 0, sizeof(rep));

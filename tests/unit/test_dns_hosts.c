@@ -140,12 +140,15 @@ Test(dns, search_domains)
 
 Test(dns, reserved_ports)
 {
-    cr_assert_not_null(reserved_port_user(4789, "udp"));
-    cr_assert_not_null(strstr(reserved_port_user(4789, "udp"), "VXLAN"));
-    cr_assert_not_null(strstr(reserved_port_user(51820, "udp"), "WireGuard"));
-    cr_assert_null(reserved_port_user(4789, "tcp"));
-    cr_assert_null(reserved_port_user(53, "udp"));
-    cr_assert_null(reserved_port_user(53, "tcp"));
-    cr_assert_null(reserved_port_user(80, "tcp"));
-    cr_assert_null(reserved_port_user(4789, NULL));
+    cr_assert_not_null(reserved_port_user(4789, "udp", NULL));
+    cr_assert_not_null(strstr(reserved_port_user(4789, "udp", "1.2.3.4"), "VXLAN"));
+    cr_assert_not_null(strstr(reserved_port_user(51820, "udp", "0.0.0.0"), "WireGuard"));
+    cr_assert_null(reserved_port_user(4789, "tcp", NULL));
+    cr_assert_not_null(strstr(reserved_port_user(53, "udp", "0.0.0.0"), "DNS"));
+    cr_assert_not_null(reserved_port_user(53, "tcp", ""));
+    cr_assert_not_null(reserved_port_user(53, "udp", "10.81.0.3"));
+    cr_assert_null(reserved_port_user(53, "udp", "192.168.1.10"));
+    cr_assert_null(reserved_port_user(53, "tcp", "192.168.1.10"));
+    cr_assert_null(reserved_port_user(80, "tcp", NULL));
+    cr_assert_null(reserved_port_user(4789, NULL, NULL));
 }
