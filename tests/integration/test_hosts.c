@@ -7,9 +7,9 @@
  * Needs root. Like the other Docker tests, it fails (not skips) when the harness cannot run,
  * unless KONTENA_SKIP_DOCKER_TESTS=1.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -240,8 +240,7 @@ Test(hosts, host_reaches_master_listener_only)
     rc = nc_from(&hs.host[0], hs.master, l.port, &out);
     pthread_join(l.thread, NULL);
     close(l.fd);
-    cr_assert_eq(rc, 0, "nc %s:%d from %s exited with %d", hs.master, l.port, hs.host[0].netns,
-                 rc);
+    cr_assert_eq(rc, 0, "nc %s:%d from %s exited with %d", hs.master, l.port, hs.host[0].netns, rc);
     cr_assert_str_eq(out, "hello-from-master\n");
     cr_assert_eq(l.served, 1);
     free(out);
@@ -339,8 +338,8 @@ Test(hosts, relay_reaches_a_test_etcd)
     /* what an agent in a host does: etcd's HTTP API (v3 JSON gateway) on the master address */
     url = xasprintf("http://%s:%d/v3/kv/range", hs.master, hosts_relay_port(r));
     {
-        const char *argv[] = {"curl", "-s", "--max-time", "5", "-X", "POST", "-d", "{\"key\":\"AA==\"}",
-                              url, NULL};
+        const char *argv[] = {"curl", "-s", "--max-time",         "5", "-X",
+                              "POST", "-d", "{\"key\":\"AA==\"}", url, NULL};
         rc = hosts_exec(&hs.host[0], argv, &out, &err);
     }
     hosts_relay_stop(r);

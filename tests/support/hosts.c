@@ -20,10 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/banned.h"
 #include "common/xmalloc.h"
 #include "tests/support/docker_env.h"
 #include "tests/support/proc.h"
-#include "common/banned.h"
 
 #define EXEC_DEFAULT_TIMEOUT_S 30
 #define DOCKER_TIMEOUT_S 60
@@ -169,8 +169,8 @@ int hosts_up(struct hosts *hs, int n)
     rc = run_script("up", n, hs->prefix, hs->subnet, &out, &err);
     if (rc != 0) {
         chomp(err);
-        set_err(hs, "hack/hosts.sh up %d --prefix %s --subnet %d exited with %d: %s", n,
-                hs->prefix, hs->subnet, rc, err ? err : "");
+        set_err(hs, "hack/hosts.sh up %d --prefix %s --subnet %d exited with %d: %s", n, hs->prefix,
+                hs->subnet, rc, err ? err : "");
         free(out);
         free(err);
         return -1;
@@ -276,8 +276,8 @@ int hosts_docker(const struct hosts_host *h, const char *const args[], char **ou
 #define RELAY_BUF 65536
 
 struct relay_conn {
-    int fd[2];    /* 0: the host's side, 1: the loopback server; -1 when closed */
-    int done[2];  /* direction fd[i] -> fd[1-i] has seen EOF */
+    int fd[2];   /* 0: the host's side, 1: the loopback server; -1 when closed */
+    int done[2]; /* direction fd[i] -> fd[1-i] has seen EOF */
 };
 
 struct hosts_relay {

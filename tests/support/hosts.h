@@ -31,10 +31,10 @@
 #define HOSTS_MAX 16
 
 struct hosts_host {
-    int index;       /* 1..n */
-    char netns[32];  /* "<prefix>-h<i>": run commands in it with hosts_exec() */
-    char ip[16];     /* underlay address, e.g. "10.250.0.11" (= the agent's --private-ip) */
-    char sock[128];  /* docker socket path, e.g. "/run/kontena-hosts/kh/h1/docker.sock" */
+    int index;             /* 1..n */
+    char netns[32];        /* "<prefix>-h<i>": run commands in it with hosts_exec() */
+    char ip[16];           /* underlay address, e.g. "10.250.0.11" (= the agent's --private-ip) */
+    char sock[128];        /* docker socket path, e.g. "/run/kontena-hosts/kh/h1/docker.sock" */
     char docker_host[136]; /* "unix://<sock>", for DOCKER_HOST= */
 };
 
@@ -44,9 +44,9 @@ struct hosts {
     int n;           /* hosts up, 0 when down */
     char master[16]; /* root netns address reachable from the hosts, e.g. "10.251.0.1" */
     struct hosts_host host[HOSTS_MAX]; /* host[i-1] is host i */
-    char err[512];   /* why the last call failed */
-    long up_ms;      /* how long the last hosts_up() took (with its initial down) */
-    long down_ms;    /* how long the last hosts_down() took */
+    char err[512];                     /* why the last call failed */
+    long up_ms;   /* how long the last hosts_up() took (with its initial down) */
+    long down_ms; /* how long the last hosts_down() took */
 };
 
 /* Set the prefix (NULL: $KONTENA_HOSTS_PREFIX or "kh") and the subnet (-1:
