@@ -193,14 +193,11 @@ static int write_atomic(const char *dir, const char *name, const char *text)
     size_t len = strlen(text);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = -1;
 
+    /* 0644 whatever the umask: dnsmasq reads it as another user */
     if (fd >= 0) {
-        ssize_t w = write(fd, text, len);
-        if (w == (ssize_t)len && fsync(fd) == 0 && close(fd) == 0) {
-            fd = -1;
+        int ok = fchmod(fd, 0644) == 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+        if (close(fd) == 0 && ok)
             rc = rename(tmp, dst);
-        }
-        if (fd >= 0)
-            close(fd);
     }
     if (rc != 0) {
         log_warn("file=%s msg=\"cannot write the hosts file: %s\"", dst, strerror(errno));
@@ -632,6 +629,8 @@ static int mkdirs(const char *path)
         *s = '/';
     }
     if (rc == 0 && mkdir(p, 0755) != 0 && errno != EEXIST)
+        rc = -1;
+    if (rc == 0 && chmod(p, 0755) != 0) /* dnsmasq, run as another user, lists it */
         rc = -1;
     free(p);
     return rc;
