@@ -1195,6 +1195,29 @@ static void *watch_main(void *arg)
 
 /* --- the grid's nodes (--overlay) ------------------------------------------------------ */
 
+/* Whether a node key's change can change a peer list: created, deleted, or another
+ * node_number, address or label (the apiserver rewrites last_seen_at on every pong). */
+static int node_change_matters(const struct etcd_event *ev)
+{
+    static const char *const fields[] = {"node_number", "private_ip", "public_ip", "labels"};
+    json_t *a, *b;
+    int differ = 0;
+
+    if (ev->type != ETCD_EVENT_PUT || !ev->prev_kv.key)
+        return 1;
+    a = json_loadb(ev->kv.value ? ev->kv.value : "", ev->kv.value_len, 0, NULL);
+    b = json_loadb(ev->prev_kv.value ? ev->prev_kv.value : "", ev->prev_kv.value_len, 0, NULL);
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]) && !differ; i++) {
+        json_t *x = json_object_get(a, fields[i]), *y = json_object_get(b, fields[i]);
+        differ = (x || y) && !(x && y && json_equal(x, y));
+    }
+    if (!a || !b)
+        differ = 1;
+    json_decref(a);
+    json_decref(b);
+    return differ;
+}
+
 /* A node or node_status key of this grid changed: the peer list may have, so a pass (which
  * runs overlay_sync first) is due. One watch over /kontena/node covers both prefixes. */
 static int on_peer_watch(void *arg, const struct etcd_watch_msg *m)
@@ -1205,7 +1228,8 @@ static int on_peer_watch(void *arg, const struct etcd_watch_msg *m)
 
     for (size_t i = 0; m->kind == ETCD_WATCH_EVENTS && i < m->n_events; i++) {
         const char *k = m->events[i].kv.key;
-        if (k && (!strncmp(k, a, strlen(a)) || !strncmp(k, b, strlen(b))))
+        if (k && ((!strncmp(k, a, strlen(a)) && node_change_matters(&m->events[i])) ||
+                  !strncmp(k, b, strlen(b))))
             hit = 1;
     }
     if (m->kind == ETCD_WATCH_CONNECTED)
@@ -1230,6 +1254,7 @@ static void *peers_main(void *arg)
         memset(&wo, 0, sizeof(wo));
         wo.key = "/kontena/node";
         wo.range_end = ETCD_PREFIX;
+        wo.prev_kv = 1;
         w = etcd_watch_create(r->etcd, &wo, on_peer_watch, r);
         pthread_mutex_lock(&r->mu);
         r->pw = w;
