@@ -395,7 +395,8 @@ Test(hosts, down_leaves_nothing)
     const char *routes[] = {"ip", "route", NULL};
     char *out = NULL, *err = NULL, *text;
     FILE *f;
-    long dockerd_pid = 0, sleeper_pid;
+    long dockerd_pid = 0, sleeper_pid, host_pids[64];
+    int npids = 0;
     int rc;
 
     up(P_DOWN, 2);
@@ -415,6 +416,16 @@ Test(hosts, down_leaves_nothing)
     cr_assert(f, "no %s", pid_path);
     cr_assert_eq(fscanf(f, "%ld", &dockerd_pid), 1);
     fclose(f);
+    /* every process of both hosts (dockerd, containerd, shims, the sleeper), before the crash */
+    for (int i = 0; i < 2; i++) {
+        const char *pids[] = {"ip", "netns", "pids", hs.host[i].netns, NULL};
+        char *t = run_text(pids), *save = NULL;
+        for (char *tok = strtok_r(t, "\n", &save); tok && npids < 64;
+             tok = strtok_r(NULL, "\n", &save))
+            host_pids[npids++] = strtol(tok, NULL, 10);
+        free(t);
+    }
+    cr_assert_geq(npids, 5, "only %d processes in the hosts' netns", npids);
     kill((pid_t)dockerd_pid, SIGKILL);
 
     cr_assert_eq(hosts_down(&hs), 0, "hosts_down: %s", hs.err);
@@ -449,6 +460,8 @@ Test(hosts, down_leaves_nothing)
     cr_expect_eq(cgroup_dirs_left(cg), 0, "cgroup dirs %s left", cg);
     cr_expect(kill((pid_t)sleeper_pid, 0) != 0, "process %ld in the host netns left", sleeper_pid);
     cr_expect(kill((pid_t)dockerd_pid, 0) != 0, "dockerd %ld left", dockerd_pid);
+    for (int i = 0; i < npids; i++)
+        cr_expect(kill((pid_t)host_pids[i], 0) != 0, "process %ld of a host left", host_pids[i]);
 
     /* a second down finds nothing and succeeds */
     cr_expect_eq(hosts_down(&hs), 0, "second hosts_down: %s", hs.err);
