@@ -68,6 +68,7 @@ static void fini(void)
         proc_stop(etcd_pid, SIGTERM, 5000);
     etcd_pid = 0;
     hosts_down(&hs);
+    proc_rmtree("/run/kontena/dns/" GRID); /* the agents' DNS run directories (agent/dns.h) */
     if (dir)
         proc_rmtree(dir);
     free(dir);
