@@ -6,10 +6,10 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -482,6 +482,50 @@ static void kill_leftover(struct dns *d)
     free(want);
 }
 
+/* The executable of cmd: itself when it has a '/', else the first in PATH. Fresh or NULL. */
+static char *find_exe(const char *cmd)
+{
+    const char *path = getenv("PATH");
+
+    if (strchr(cmd, '/'))
+        return access(cmd, X_OK) == 0 ? xstrdup(cmd) : NULL;
+    for (const char *p = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin"; *p;) {
+        size_t n = strcspn(p, ":");
+        char *f = xasprintf("%.*s/%s", (int)n, p, cmd);
+        if (n && access(f, X_OK) == 0)
+            return f;
+        free(f);
+        p += n + (p[n] == ':');
+    }
+    return NULL;
+}
+
+/* fork + exec with PR_SET_PDEATHSIG: dnsmasq ends with the thread that started it (the
+ * writer, which lives as long as the module), so an agent that crashes or is killed does not
+ * leave it behind. 0, or an errno. */
+static int spawn(const char *cmd, char *const args[], pid_t *pid)
+{
+    char *exe = find_exe(cmd);
+    pid_t parent = getpid(), p;
+
+    if (!exe)
+        return ENOENT;
+    p = fork();
+    if (p == 0) {
+        /* only async-signal-safe calls here: other threads may hold locks */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(1);
+        execve(exe, args, environ);
+        _exit(127);
+    }
+    free(exe);
+    if (p < 0)
+        return errno;
+    *pid = p;
+    return 0;
+}
+
 static void start_dnsmasq(struct dns *d)
 {
     char *args[16], addr[16];
@@ -506,7 +550,7 @@ static void start_dnsmasq(struct dns *d)
     args[n++] = xasprintf("--pid-file=%s", d->pid_file);
     args[n++] = xstrdup("--log-facility=-");
     args[n] = NULL;
-    rc = posix_spawnp(&pid, d->dnsmasq, NULL, NULL, args, environ);
+    rc = spawn(d->dnsmasq, args, &pid);
     if (rc != 0) {
         log_error("cmd=%s msg=\"cannot start dnsmasq: %s\"", d->dnsmasq, strerror(rc));
         d->child = 0;

@@ -1,6 +1,8 @@
 /* Integration tests of the agent's DNS (agent/dns.h): the real dns module, a real etcd and a
  * real dnsmasq, listening on 127.0.0.1 and a free port instead of the node's overlay
- * address (the only difference from --overlay: dns_opts.listen_address/port). The test
+ * address (the only difference from --overlay: dns_opts.listen_address/port), except for
+ * listens_on_the_node_overlay_address_once_it_appears, which runs exactly as --overlay does
+ * in a network namespace of its own. The test
  * writes instance, observed and stack keys the way the scheduler, ipam and agents do and
  * asks dnsmasq with a small UDP DNS client of its own. */
 #include <arpa/inet.h>
@@ -10,6 +12,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,11 +38,14 @@ struct fx {
     struct etcd_proc ep;
     struct etcd *etcd;
     struct dns *dns;
-    char *dir; /* run_dir */
+    char *dir;     /* run_dir */
+    char addr[16]; /* where dnsmasq listens */
     int port;
 };
 
-static void fx_start(struct fx *f)
+/* listen NULL: the node's overlay address from its node key, on port 53 (in a network
+ * namespace of the test's own); else listen and a free port. */
+static void fx_start_at(struct fx *f, const char *listen)
 {
     struct etcd_opts eo;
     struct dns_opts o;
@@ -48,6 +54,7 @@ static void fx_start(struct fx *f)
     FILE *rf;
 
     memset(f, 0, sizeof(*f));
+    snprintf(f->addr, sizeof(f->addr), "%s", listen ? listen : "");
     if (access("/usr/sbin/dnsmasq", X_OK) != 0 && system("command -v dnsmasq >/dev/null") != 0)
         cr_skip_test("dnsmasq is not installed (hack/install-deps.sh installs dnsmasq-base)");
     cr_assert_eq(etcd_proc_start(&f->ep), 0, "cannot start etcd");
@@ -61,18 +68,23 @@ static void fx_start(struct fx *f)
     rf = fopen(resolv, "w");
     cr_assert_not_null(rf);
     fclose(rf);
-    f->port = proc_free_port();
+    f->port = listen ? proc_free_port() : 53;
     memset(&o, 0, sizeof(o));
     o.etcd_endpoints = f->ep.endpoint;
     o.grid = "g";
     o.node = "n1";
-    o.listen_address = "127.0.0.1";
-    o.port = f->port;
+    o.listen_address = listen;
+    o.port = listen ? f->port : 0;
     o.run_dir = f->dir;
     o.resolv_file = resolv;
     f->dns = dns_start(&o, &e);
     free(resolv);
     cr_assert_not_null(f->dns, "%s", e.msg);
+}
+
+static void fx_start(struct fx *f)
+{
+    fx_start_at(f, "127.0.0.1");
 }
 
 static void fx_stop(struct fx *f)
@@ -133,9 +145,9 @@ static void remove_instance(struct fx *f, const char *node, const char *name)
 
 /* --- a small DNS client ------------------------------------------------------------- */
 
-/* Ask 127.0.0.1:port for name's A records. Returns the rcode (0 NOERROR, 3 NXDOMAIN) and the
+/* Ask addr:port for name's A records. Returns the rcode (0 NOERROR, 3 NXDOMAIN) and the
  * addresses sorted and comma-joined in out, or -1 when nothing answered within 300 ms. */
-static int query_a(int port, const char *name, char *out, size_t outlen)
+static int query_a(const char *addr, int port, const char *name, char *out, size_t outlen)
 {
     unsigned char q[512], r[1500];
     size_t n = 12;
@@ -170,7 +182,7 @@ static int query_a(int port, const char *name, char *out, size_t outlen)
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_port = htons((unsigned short)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    inet_pton(AF_INET, addr, &sa.sin_addr);
     if (sendto(fd, q, n, 0, (struct sockaddr *)&sa, sizeof(sa)) != (ssize_t)n)
         goto done;
     pfd.fd = fd;
@@ -216,7 +228,7 @@ static int64_t wait_answer(struct fx *f, const char *name, const char *want, int
 {
     int64_t t0 = time_mono_ms();
     do {
-        int rc = query_a(f->port, name, last, lastlen);
+        int rc = query_a(f->addr, f->port, name, last, lastlen);
         if (rc >= 0 && ((!*want && rc == 3) || (*want && rc == 0 && !strcmp(last, want))))
             return time_mono_ms() - t0;
         if (rc == 3)
@@ -234,7 +246,7 @@ static int64_t wait_answer(struct fx *f, const char *name, const char *want, int
                   *(want) ? (want) : "NXDOMAIN", ms, last_);                                       \
     } while (0)
 
-static void shop(struct fx *f)
+static void shop_keys(struct fx *f)
 {
     put(f, "/kontena/stacks/g/shop",
         json_pack("{s:s,s:s,s:s}", "name", "shop", "grid", "g", "expose", "web"));
@@ -242,6 +254,11 @@ static void shop(struct fx *f)
     run_instance(f, "n2", "shop", "web", 2, "10.81.128.2");
     run_instance(f, "n2", "shop", "db", 1, "10.81.128.3");
     run_instance(f, "n3", NULL, "redis", 1, "10.81.128.4");
+}
+
+static void shop(struct fx *f)
+{
+    shop_keys(f);
     /* the first answer includes dnsmasq's start */
     ASSERT_ANSWER(f, "web.shop.g.kontena.local", "10.81.128.1,10.81.128.2", 10000);
 }
@@ -397,5 +414,41 @@ Test(dns_agent, dnsmasq_is_restarted_when_it_dies_and_stopped_with_the_module)
     dns_stop(f.dns);
     f.dns = NULL;
     cr_assert(kill((pid_t)pid2, 0) != 0 && errno == ESRCH, "dnsmasq %ld still runs", pid2);
+    fx_stop(&f);
+}
+
+/* As with --overlay: no listen address given, so dnsmasq listens on 10.81.0.<node_number>
+ * (from the node key) port 53, and only there; it starts before the address exists
+ * (--bind-dynamic) and answers once it appears. In a network namespace of this test's own
+ * (etcd and dnsmasq are started inside it), with the address on a bridge. */
+Test(dns_agent, listens_on_the_node_overlay_address_once_it_appears)
+{
+    struct fx f;
+    char got[256], addr[16];
+    const char *const lo_up[] = {"ip", "link", "set", "lo", "up", NULL};
+    /* a bridge, as kontena0 is (no dummy interfaces in this kernel) */
+    const char *const add[] = {"ip", "link", "add", "kontena0", "type", "bridge", NULL};
+    const char *const addr_add[] = {"ip", "addr", "add", "10.81.0.7/16", "dev", "kontena0", NULL};
+    const char *const up[] = {"ip", "link", "set", "kontena0", "up", NULL};
+
+    if (unshare(CLONE_NEWNET) != 0)
+        cr_skip_test("cannot make a network namespace: %s", strerror(errno));
+    cr_assert_eq(proc_run(lo_up, NULL, NULL, NULL, NULL), 0);
+    /* etcd first (the dns module needs it), then the node key, then the module */
+    fx_start_at(&f, NULL);
+    put(&f, "/kontena/nodes/g/n1", json_pack("{s:s,s:i}", "name", "n1", "node_number", 7));
+    shop_keys(&f);
+    time_sleep_ms(1500); /* dnsmasq is started meanwhile, with nowhere to listen */
+    cr_assert_eq(dns_server_address(f.dns, addr), 0);
+    cr_assert_str_eq(addr, "10.81.0.7");
+    snprintf(f.addr, sizeof(f.addr), "%s", addr);
+    cr_assert_eq(proc_run(add, NULL, NULL, NULL, NULL), 0);
+    cr_assert_eq(proc_run(addr_add, NULL, NULL, NULL, NULL), 0);
+    cr_assert_eq(proc_run(up, NULL, NULL, NULL, NULL), 0);
+    ASSERT_ANSWER(&f, "web.shop.g.kontena.local", "10.81.128.1,10.81.128.2", 5000);
+    ASSERT_ANSWER(&f, "nope.g.kontena.local", "", 1000);
+    /* only the overlay address: nothing answers on loopback */
+    cr_assert_eq(query_a("127.0.0.1", 53, "web.shop.g.kontena.local", got, sizeof(got)), -1,
+                 "answered on 127.0.0.1: %s", got);
     fx_stop(&f);
 }
