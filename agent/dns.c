@@ -530,7 +530,7 @@ static void start_dnsmasq(struct dns *d)
 {
     char *args[16], addr[16];
     int n = 0;
-    pid_t pid;
+    pid_t pid = -1;
     int rc;
 
     pthread_mutex_lock(&d->mu);
