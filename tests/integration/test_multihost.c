@@ -1,0 +1,480 @@
+/* tests/integration/test_multihost.c -- issue 6, point 5, end to end across three hosts.
+ *
+ * The master side runs in the root netns as in test_e2e (tests/support/platform.h: etcd,
+ * kontena-apiserver, the four controllers, a logged-in CLI), with no agents of its own. Three
+ * hosts from tests/support/hosts.h (a netns and a dockerd each) run one kontena-agent each with
+ * --overlay (node-1..3). The hosts reach etcd and the apiserver's agents' endpoint (both on
+ * loopback) through two relays on the harness's master address; the agents dial
+ * wss://<master>:<relay>/ with --insecure (the generated certificate names 127.0.0.1 only).
+ *
+ * A stack is installed through the CLI: `web` (2 instances, busybox httpd serving
+ * "web-<instance number>", affinity node!=node-3, strategy ha, so node-1 and node-2) and
+ * `client` (node==node-3, sleep). Checks, from inside the client container: `web`,
+ * `web.<stack>.<grid>.kontena.local`, `web-1`, `web-2` answer across hosts; node-3's host
+ * netns reaches a web container's overlay address; scale 3 -> web-3 answers, scale 2 -> web-3
+ * is gone; draining the node of web-1 moves it and `web-1` follows. A second stack publishes
+ * 8080:80 on node-1 and node-2, fetched from node-3's netns on each host's underlay address.
+ * Every process exits 0 on SIGTERM. The hosts (and so every container) go in .fini and in
+ * ReportHook(POST_ALL).
+ */
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/timeutil.h"
+#include "common/xmalloc.h"
+#include "tests/support/hosts.h"
+#include "tests/support/platform.h"
+#include "tests/support/proc.h"
+
+#include "common/banned.h"
+
+#define PREFIX "kmh"
+#define SUBNET 62
+#define NHOSTS 3
+
+static struct hosts hs;
+static struct platform pf;
+static struct hosts_relay *etcd_relay, *agent_relay;
+static pid_t agents[NHOSTS];
+static char *agent_logs[NHOSTS], *stack, *grid_domain, *etcd_uri, *agents_uri, *tmp;
+static int64_t t_start;
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    hosts_down_prefix(PREFIX); /* after a test killed by its timeout */
+}
+
+static void dump_all(void)
+{
+    platform_dump_logs(&pf);
+    for (int i = 0; i < NHOSTS; i++)
+        if (agent_logs[i])
+            proc_dump_file(agent_logs[i]);
+}
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            dump_all();                                                                            \
+            cr_assert_fail(__VA_ARGS__);                                                           \
+        }                                                                                          \
+    } while (0)
+
+static void step(const char *what)
+{
+    fprintf(stderr, "multihost: %6lld ms %s\n", (long long)(time_mono_ms() - t_start), what);
+}
+
+static void fini(void)
+{
+    for (int i = 0; i < NHOSTS; i++) {
+        if (agents[i] > 0)
+            proc_stop(agents[i], SIGTERM, 10000);
+        agents[i] = 0;
+        FREE_AND_NULL(agent_logs[i]);
+    }
+    hosts_down(&hs); /* every container of the hosts with them */
+    hosts_relay_stop(etcd_relay);
+    hosts_relay_stop(agent_relay);
+    etcd_relay = agent_relay = NULL;
+    if (pf.grid) {
+        char *d = xasprintf("/run/kontena/dns/%s", pf.grid); /* the agents' DNS run dirs */
+        proc_rmtree(d);
+        free(d);
+    }
+    platform_cleanup(&pf);
+    if (tmp)
+        proc_rmtree(tmp);
+    FREE_AND_NULL(tmp);
+    FREE_AND_NULL(stack);
+    FREE_AND_NULL(grid_domain);
+    FREE_AND_NULL(etcd_uri);
+    FREE_AND_NULL(agents_uri);
+}
+
+static const char *const *short_graces(const char *name, void *arg)
+{
+    static const char *const resched[] = {
+        "--grace-ha", "3s", "--grace-random", "3s", "--grace-daemon", "3s", "--online-grace",
+        "1s",         NULL};
+
+    (void)arg;
+    if (!strcmp(name, "rescheduler"))
+        return resched;
+    return NULL;
+}
+
+static void start_agent(int i)
+{
+    const struct hosts_host *h = &hs.host[i];
+    char *name = xasprintf("node-%d", i + 1);
+    const char *argv[] = {"ip",
+                          "netns",
+                          "exec",
+                          h->netns,
+                          KONTENA_BIN_DIR "/kontena-agent",
+                          "--uri",
+                          agents_uri,
+                          "--token",
+                          pf.grid_token,
+                          "--insecure",
+                          "--node-name",
+                          name,
+                          "--grid",
+                          pf.grid,
+                          "--etcd-endpoints",
+                          etcd_uri,
+                          "--docker-socket",
+                          h->sock,
+                          "--private-ip",
+                          h->ip,
+                          "--public-ip",
+                          h->ip,
+                          "--overlay",
+                          "--backoff-max",
+                          "1000",
+                          "--resync-interval",
+                          "2000",
+                          NULL};
+
+    if (!agent_logs[i])
+        agent_logs[i] = xasprintf("%s/agent-node-%d.log", tmp, i + 1);
+    agents[i] = proc_spawn(argv, NULL, agent_logs[i]);
+    cr_assert_gt(agents[i], 0, "cannot start the agent of host %d", i + 1);
+    free(name);
+}
+
+/* The id of the (first) running container of a service on host i, or NULL. */
+static char *container_of(int i, const char *stk, const char *service)
+{
+    char *f1 = xasprintf("label=io.kontena.service=%s", service);
+    char *f2 = xasprintf("label=io.kontena.stack=%s", stk), *out = NULL;
+    const char *args[] = {"ps", "-q", "--filter", f1, "--filter", f2, NULL};
+    int rc = hosts_docker(&hs.host[i], args, &out, NULL);
+
+    free(f1);
+    free(f2);
+    if (rc != 0 || !out || !*out) {
+        free(out);
+        return NULL;
+    }
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+/* Run `sh -c script` in container id on host i until its stdout contains want (want NULL:
+ * until it exits 0; fail set: until it exits non-zero), up to ms. 0, or -1 with *last. */
+static int exec_until(int i, const char *id, const char *script, const char *want, int fail, int ms,
+                      char **last)
+{
+    int64_t end = time_mono_ms() + ms;
+    const char *args[] = {"exec", id, "sh", "-c", script, NULL};
+
+    for (;;) {
+        char *out = NULL, *err = NULL;
+        int rc = hosts_docker(&hs.host[i], args, &out, &err);
+        int ok = fail ? rc != 0 : want ? (out && strstr(out, want) != NULL) : rc == 0;
+        if (ok || time_mono_ms() > end) {
+            if (last)
+                *last = xasprintf("rc=%d out=%s err=%s", rc, out ? out : "", err ? err : "");
+            free(out);
+            free(err);
+            return ok ? 0 : -1;
+        }
+        free(out);
+        free(err);
+        time_sleep_ms(200);
+    }
+}
+
+/* The same for a command in host i's netns. */
+static int host_until(int i, const char *const argv[], const char *want, int ms, char **last)
+{
+    int64_t end = time_mono_ms() + ms;
+
+    for (;;) {
+        char *out = NULL, *err = NULL;
+        int rc = hosts_exec_env(&hs.host[i], argv, NULL, 10, &out, &err);
+        int ok = want ? (out && strstr(out, want) != NULL) : rc == 0;
+        if (ok || time_mono_ms() > end) {
+            if (last)
+                *last = xasprintf("rc=%d out=%s err=%s", rc, out ? out : "", err ? err : "");
+            free(out);
+            free(err);
+            return ok ? 0 : -1;
+        }
+        free(out);
+        free(err);
+        time_sleep_ms(200);
+    }
+}
+
+/* The instance n entry of a platform_instances() list (borrowed), or NULL. */
+static json_t *instance(json_t *list, int n)
+{
+    size_t k;
+    json_t *it;
+
+    json_array_foreach(list, k, it)
+    {
+        if (json_integer_value(json_object_get(it, "instance_number")) == n)
+            return it;
+    }
+    return NULL;
+}
+
+/* Fetch http://<name>/ from the client until the answer names `want`. */
+static void fetch_by_name(const char *client, const char *name, const char *want, int ms)
+{
+    char *script = xasprintf("timeout 3 wget -qO- http://%s/", name), *last = NULL;
+    int64_t t0 = time_mono_ms();
+
+    CHECK(exec_until(2, client, script, want, 0, ms, &last) == 0,
+          "the client does not get %s from http://%s/: %s", want, name, last);
+    fprintf(stderr, "multihost: http://%s/ -> %s after %lld ms\n", name, want,
+            (long long)(time_mono_ms() - t0));
+    free(last);
+    free(script);
+}
+
+#define WEB_CMD                                                                                    \
+    "sh -c 'mkdir -p /www && echo web-$$KONTENA_SERVICE_INSTANCE_NUMBER > /www/index.html && "     \
+    "exec httpd -f -p 80 -h /www'"
+
+Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
+{
+    struct platform_opts o = {.agents = 0, .grid_suffix = "mh", .ctl_args = short_graces};
+    char *file, *text, *last = NULL, *client = NULL, *svc;
+    json_t *l;
+    const char *port;
+
+    if (geteuid() != 0)
+        cr_skip_test("needs root (network namespaces, dockerd per host)");
+    t_start = time_mono_ms();
+    tmp = proc_tempdir("multihost");
+    hosts_init(&hs, PREFIX, SUBNET);
+    cr_assert_eq(hosts_up(&hs, NHOSTS), 0, "%s", hs.err);
+    step("hosts up");
+    if (platform_start(&pf, &o) != 0) {
+        platform_dump_logs(&pf);
+        cr_assert_fail("cannot start the platform (logs above)");
+    }
+    step("master up");
+
+    /* relays on the master address: etcd, and the apiserver's agents' endpoint */
+    etcd_relay = hosts_relay_start(&hs, 0, pf.etcd.client_port);
+    cr_assert_not_null(etcd_relay, "%s", hs.err);
+    port = strrchr(pf.agents_uri, ':');
+    cr_assert_not_null(port);
+    agent_relay = hosts_relay_start(&hs, 0, atoi(port + 1));
+    cr_assert_not_null(agent_relay, "%s", hs.err);
+    etcd_uri = xasprintf("http://%s:%d", hs.master, hosts_relay_port(etcd_relay));
+    agents_uri = xasprintf("wss://%s:%d/", hs.master, hosts_relay_port(agent_relay));
+
+    for (int i = 0; i < NHOSTS; i++)
+        start_agent(i);
+    for (int i = 0; i < NHOSTS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "node-%d", i + 1);
+        CHECK(platform_wait_node(&pf, name, 1, 20000) == 0, "%s is not online", name);
+    }
+    step("agents online");
+
+    /* the stack */
+    stack = xstrdup("mh");
+    grid_domain = xasprintf("%s.%s.kontena.local", stack, pf.grid);
+    text = xasprintf("stack: test/%s\n"
+                     "version: 1.0.0\n"
+                     "services:\n"
+                     "  web:\n"
+                     "    image: kontena-test/busybox:latest\n"
+                     "    command: " WEB_CMD "\n"
+                     "    instances: 2\n"
+                     "    stop_grace_period: 1s\n"
+                     "    affinity:\n"
+                     "      - node!=node-3\n"
+                     "    deploy:\n"
+                     "      strategy: ha\n"
+                     "  client:\n"
+                     "    image: kontena-test/busybox:latest\n"
+                     "    command: sleep 3600\n"
+                     "    instances: 1\n"
+                     "    stop_grace_period: 1s\n"
+                     "    affinity:\n"
+                     "      - node==node-3\n",
+                     stack);
+    file = platform_write_file(&pf, "stack.yml", text);
+    free(text);
+    cr_assert_not_null(file);
+    CHECK(platform_cli(&pf, "stack", "install", "--name", stack, "--timeout", "60", "--wait", file,
+                       NULL) == 0,
+          "stack install failed: %s%s", pf.out, pf.err);
+    free(file);
+    l = platform_wait_running(&pf, stack, "web", 2, 30000);
+    CHECK(l, "web: not 2 instances running");
+    CHECK(instance(l, 1) && instance(l, 2), "web-1 and web-2 expected");
+    {
+        const char *n1 = json_string_value(json_object_get(instance(l, 1), "node"));
+        const char *n2 = json_string_value(json_object_get(instance(l, 2), "node"));
+        CHECK(n1 && n2 && strcmp(n1, n2) != 0 && strcmp(n1, "node-3") && strcmp(n2, "node-3"),
+              "web-1 on %s, web-2 on %s: want node-1 and node-2", n1, n2);
+    }
+    json_decref(l);
+    l = platform_wait_running(&pf, stack, "client", 1, 30000);
+    CHECK(l, "client: not running");
+    json_decref(l);
+    step("stack running");
+    {
+        int64_t end = time_mono_ms() + 10000;
+        while (!(client = container_of(2, stack, "client")) && time_mono_ms() < end)
+            time_sleep_ms(200);
+        CHECK(client, "no client container on host 3");
+    }
+
+    /* names across hosts */
+    {
+        char *fq = xasprintf("web.%s", grid_domain);
+        char *fq1 = xasprintf("web-1.%s", grid_domain);
+        fetch_by_name(client, "web", "web-", 30000);
+        fetch_by_name(client, fq, "web-", 5000);
+        fetch_by_name(client, "web-1", "web-1", 5000);
+        fetch_by_name(client, "web-2", "web-2", 5000);
+        fetch_by_name(client, fq1, "web-1", 5000);
+        free(fq);
+        free(fq1);
+    }
+    step("names resolve and answer");
+
+    /* node-3's host netns reaches a web container's overlay address */
+    l = platform_instances(&pf, stack, "web");
+    CHECK(l, "cannot read the web instances");
+    {
+        const char *cidr = json_string_value(json_object_get(instance(l, 1), "overlay_cidr"));
+        char addr[32], *url;
+        CHECK(cidr, "web-1 has no overlay_cidr");
+        snprintf(addr, sizeof(addr), "%.*s", (int)strcspn(cidr, "/"), cidr);
+        url = xasprintf("http://%s/", addr);
+        {
+            const char *get[] = {"curl", "-s", "--max-time", "3", url, NULL};
+            CHECK(host_until(2, get, "web-1", 10000, &last) == 0,
+                  "host 3 cannot reach web-1 at %s: %s", addr, last);
+            free(last);
+        }
+        free(url);
+    }
+    json_decref(l);
+    step("host reaches a container's overlay address");
+
+    /* scale 3: web-3 answers; scale 2: web-3 is gone */
+    svc = xasprintf("%s/web", stack);
+    CHECK(platform_cli(&pf, "service", "scale", "--timeout", "60", svc, "3", NULL) == 0,
+          "scale 3 failed: %s%s", pf.out, pf.err);
+    l = platform_wait_running(&pf, stack, "web", 3, 20000);
+    CHECK(l, "not 3 web instances running");
+    json_decref(l);
+    fetch_by_name(client, "web-3", "web-3", 5000);
+    step("scaled to 3");
+    CHECK(platform_cli(&pf, "service", "scale", "--timeout", "60", svc, "2", NULL) == 0,
+          "scale 2 failed: %s%s", pf.out, pf.err);
+    l = platform_wait_running(&pf, stack, "web", 2, 20000);
+    CHECK(l, "not 2 web instances running");
+    json_decref(l);
+    CHECK(exec_until(2, client, "timeout 3 wget -qO- http://web-3/", NULL, 1, 5000, &last) == 0,
+          "web-3 still answers after scale 2: %s", last);
+    free(last);
+    step("scaled back to 2");
+
+    /* move web-1: drain its node; the name follows */
+    l = platform_instances(&pf, stack, "web");
+    CHECK(l && instance(l, 1), "cannot read the web instances");
+    {
+        char *from = xstrdup(json_string_value(json_object_get(instance(l, 1), "node")));
+        int64_t end = time_mono_ms() + 40000;
+        json_decref(l);
+        CHECK(platform_cli(&pf, "node", "update", "--availability", "drain", from, NULL) == 0,
+              "node update failed: %s%s", pf.out, pf.err);
+        for (;;) {
+            json_t *it;
+            const char *now;
+            l = platform_wait_running(&pf, stack, "web", 2, 1000);
+            it = l ? instance(l, 1) : NULL;
+            now = it ? json_string_value(json_object_get(it, "node")) : NULL;
+            if (now && strcmp(now, from) != 0) {
+                fprintf(stderr, "multihost: web-1 moved from %s to %s\n", from, now);
+                json_decref(l);
+                break;
+            }
+            json_decref(l);
+            CHECK(time_mono_ms() < end, "web-1 still on %s 40 s after the drain", from);
+            time_sleep_ms(200);
+        }
+        fetch_by_name(client, "web-1", "web-1", 5000);
+        fetch_by_name(client, "web-2", "web-2", 5000);
+        CHECK(platform_cli(&pf, "node", "update", "--availability", "active", from, NULL) == 0,
+              "node update failed: %s%s", pf.out, pf.err);
+        free(from);
+    }
+    step("moved web-1");
+    free(svc);
+
+    /* published ports: 8080:80 on node-1 and node-2, fetched from host 3 */
+    text = xasprintf("stack: test/pub\n"
+                     "version: 1.0.0\n"
+                     "services:\n"
+                     "  web:\n"
+                     "    image: kontena-test/busybox:latest\n"
+                     "    command: " WEB_CMD "\n"
+                     "    instances: 2\n"
+                     "    stop_grace_period: 1s\n"
+                     "    ports:\n"
+                     "      - \"8080:80\"\n"
+                     "    affinity:\n"
+                     "      - node!=node-3\n"
+                     "    deploy:\n"
+                     "      strategy: ha\n");
+    file = platform_write_file(&pf, "pub.yml", text);
+    free(text);
+    cr_assert_not_null(file);
+    CHECK(platform_cli(&pf, "stack", "install", "--name", "pub", "--timeout", "60", "--wait", file,
+                       NULL) == 0,
+          "stack install pub failed: %s%s", pf.out, pf.err);
+    free(file);
+    l = platform_wait_running(&pf, "pub", "web", 2, 30000);
+    CHECK(l, "pub/web: not 2 instances running");
+    for (int n = 1; n <= 2; n++) {
+        const char *node = json_string_value(json_object_get(instance(l, n), "node"));
+        int h = node && !strncmp(node, "node-", 5) ? atoi(node + 5) : 0;
+        char want[16], *url;
+        CHECK(h == 1 || h == 2, "pub web-%d on %s", n, node ? node : "(none)");
+        snprintf(want, sizeof(want), "web-%d", n);
+        url = xasprintf("http://%s:8080/", hs.host[h - 1].ip);
+        {
+            const char *get[] = {"curl", "-s", "--max-time", "3", url, NULL};
+            CHECK(host_until(2, get, want, 10000, &last) == 0, "%s does not answer %s: %s", url,
+                  want, last);
+            free(last);
+        }
+        free(url);
+    }
+    json_decref(l);
+    step("published ports answer");
+
+    /* every process exits 0 on SIGTERM */
+    for (int i = 0; i < NHOSTS; i++) {
+        int st = proc_stop(agents[i], SIGTERM, 10000);
+        agents[i] = 0;
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent of node-%d ended with status 0x%x",
+              i + 1, (unsigned)st);
+    }
+    CHECK(platform_stop(&pf) == 0, "a master process did not exit cleanly (logs above)");
+    step("stopped");
+    free(client);
+}
