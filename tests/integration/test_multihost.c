@@ -245,6 +245,65 @@ static void fetch_by_name(const char *client, const char *name, const char *want
     free(script);
 }
 
+/* The address of an overlay_cidr ("10.81.128.7/16" -> "10.81.128.7") of instance n of a
+ * platform_instances() list, into buf; buf or NULL. */
+static const char *overlay_addr(json_t *list, int n, char *buf, size_t len)
+{
+    const char *cidr = json_string_value(json_object_get(instance(list, n), "overlay_cidr"));
+
+    if (!cidr)
+        return NULL;
+    snprintf(buf, len, "%.*s", (int)strcspn(cidr, "/"), cidr);
+    return buf;
+}
+
+/* Whether text holds addr as a whole word (10.81.128.1 is not in 10.81.128.12). */
+static int has_addr(const char *text, const char *addr)
+{
+    size_t n = strlen(addr);
+
+    for (const char *p = text; p && (p = strstr(p, addr)) != NULL; p += n) {
+        char after = p[n];
+        if ((p == text || (!(p[-1] >= '0' && p[-1] <= '9') && p[-1] != '.')) &&
+            !(after >= '0' && after <= '9') && after != '.')
+            return 1;
+    }
+    return 0;
+}
+
+/* Until `nslookup <name>` in the client lists exactly the addresses want[0..n) among the
+ * 10.81.x.y ones (the node's DNS answers them all for a service name; n == 0: NXDOMAIN),
+ * up to ms. */
+static void resolves_to(const char *client, const char *name, const char *const want[], int n,
+                        int ms)
+{
+    char *script = xasprintf("nslookup %s", name);
+    const char *args[] = {"exec", client, "sh", "-c", script, NULL};
+    int64_t end = time_mono_ms() + ms, t0 = time_mono_ms();
+    char *out = NULL;
+
+    for (;;) {
+        int ok = 1, count = 0;
+        free(out);
+        out = NULL;
+        (void)hosts_docker(&hs.host[2], args, &out, NULL);
+        for (int k = 0; k < n; k++)
+            ok = ok && out && has_addr(out, want[k]);
+        for (const char *p = out; p && (p = strstr(p, "Address: 10.81.")) != NULL; p++)
+            count++;
+        if (ok && count == n && (n > 0 || (out && strstr(out, "NXDOMAIN"))))
+            break;
+        CHECK(time_mono_ms() < end, "%s does not resolve to exactly %d address(es) %s%s%s: %s",
+              name, n, n > 0 ? want[0] : "", n > 1 ? " " : "", n > 1 ? want[1] : "",
+              out ? out : "");
+        time_sleep_ms(200);
+    }
+    fprintf(stderr, "multihost: %s -> %d address(es) after %lld ms\n", name, n,
+            (long long)(time_mono_ms() - t0));
+    free(out);
+    free(script);
+}
+
 #define WEB_CMD                                                                                    \
     "sh -c 'mkdir -p /www && echo web-$$KONTENA_SERVICE_INSTANCE_NUMBER > /www/index.html && "     \
     "exec httpd -f -p 80 -h /www'"
@@ -348,6 +407,19 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
         fetch_by_name(client, "web-1", "web-1", 5000);
         fetch_by_name(client, "web-2", "web-2", 5000);
         fetch_by_name(client, fq1, "web-1", 5000);
+        /* the service name has both addresses, each instance name its own */
+        {
+            char a1[32], a2[32];
+            char *fq2 = xasprintf("web-2.%s", grid_domain);
+            l = platform_instances(&pf, stack, "web");
+            CHECK(l && overlay_addr(l, 1, a1, sizeof(a1)) && overlay_addr(l, 2, a2, sizeof(a2)),
+                  "cannot read the web instances' addresses");
+            json_decref(l);
+            resolves_to(client, fq, (const char *[]){a1, a2}, 2, 5000);
+            resolves_to(client, fq1, (const char *[]){a1}, 1, 5000);
+            resolves_to(client, fq2, (const char *[]){a2}, 1, 5000);
+            free(fq2);
+        }
         free(fq);
         free(fq1);
     }
@@ -379,8 +451,14 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
           "scale 3 failed: %s%s", pf.out, pf.err);
     l = platform_wait_running(&pf, stack, "web", 3, 20000);
     CHECK(l, "not 3 web instances running");
-    json_decref(l);
-    fetch_by_name(client, "web-3", "web-3", 5000);
+    {
+        char a3[32], *fq3 = xasprintf("web-3.%s", grid_domain);
+        CHECK(overlay_addr(l, 3, a3, sizeof(a3)), "web-3 has no overlay address");
+        json_decref(l);
+        fetch_by_name(client, "web-3", "web-3", 5000);
+        resolves_to(client, fq3, (const char *[]){a3}, 1, 5000);
+        free(fq3);
+    }
     step("scaled to 3");
     CHECK(platform_cli(&pf, "service", "scale", "--timeout", "60", svc, "2", NULL) == 0,
           "scale 2 failed: %s%s", pf.out, pf.err);
@@ -390,6 +468,18 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
     CHECK(exec_until(2, client, "timeout 3 wget -qO- http://web-3/", NULL, 1, 5000, &last) == 0,
           "web-3 still answers after scale 2: %s", last);
     free(last);
+    {
+        char a1[32], a2[32], *fq = xasprintf("web.%s", grid_domain);
+        char *fq3 = xasprintf("web-3.%s", grid_domain);
+        l = platform_instances(&pf, stack, "web");
+        CHECK(l && overlay_addr(l, 1, a1, sizeof(a1)) && overlay_addr(l, 2, a2, sizeof(a2)),
+              "cannot read the web instances' addresses");
+        json_decref(l);
+        resolves_to(client, fq, (const char *[]){a1, a2}, 2, 5000);
+        resolves_to(client, fq3, (const char *[]){NULL}, 0, 5000);
+        free(fq);
+        free(fq3);
+    }
     step("scaled back to 2");
 
     /* move web-1: drain its node; the name follows */
@@ -401,20 +491,41 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
         json_decref(l);
         CHECK(platform_cli(&pf, "node", "update", "--availability", "drain", from, NULL) == 0,
               "node update failed: %s%s", pf.out, pf.err);
+        char a1[32] = "";
+        int from_host = atoi(from + strlen("node-"));
+        CHECK(from_host == 1 || from_host == 2, "web-1 was on %s", from);
         for (;;) {
             json_t *it;
             const char *now;
-            l = platform_wait_running(&pf, stack, "web", 2, 1000);
+            l = platform_instances(&pf, stack, "web");
             it = l ? instance(l, 1) : NULL;
             now = it ? json_string_value(json_object_get(it, "node")) : NULL;
-            if (now && strcmp(now, from) != 0) {
-                fprintf(stderr, "multihost: web-1 moved from %s to %s\n", from, now);
+            if (now && strcmp(now, from) != 0 && json_array_size(l) == 2 &&
+                platform_count_running(l) == 2) {
+                CHECK(overlay_addr(l, 1, a1, sizeof(a1)), "the moved web-1 has no address");
+                fprintf(stderr, "multihost: web-1 moved from %s to %s (address %s)\n", from, now,
+                        a1);
                 json_decref(l);
                 break;
             }
             json_decref(l);
-            CHECK(time_mono_ms() < end, "web-1 still on %s 40 s after the drain", from);
+            CHECK(time_mono_ms() < end, "web-1 not running away from %s 40 s after the drain",
+                  from);
             time_sleep_ms(200);
+        }
+        /* the drained host holds no web container any more */
+        {
+            char *c;
+            while ((c = container_of(from_host - 1, stack, "web")) != NULL) {
+                free(c);
+                CHECK(time_mono_ms() < end, "a web container is still running on %s", from);
+                time_sleep_ms(200);
+            }
+        }
+        {
+            char *fq1 = xasprintf("web-1.%s", grid_domain);
+            resolves_to(client, fq1, (const char *[]){a1}, 1, 5000);
+            free(fq1);
         }
         fetch_by_name(client, "web-1", "web-1", 5000);
         fetch_by_name(client, "web-2", "web-2", 5000);
@@ -465,6 +576,14 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
         free(url);
     }
     json_decref(l);
+    /* and not on node-3, which runs no instance of it */
+    {
+        char *url = xasprintf("http://%s:8080/", hs.host[2].ip);
+        const char *get[] = {"curl", "-s", "--max-time", "3", url, NULL};
+        int rc = hosts_exec(&hs.host[0], get, NULL, NULL);
+        CHECK(rc != 0, "%s answers, but node-3 runs no instance of pub/web", url);
+        free(url);
+    }
     step("published ports answer");
 
     /* every process exits 0 on SIGTERM */
