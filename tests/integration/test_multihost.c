@@ -29,6 +29,7 @@
 
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+#include "tests/support/docker_env.h"
 #include "tests/support/hosts.h"
 #include "tests/support/platform.h"
 #include "tests/support/proc.h"
@@ -38,6 +39,7 @@
 #define PREFIX "kmh"
 #define SUBNET 62
 #define NHOSTS 3
+#define GRID_SUFFIX "mh"
 
 static struct hosts hs;
 static struct platform pf;
@@ -46,10 +48,23 @@ static pid_t agents[NHOSTS];
 static char *agent_logs[NHOSTS], *stack, *grid_domain, *etcd_uri, *agents_uri, *tmp;
 static int64_t t_start;
 
+/* The run id (so the grid name "<run id>-mh") is fixed in the runner, before the worker
+ * forks, so POST_ALL knows the grid of a killed worker. */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+    (void)set;
+    (void)docker_env_run_id();
+}
+
 ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 {
+    char *grid = docker_env_name(GRID_SUFFIX), *d = xasprintf("/run/kontena/dns/%s", grid);
+
     (void)stats;
-    hosts_down_prefix(PREFIX); /* after a test killed by its timeout */
+    hosts_down_prefix(PREFIX); /* after a test killed by its timeout: hosts, containers */
+    proc_rmtree(d);            /* the agents' DNS run directories (agent/dns.h) */
+    free(d);
+    free(grid);
 }
 
 static void dump_all(void)
@@ -310,7 +325,7 @@ static void resolves_to(const char *client, const char *name, const char *const 
 
 Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
 {
-    struct platform_opts o = {.agents = 0, .grid_suffix = "mh", .ctl_args = short_graces};
+    struct platform_opts o = {.agents = 0, .grid_suffix = GRID_SUFFIX, .ctl_args = short_graces};
     char *file, *text, *last = NULL, *client = NULL, *svc;
     json_t *l;
     const char *port;
