@@ -8,10 +8,12 @@
  * wss://<master>:<relay>/ with --insecure (the generated certificate names 127.0.0.1 only).
  *
  * A stack is installed through the CLI: `web` (2 instances, busybox httpd serving
- * "web-<instance number>", affinity node!=node-3, strategy ha, so node-1 and node-2) and
- * `client` (node==node-3, sleep). Checks, from inside the client container: `web`,
- * `web.<stack>.<grid>.kontena.local`, `web-1`, `web-2` answer across hosts; node-3's host
- * netns reaches a web container's overlay address; scale 3 -> web-3 answers, scale 2 -> web-3
+ * "web-<instance number>", affinity node!=node-3, strategy ha, so node-1 and node-2; the
+ * stack's exposed service) and `client` (node==node-3, sleep). Checks, from inside the client
+ * container: `web`, `web.<stack>.<grid>.kontena.local`, `web-1`, `web-2` and
+ * `<stack>.<grid>.kontena.local` answer across hosts and resolve to exactly their instances'
+ * addresses; node-3's host netns reaches a web container's overlay address; scale 3 -> web-3
+ * answers, scale 2 -> web-3
  * is gone; draining the node of web-1 moves it and `web-1` follows. A second stack publishes
  * 8080:80 on node-1 and node-2, fetched from node-3's netns on each host's underlay address.
  * Every process exits 0 on SIGTERM. The hosts (and so every container) go in .fini and in
@@ -367,6 +369,7 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
     grid_domain = xasprintf("%s.%s.kontena.local", stack, pf.grid);
     text = xasprintf("stack: test/%s\n"
                      "version: 1.0.0\n"
+                     "expose: web\n"
                      "services:\n"
                      "  web:\n"
                      "    image: kontena-test/busybox:latest\n"
@@ -433,6 +436,11 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
             resolves_to(client, fq, (const char *[]){a1, a2}, 2, 5000);
             resolves_to(client, fq1, (const char *[]){a1}, 1, 5000);
             resolves_to(client, fq2, (const char *[]){a2}, 1, 5000);
+            free(fq2);
+            /* the stack's name is its exposed service */
+            fq2 = xasprintf("%s.%s.kontena.local", stack, pf.grid);
+            resolves_to(client, fq2, (const char *[]){a1, a2}, 2, 5000);
+            fetch_by_name(client, fq2, "web-", 5000);
             free(fq2);
         }
         free(fq);
