@@ -13,10 +13,10 @@
  * container: `web`, `web.<stack>.<grid>.kontena.local`, `web-1`, `web-2` and
  * `<stack>.<grid>.kontena.local` answer across hosts and resolve to exactly their instances'
  * addresses; node-3's host netns reaches a web container's overlay address; scale 3 -> web-3
- * answers, scale 2 -> web-3
- * is gone; draining the node of web-1 moves it and `web-1` follows. A second stack publishes
- * 8080:80 on node-1 and node-2, fetched from node-3's netns on each host's underlay address.
- * Every process exits 0 on SIGTERM. The hosts (and so every container) go in .fini and in
+ * answers, scale 2 -> web-3 is gone; draining the node of web-1 moves it and `web-1` follows.
+ * A second stack publishes 8080:80 on node-1 and node-2, fetched from node-3's netns on each
+ * host's underlay address (and not answering on node-3's). Every process (agents,
+ * controllers, apiserver) exits 0 on SIGTERM. The hosts (and so every container) go in .fini and in
  * ReportHook(POST_ALL).
  */
 #include <criterion/criterion.h>
