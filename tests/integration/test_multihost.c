@@ -16,8 +16,8 @@
  * answers, scale 2 -> web-3 is gone; draining the node of web-1 moves it and `web-1` follows.
  * A second stack publishes 8080:80 on node-1 and node-2, fetched from node-3's netns on each
  * host's underlay address (and not answering on node-3's). Every process (agents,
- * controllers, apiserver) exits 0 on SIGTERM. The hosts (and so every container) go in .fini and in
- * ReportHook(POST_ALL).
+ * controllers, apiserver) exits 0 on SIGTERM. The hosts (and so every container) go in .fini
+ * and in ReportHook(POST_ALL).
  */
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
