@@ -557,6 +557,70 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
         free(from);
     }
     step("moved web-1");
+
+    /* move by a changed affinity + deploy: away from the node of web-2 (node-3 allowed now) */
+    {
+        char *to_avoid = NULL, *rule;
+        int64_t end = time_mono_ms() + 40000;
+        char a1[32] = "", a2[32] = "";
+        int avoid_host;
+
+        l = platform_instances(&pf, stack, "web");
+        CHECK(l && instance(l, 1) && instance(l, 2), "cannot read the web instances");
+        to_avoid = xstrdup(json_string_value(json_object_get(instance(l, 2), "node")));
+        json_decref(l);
+        avoid_host = atoi(to_avoid + strlen("node-"));
+        CHECK(avoid_host >= 1 && avoid_host <= NHOSTS, "web-2 on %s", to_avoid);
+        rule = xasprintf("node!=%s", to_avoid);
+        fprintf(stderr, "multihost: web-2 on %s, new affinity %s\n", to_avoid, rule);
+        CHECK(platform_cli(&pf, "service", "update", "--affinity", rule, svc, NULL) == 0,
+              "service update failed: %s%s", pf.out, pf.err);
+        CHECK(platform_cli(&pf, "service", "deploy", "--timeout", "60", svc, NULL) == 0,
+              "service deploy failed: %s%s", pf.out, pf.err);
+        for (;;) {
+            int away = 1;
+            l = platform_instances(&pf, stack, "web");
+            for (int n = 1; n <= 2 && l; n++) {
+                const char *now = json_string_value(json_object_get(instance(l, n), "node"));
+                away = away && now && strcmp(now, to_avoid) != 0;
+            }
+            if (l && away && json_array_size(l) == 2 && platform_count_running(l) == 2) {
+                CHECK(overlay_addr(l, 1, a1, sizeof(a1)) && overlay_addr(l, 2, a2, sizeof(a2)),
+                      "the moved instances have no address");
+                fprintf(stderr, "multihost: web-1 now on %s (%s), web-2 on %s (%s)\n",
+                        json_string_value(json_object_get(instance(l, 1), "node")), a1,
+                        json_string_value(json_object_get(instance(l, 2), "node")), a2);
+                json_decref(l);
+                break;
+            }
+            json_decref(l);
+            CHECK(time_mono_ms() < end, "web still on %s 40 s after the deploy", to_avoid);
+            time_sleep_ms(200);
+        }
+        {
+            char *c;
+            while ((c = container_of(avoid_host - 1, stack, "web")) != NULL) {
+                free(c);
+                CHECK(time_mono_ms() < end, "a web container is still running on %s", to_avoid);
+                time_sleep_ms(200);
+            }
+        }
+        {
+            char *fq = xasprintf("web.%s", grid_domain), *fq1 = xasprintf("web-1.%s", grid_domain);
+            char *fq2 = xasprintf("web-2.%s", grid_domain);
+            resolves_to(client, fq, (const char *[]){a1, a2}, 2, 5000);
+            resolves_to(client, fq1, (const char *[]){a1}, 1, 5000);
+            resolves_to(client, fq2, (const char *[]){a2}, 1, 5000);
+            free(fq);
+            free(fq1);
+            free(fq2);
+        }
+        fetch_by_name(client, "web-1", "web-1", 5000);
+        fetch_by_name(client, "web-2", "web-2", 5000);
+        free(rule);
+        free(to_avoid);
+    }
+    step("moved by affinity + deploy");
     free(svc);
 
     /* published ports: 8080:80 on node-1 and node-2, fetched from host 3 */
