@@ -112,12 +112,13 @@ static int cmp_str(const void *a, const void *b)
 json_t *dns_hosts_files(const char *grid, const json_t *instances, const json_t *observed,
                         const json_t *stacks)
 {
-    json_t *lines = json_object(), *files = json_object(), *v;
+    json_t *lines, *files = json_object(), *v;
     const char *key, **keys;
     size_t n = 0, i;
 
     if (!label_ok(grid))
         return files;
+    lines = json_object();
     keys = xcalloc(json_object_size(instances) + 1, sizeof(*keys));
     json_object_foreach((json_t *)instances, key, v) keys[n++] = key;
     qsort(keys, n, sizeof(*keys), cmp_str); /* the same content for the same state */
