@@ -675,11 +675,15 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
 
     /* every process exits 0 on SIGTERM */
     for (int i = 0; i < NHOSTS; i++) {
+        int64_t t0 = time_mono_ms();
         int st = proc_stop(agents[i], SIGTERM, 10000);
+        fprintf(stderr, "multihost: the agent of node-%d exited in %lld ms\n", i + 1,
+                (long long)(time_mono_ms() - t0));
         agents[i] = 0;
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "agent of node-%d ended with status 0x%x",
               i + 1, (unsigned)st);
     }
+    step("agents stopped");
     CHECK(platform_stop(&pf) == 0, "a master process did not exit cleanly (logs above)");
     step("stopped");
     free(client);
