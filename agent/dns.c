@@ -513,7 +513,13 @@ static int spawn(const char *cmd, char *const args[], pid_t *pid)
         return ENOENT;
     p = fork();
     if (p == 0) {
-        /* only async-signal-safe calls here: other threads may hold locks */
+        /* only async-signal-safe calls here: other threads may hold locks. The agent
+         * blocks SIGTERM/SIGINT (it sigwaits) and ignores SIGPIPE: dnsmasq must not
+         * inherit that, or neither our SIGTERM nor the parent-death signal would end it. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
             _exit(1);

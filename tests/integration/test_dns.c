@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,7 +403,13 @@ Test(dns_agent, dnsmasq_is_restarted_when_it_dies_and_stopped_with_the_module)
 {
     struct fx f;
     long pid, pid2;
+    sigset_t agent_mask, old_mask;
 
+    /* as kontena-agent does (it sigwaits): dnsmasq must not inherit the blocked signals */
+    sigemptyset(&agent_mask);
+    sigaddset(&agent_mask, SIGTERM);
+    sigaddset(&agent_mask, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &agent_mask, &old_mask);
     fx_start(&f);
     shop(&f);
     pid = dnsmasq_pid(&f);
@@ -411,6 +418,20 @@ Test(dns_agent, dnsmasq_is_restarted_when_it_dies_and_stopped_with_the_module)
     ASSERT_ANSWER(&f, "web-1.shop.g.kontena.local", "10.81.128.1", 5000);
     pid2 = dnsmasq_pid(&f);
     cr_assert(pid2 > 1 && pid2 != pid, "dnsmasq was not restarted (pid %ld, was %ld)", pid2, pid);
+    {
+        char path[64], line[256];
+        int unblocked = -1;
+        FILE *st;
+        snprintf(path, sizeof(path), "/proc/%ld/status", pid2);
+        st = fopen(path, "r");
+        while (st && fgets(line, sizeof(line), st))
+            if (strncmp(line, "SigBlk:", 7) == 0)
+                unblocked = strspn(line + 7, " \t0") == strcspn(line + 7, "\n");
+        if (st)
+            fclose(st);
+        cr_assert_eq(unblocked, 1, "dnsmasq inherited blocked signals (%s)", path);
+    }
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     dns_stop(f.dns);
     f.dns = NULL;
     cr_assert(kill((pid_t)pid2, 0) != 0 && errno == ESRCH, "dnsmasq %ld still runs", pid2);
