@@ -255,23 +255,10 @@ static int is_stopping(struct dns *d)
     return s;
 }
 
-static struct timespec deadline_in(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Sleep ms unless stopped first; 1 when stopping. */
 static int nap(struct dns *d, int64_t ms)
 {
-    struct timespec ts = deadline_in(ms);
+    struct timespec ts = time_deadline(CLOCK_MONOTONIC, ms);
     int s;
     pthread_mutex_lock(&d->mu);
     while (!d->stopping && pthread_cond_timedwait(&d->cond, &d->mu, &ts) != ETIMEDOUT)
@@ -631,7 +618,7 @@ static void *writer_main(void *arg)
 
     kill_leftover(d);
     for (;;) {
-        struct timespec ts = deadline_in(TICK_MS);
+        struct timespec ts = time_deadline(CLOCK_MONOTONIC, TICK_MS);
         json_t *snap[W_COUNT] = {NULL, NULL, NULL};
         int stopping, ready = 1;
 

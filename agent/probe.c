@@ -254,13 +254,7 @@ static int sleep_locked(struct entry *x, int64_t deadline)
         struct timespec ts;
         if (left <= 0)
             break;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)(left / 1000);
-        ts.tv_nsec += (long)(left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        ts = time_deadline(CLOCK_MONOTONIC, left);
         pthread_cond_timedwait(&p->cv, &p->mu, &ts);
     }
     return stopped(&x->stop);

@@ -108,23 +108,10 @@ static int is_stopping(struct reconciler *r)
     return s;
 }
 
-static struct timespec deadline_in(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Sleep ms unless stopped first; 1 when stopping. */
 static int nap(struct reconciler *r, int64_t ms)
 {
-    struct timespec ts = deadline_in(ms);
+    struct timespec ts = time_deadline(CLOCK_MONOTONIC, ms);
     int s;
 
     pthread_mutex_lock(&r->mu);
@@ -1045,7 +1032,7 @@ static void *worker_main(void *arg)
     int64_t next_pass = time_mono_ms() + r->resync_ms;
 
     for (;;) {
-        struct timespec ts = deadline_in(next_pass - time_mono_ms());
+        struct timespec ts = time_deadline(CLOCK_MONOTONIC, next_pass - time_mono_ms());
         json_t *snap, *discard;
         int timed_out = 0, wait_ms;
 

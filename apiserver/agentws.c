@@ -827,13 +827,7 @@ enum status agentws_call(struct agentws *w, const char *grid, const char *node,
     send_text(w, sid, msg);
     json_decref(msg);
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    ts = time_deadline(CLOCK_REALTIME, timeout_ms);
     pthread_mutex_lock(&w->mu);
     while (!c->done && pthread_cond_timedwait(&w->rpc_cond, &w->mu, &ts) == 0)
         ;

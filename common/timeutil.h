@@ -16,5 +16,9 @@ void time_iso8601(int64_t us, char *out, size_t len);
 /* Parse "2026-05-01T10:00:00Z" / "...00.123Z" back to microseconds; -1 if malformed. */
 int64_t time_iso8601_parse(const char *s);
 void time_sleep_ms(int64_t ms);
+/* The absolute time ms milliseconds from now on clock (CLOCK_MONOTONIC for a condition
+ * variable created with pthread_condattr_setclock(CLOCK_MONOTONIC), else CLOCK_REALTIME):
+ * the deadline pthread_cond_timedwait() takes. */
+struct timespec time_deadline(clockid_t clock, int64_t ms);
 
 #endif

@@ -27,23 +27,12 @@ int ctl__synced(struct ctl *c)
     return 1;
 }
 
-static void abs_deadline(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 int ctl__sleep(struct ctl *c, int64_t ms)
 {
     struct timespec ts;
     int stop;
 
-    abs_deadline(&ts, ms);
+    ts = time_deadline(CLOCK_MONOTONIC, ms);
     pthread_mutex_lock(&c->mu);
     while (!(stop = atomic_load(&c->stopping)))
         if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
@@ -143,7 +132,7 @@ static void *resync_main(void *arg)
             continue;
         }
         /* leadership and sync changes broadcast c->cond; poll as a safety net */
-        abs_deadline(&ts, 200);
+        ts = time_deadline(CLOCK_MONOTONIC, 200);
         pthread_cond_timedwait(&c->cond, &c->mu, &ts);
     }
     pthread_mutex_unlock(&c->mu);

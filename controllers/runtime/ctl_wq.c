@@ -229,15 +229,7 @@ void *ctl__timer_main(void *arg)
             continue;
         }
         if (c->ntimers) {
-            struct timespec ts;
-            int64_t wait = c->timers[0].due - now;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += wait / 1000;
-            ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = time_deadline(CLOCK_MONOTONIC, c->timers[0].due - now);
             pthread_cond_timedwait(&c->timer_cond, &c->timer_mu, &ts);
         } else {
             pthread_cond_wait(&c->timer_cond, &c->timer_mu);

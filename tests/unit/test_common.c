@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/cmdline.h"
@@ -56,6 +57,24 @@ Test(timeutil, iso8601_round_trip)
     cr_assert_eq(time_iso8601_parse(s), 1777629600123000LL);
     cr_assert_eq(time_iso8601_parse("2026-05-01T10:00:00Z"), 1777629600000000LL);
     cr_assert_eq(time_iso8601_parse("yesterday"), -1);
+}
+
+Test(timeutil, deadline_is_ms_ahead_on_the_given_clock)
+{
+    const clockid_t clocks[] = {CLOCK_MONOTONIC, CLOCK_REALTIME};
+    const int64_t ms[] = {0, 1, 999, 1500, 86400000};
+
+    for (size_t c = 0; c < 2; c++)
+        for (size_t i = 0; i < 5; i++) {
+            struct timespec now, d;
+            int64_t diff;
+            clock_gettime(clocks[c], &now);
+            d = time_deadline(clocks[c], ms[i]);
+            diff = (d.tv_sec - now.tv_sec) * 1000 + (d.tv_nsec - now.tv_nsec) / 1000000;
+            cr_assert(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L, "tv_nsec %ld", d.tv_nsec);
+            cr_assert(diff >= ms[i] && diff <= ms[i] + 50, "%lld ms ahead, wanted %lld",
+                      (long long)diff, (long long)ms[i]);
+        }
 }
 
 Test(crypto, sha256_known_vector)
