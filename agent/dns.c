@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent/dns.h"
+#include "common/jsonutil.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
@@ -65,11 +66,6 @@ struct dns {
 };
 
 /* --- the hosts files ------------------------------------------------------------------- */
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 /* A DNS label we are willing to write: 1..63 of [A-Za-z0-9_-], not starting with '-'. */
 static int label_ok(const char *s)

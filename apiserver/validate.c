@@ -67,11 +67,6 @@ int json_array_has_string(const json_t *arr, const char *s)
     return 0;
 }
 
-const char *jstr(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
 int json_all_strings(const json_t *arr)
 {
     size_t i;

@@ -4,6 +4,8 @@
 
 #include <jansson.h>
 
+#include "common/jsonutil.h"
+
 /* Word characters or dashes, min..max long, not starting with '-'. */
 int valid_name(const char *s, size_t min, size_t max);
 /* IPv4 CIDR "a.b.c.d/n" with the host bits zero. */
@@ -14,7 +16,6 @@ int valid_email(const char *s);
 int json_all_strings(const json_t *arr);
 /* arr (may be NULL or not an array) holds the string s. */
 int json_array_has_string(const json_t *arr, const char *s);
-/* obj[key] as a string, or NULL when missing or not a string. */
-const char *jstr(const json_t *obj, const char *key);
+/* jstr(): common/jsonutil.h. */
 
 #endif

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
@@ -36,11 +37,6 @@ struct health {
 };
 
 static struct health the_health;
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 /* Both prefixes are followed by "<grid>/<node>/<container>": the queue holds that part. */
 static void on_change(void *arg, const char *key, const json_t *o, const json_t *n)

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
@@ -85,11 +86,6 @@ static void on_change(void *arg, const char *key, const json_t *old_val, const j
             wq_add_after(ip->q, grid, DEBOUNCE_MS);
             return;
         }
-}
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
 }
 
 static char *dump(const json_t *v)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "common/deployrec.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -76,11 +77,6 @@ static int key_seg(const char *key, const char *prefix, int n, char *out, size_t
         return -1;
     snprintf(out, len, "%.*s", (int)(end - p), p);
     return 0;
-}
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
 }
 
 static int64_t jtime(const json_t *o, const char *k)

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -63,17 +64,6 @@ struct scheduler {
 };
 
 /* --- small JSON helpers --------------------------------------------------------------------- */
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
-static json_int_t jint(const json_t *o, const char *k, json_int_t def)
-{
-    json_t *v = json_object_get(o, k);
-    return json_is_integer(v) ? json_integer_value(v) : def;
-}
 
 static int streq(const char *a, const char *b)
 {

@@ -8,6 +8,7 @@
 #include "common/cmdline.h"
 #include "common/crypto.h"
 #include "common/err.h"
+#include "common/jsonutil.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
@@ -75,6 +76,21 @@ Test(timeutil, deadline_is_ms_ahead_on_the_given_clock)
             cr_assert(diff >= ms[i] && diff <= ms[i] + 50, "%lld ms ahead, wanted %lld",
                       (long long)diff, (long long)ms[i]);
         }
+}
+
+Test(jsonutil, jstr_and_jint_take_only_their_type)
+{
+    json_t *o = json_pack("{s:s, s:i, s:s, s:n}", "s", "x", "i", 7, "n", "8", "z");
+
+    cr_assert_str_eq(jstr(o, "s"), "x");
+    cr_assert_null(jstr(o, "i"));
+    cr_assert_null(jstr(o, "missing"));
+    cr_assert_null(jstr(NULL, "s"));
+    cr_assert_eq(jint(o, "i", -1), 7);
+    cr_assert_eq(jint(o, "n", -1), -1);
+    cr_assert_eq(jint(o, "z", -2), -2);
+    cr_assert_eq(jint(NULL, "i", -3), -3);
+    json_decref(o);
 }
 
 Test(crypto, sha256_known_vector)
