@@ -390,7 +390,8 @@ static json_t *observed(const json_t *c, const char *state_override, const char 
                         c ? json_string(jstr(st, "FinishedAt", "")) : json_null());
     json_object_set_new(o, "restart_generation", json_integer(gen));
     json_object_set_new(o, "reason", json_null());
-    if (c) { /* the address probes use; taken out again before the value is written */
+    json_object_set_new(o, "ip", json_null());
+    if (c) { /* the address probes and load balancers use (overlay first, see below) */
         const json_t *ns = json_object_get(c, "NetworkSettings"), *nets, *n;
         const char *ip = jstr(ns, "IPAddress", ""), *k;
         nets = json_object_get(ns, "Networks");
@@ -399,7 +400,7 @@ static json_t *observed(const json_t *c, const char *state_override, const char 
             ip = overlay_container_ip(c);
         if (!strcmp(jstr(json_object_get(c, "HostConfig"), "NetworkMode", ""), "host"))
             ip = "127.0.0.1";
-        json_object_set_new(o, "_ip", json_string(ip));
+        json_object_set_new(o, "ip", *ip ? json_string(ip) : json_null());
     }
     return o;
 }
@@ -802,9 +803,8 @@ static void finish_observed(struct reconciler *r, const char *name, const json_t
 {
     const json_t *spec = json_object_get(inst, "spec");
     json_t *local = local_of(r, name);
-    char *ip = xstrdup(jstr(o, "_ip", ""));
+    char *ip = xstrdup(jstr(o, "ip", ""));
 
-    json_object_del(o, "_ip");
     json_object_set_new(o, "health_restarts",
                         json_integer(jint(local, "hr", jint(inst, "health_restarts", 0))));
     if (!strcmp(jstr(o, "state", ""), "running") && jstr(o, "container_id", NULL))

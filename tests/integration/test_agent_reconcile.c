@@ -318,6 +318,10 @@ RC_TEST(reconcile, instance_key_written_with_etcdctl_runs_with_its_spec)
     cr_assert_eq(json_integer_value(json_object_get(o, "revision")), 3);
     c = inspect(name);
     cr_assert_str_eq(id_of(o), json_string_value(json_object_get(c, "Id")));
+    /* the container's address (Docker bridge here: no overlay), for load balancers */
+    cr_assert_str_eq(json_string_value(json_object_get(o, "ip")) ?: "(null)",
+                     json_string_value(json_object_get(
+                         json_object_get(c, "NetworkSettings"), "IPAddress")) ?: "");
     cfg = json_object_get(c, "Config");
     host = json_object_get(c, "HostConfig");
     labels = json_object_get(cfg, "Labels");
