@@ -20,6 +20,13 @@ PACKAGES=(
   docker.io busybox-static iproute2
   # runtime: the per-node DNS server of the overlay (the binary only, no system service)
   dnsmasq-base
+  # runtime: encryption of the overlay between untrusted nodes (userspace WireGuard: these
+  # kernels have neither the wireguard module nor ESP), and `wg` to inspect it
+  wireguard-go wireguard-tools
+  # runtime: the load balancer (kontena-lb drives haproxy; no system service is started)
+  haproxy
+  # tests: underlay captures (encryption check) and HTTP load through the load balancer
+  tcpdump wrk
 )
 
 missing=()
@@ -44,7 +51,19 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Packages such as haproxy would start a system service on install; ours are started by the
+# platform itself, so keep invoke-rc.d from starting anything while we install.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  made_policy=1
+fi
+rc=0
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+[ "$made_policy" = 1 ] && $SUDO rm -f "$policy"
+[ "$rc" = 0 ] || { echo "install-deps: apt-get install failed ($rc)" >&2; exit "$rc"; }
 # Debian's etcd-server package may start a system etcd on 2379; ours runs on its own port
 # and data directory (hack/up.sh), so either way is fine.
 echo "install-deps: done"
