@@ -1,13 +1,18 @@
 #include "tests/support/platform.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/timeutil.h"
@@ -15,12 +20,13 @@
 #include "etcdclient/etcd.h"
 #include "tests/support/agent_proc.h"
 #include "tests/support/docker_env.h"
+#include "tests/support/http.h"
 #include "tests/support/proc.h"
 
 #include "common/banned.h"
 
-const char *const platform_ctl_names[PLATFORM_NCTL] = {"scheduler", "ipam", "rescheduler",
-                                                       "health"};
+const char *const platform_ctl_names[PLATFORM_CTL_MAX] = {"scheduler", "ipam", "rescheduler",
+                                                          "health", "lbconfig"};
 
 #define MAX_CLI_ARGS 48
 
@@ -368,7 +374,7 @@ int platform_agent_stop(struct platform *p, int i, int sig)
 
 static int ctl_index(const char *name)
 {
-    for (int i = 0; i < PLATFORM_NCTL; i++)
+    for (int i = 0; i < PLATFORM_CTL_MAX; i++)
         if (!strcmp(platform_ctl_names[i], name))
             return i;
     return -1;
@@ -405,6 +411,102 @@ int platform_ctl_stop(struct platform *p, const char *name, int sig)
     return 0;
 }
 
+/* --- load balancers -------------------------------------------------------------------- */
+
+char *platform_lb_image(void)
+{
+    char *script = xasprintf("%s/hack/lb-image.sh", docker_env_source_dir());
+    char *tag = xasprintf("%s-%d", docker_env_run_id(), (int)getpid());
+    char *image = xasprintf("kontena/lb:%s", tag);
+    char *e_bin = xasprintf("KONTENA_BIN_DIR=%s", KONTENA_BIN_DIR);
+    char *e_tag = xasprintf("KONTENA_LB_IMAGE=%s", image);
+    const char *env[] = {e_bin, e_tag, NULL};
+    const char *argv[] = {script, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = proc_run(argv, env, NULL, &out, &err);
+
+    if (rc != 0) {
+        fprintf(stderr, "platform: %s failed (exit %d): %s%s\n", script, rc, out ? out : "",
+                err ? err : "");
+        FREE_AND_NULL(image);
+    }
+    free(out);
+    free(err);
+    free(script);
+    free(tag);
+    free(e_bin);
+    free(e_tag);
+    return image;
+}
+
+void platform_lb_image_remove(const char *image)
+{
+    const char *argv[] = {"docker", "rmi", "-f", image, NULL};
+
+    if (image)
+        (void)proc_run(argv, NULL, NULL, NULL, NULL);
+}
+
+int platform_wait_http(const char *url, const char *host, long want, const char *prefix,
+                       int timeout_ms)
+{
+    int64_t deadline = time_mono_ms() + timeout_ms;
+    char *hdr = host ? xasprintf("Host: %s", host) : NULL;
+
+    for (;;) {
+        struct http_reply r = {0};
+        int done;
+
+        http_do("GET", url, NULL, NULL, 0, hdr, &r);
+        done = r.status == want &&
+               (!prefix || (r.body && !strncmp(r.body, prefix, strlen(prefix))));
+        if (done || time_mono_ms() >= deadline) {
+            if (!done)
+                fprintf(stderr,
+                        "platform: GET %s%s%s: not %ld%s%s within %d ms; last: HTTP %ld %.300s\n",
+                        url, host ? " Host " : "", host ? host : "", want,
+                        prefix ? " starting with " : "", prefix ? prefix : "", timeout_ms,
+                        r.status, r.body ? r.body : "");
+            http_reply_release(&r);
+            free(hdr);
+            return done ? 0 : -1;
+        }
+        http_reply_release(&r);
+        time_sleep_ms(100);
+    }
+}
+
+char *platform_tcp_read(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct buf b;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int64_t deadline = time_mono_ms() + 2000;
+
+    buf_init(&b, 64 * 1024);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        buf_release(&b);
+        return NULL;
+    }
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int64_t left = deadline - time_mono_ms();
+        char chunk[512];
+        ssize_t n;
+
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            break;
+        n = read(fd, chunk, sizeof(chunk));
+        if (n <= 0 || buf_append(&b, chunk, (size_t)n) != ST_OK)
+            break;
+    }
+    close(fd);
+    return buf_take(&b);
+}
+
 void platform_dump_logs(struct platform *p)
 {
     char *path;
@@ -417,7 +519,7 @@ void platform_dump_logs(struct platform *p)
     path = xasprintf("%s/apiserver.log", p->api.dir);
     proc_dump_file(path);
     free(path);
-    for (int i = 0; i < PLATFORM_NCTL; i++)
+    for (int i = 0; i < PLATFORM_CTL_MAX; i++)
         if (p->ctl[i].log)
             proc_dump_file(p->ctl[i].log);
     for (int i = 0; i < p->n_agents; i++)
@@ -466,6 +568,8 @@ int platform_start(struct platform *p, const struct platform_opts *o)
         for (int i = 0; i < PLATFORM_NCTL; i++)
             if (platform_ctl_start(p, platform_ctl_names[i]) != 0)
                 return -1;
+    if (o->lbconfig && platform_ctl_start(p, platform_ctl_names[PLATFORM_CTL_LBCONFIG]) != 0)
+        return -1;
     p->n_agents = o->agents;
     for (int i = 0; i < o->agents; i++) {
         p->agents[i].name = xasprintf("node-%d", i + 1);
@@ -497,7 +601,7 @@ int platform_stop(struct platform *p)
 
     if (!p->started)
         return 0;
-    for (int i = 0; i < PLATFORM_NCTL; i++)
+    for (int i = 0; i < PLATFORM_CTL_MAX; i++)
         if (p->ctl[i].pid > 0) {
             char *what = xasprintf("kontena-%s", platform_ctl_names[i]);
             bad += clean_exit(ctl_proc_stop(&p->ctl[i], SIGTERM), what, p->ctl[i].log);
@@ -522,7 +626,7 @@ void platform_cleanup(struct platform *p)
 
     if (!p->started)
         return;
-    for (int i = 0; i < PLATFORM_NCTL; i++)
+    for (int i = 0; i < PLATFORM_CTL_MAX; i++)
         ctl_proc_cleanup(&p->ctl[i]);
     for (int i = 0; i < p->n_agents; i++) {
         if (p->agents[i].pid > 0)

@@ -1,8 +1,8 @@
 /* tests/support/platform.h -- a whole Kontena platform for one end-to-end test: a real etcd,
  * kontena-apiserver with its agents' endpoint, a logged-in CLI (HOME and KONTENA_CONFIG in
  * the platform's temp dir), the four controllers (kontena-scheduler, -ipam, -rescheduler,
- * -health) and N kontena-agent processes named node-1..node-N, all managing containers on
- * the machine's one dockerd.
+ * -health), with .lbconfig a fifth (kontena-lbconfig), and N kontena-agent processes named
+ * node-1..node-N, all managing containers on the machine's one dockerd.
  *
  *     struct platform pf;
  *     struct platform_opts o = {.agents = 3, .ctl_args = short_graces};
@@ -30,15 +30,19 @@
 #include "tests/support/etcd_proc.h"
 
 #define PLATFORM_MAX_AGENTS 8
-#define PLATFORM_NCTL 4
+#define PLATFORM_NCTL 4    /* the four every platform starts */
+#define PLATFORM_CTL_MAX 5 /* ... and kontena-lbconfig with opts.lbconfig */
+#define PLATFORM_CTL_LBCONFIG 4
 
-/* The controllers, in start order; index into platform.ctl[]. */
-extern const char *const platform_ctl_names[PLATFORM_NCTL]; /* scheduler ipam rescheduler health */
+/* The controllers, in start order; index into platform.ctl[]: scheduler ipam rescheduler
+ * health, then lbconfig (started only with opts.lbconfig). */
+extern const char *const platform_ctl_names[PLATFORM_CTL_MAX];
 
 struct platform_opts {
     int agents;              /* node-1..node-N, 0..PLATFORM_MAX_AGENTS (default 0) */
     const char *grid_suffix; /* grid "<run id>-<suffix>" (default "e2e") */
     int no_controllers;      /* start none of the four (a test starts them itself) */
+    int lbconfig;            /* also start kontena-lbconfig (load balancers, issue 7) */
     /* Extra arguments of controller `name` (NULL-ended, borrowed until the next call),
      * e.g. {"--grace-ha", "3s", "--online-grace", "1s", NULL}. NULL: none. */
     const char *const *(*ctl_args)(const char *name, void *arg);
@@ -56,7 +60,7 @@ struct platform_agent {
 struct platform {
     struct etcd_proc etcd;
     struct api_proc api;
-    struct ctl_proc ctl[PLATFORM_NCTL]; /* pid 0 when not running */
+    struct ctl_proc ctl[PLATFORM_CTL_MAX]; /* pid 0 when not running */
     struct platform_agent agents[PLATFORM_MAX_AGENTS];
     int n_agents;
     struct platform_opts opts;
@@ -131,6 +135,24 @@ int platform_docker_count(struct platform *p, const char *stack, const char *ser
 /* Remove (force) the grid's containers on node `name` (io.kontena.grid and io.kontena.node
  * labels): with SIGKILL of its agent, a lost host. How many, or -1. */
 int platform_remove_node_containers(struct platform *p, const char *name);
+
+/* --- load balancers (issue 7) --- */
+
+/* Build the load balancer image with hack/lb-image.sh from the binaries under test
+ * (KONTENA_BIN_DIR), tagged "kontena/lb:<run id>-<pid>": the name holds "kontena/lb" (which
+ * makes a service an LB), the tag keeps the developer's kontena/lb:latest and parallel test
+ * processes apart. The image name (fresh) or NULL after saying why. */
+char *platform_lb_image(void);
+/* docker rmi -f image; NULL is fine. */
+void platform_lb_image_remove(const char *image);
+/* GET url (Host header `host` unless NULL) until it answers status `want` with a body that
+ * begins with `prefix` (NULL: any), up to timeout_ms. 0, or -1 after printing the last
+ * reply. */
+int platform_wait_http(const char *url, const char *host, long want, const char *prefix,
+                       int timeout_ms);
+/* Connect to 127.0.0.1:port and read what the peer sends until it closes (or 2 s): fresh,
+ * NUL-terminated; NULL when the connection failed. */
+char *platform_tcp_read(int port);
 
 /* Print every process log of the platform to stderr (a failing test's evidence). */
 void platform_dump_logs(struct platform *p);
