@@ -21,6 +21,7 @@
 #include "agent/docker.h"
 #include "agent/reconcile.h"
 #include "agent/rpc.h"
+#include "agent/wg.h"
 #include "agent/ws.h"
 #include "common/cmdline.h"
 #include "common/crypto.h"
@@ -323,6 +324,35 @@ static char *first_private_ipv4(void)
     return out;
 }
 
+/* --overlay: this node's WireGuard keys. A device left by an earlier run of the agent keeps
+ * its key (read back over UAPI), so the public key the peers know stays valid; else a fresh
+ * pair (the private key is never written anywhere but into the device). */
+static int overlay_keys(const char *node, const char *private_ip, struct wg_key *k,
+                        char ifname[16])
+{
+    struct err e = ERR_INIT;
+    char *reply = NULL;
+
+    wg_ifname(node, private_ip, ifname);
+    if (wg_uapi(ifname, "get=1\n\n", &reply, &e) == ST_OK) {
+        json_t *cur = wg_parse_get(reply);
+        int ok = wg_key_from_hex(json_string_value(json_object_get(cur, "private_key")),
+                                 k->priv) == 0 &&
+                 wg_key_derive(k, &e) == ST_OK;
+        json_decref(cur);
+        free(reply);
+        if (ok) {
+            log_info("dev=%s msg=\"WireGuard device found: keeping its key\"", ifname);
+            return 0;
+        }
+    }
+    if (wg_key_generate(k, &e) != ST_OK) {
+        log_error("msg=\"cannot make a WireGuard key: %s\"", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
 static char *os_pretty_name(void)
 {
     FILE *f = fopen("/etc/os-release", "r");
@@ -346,6 +376,8 @@ static char *os_pretty_name(void)
 
 int main(int argc, char **argv)
 {
+    struct wg_key wgk;
+    char wg_if[16] = "";
     struct agent_config c;
     struct err e = ERR_INIT;
     const char *uri = env_or("KONTENA_URI", NULL), *labels = env_or("KONTENA_NODE_LABELS", "");
@@ -554,6 +586,15 @@ int main(int argc, char **argv)
         json_object_set_new(c.node_info, "PublicIp", json_string(public_ip));
     if (private_ip)
         json_object_set_new(c.node_info, "PrivateIp", json_string(private_ip));
+    if (overlay) {
+        char b64[WG_KEY_B64_LEN + 1];
+        if (overlay_keys(c.node_name, private_ip, &wgk, wg_if) != 0) {
+            rc = 1;
+            goto out;
+        }
+        wg_key_to_b64(wgk.pub, b64);
+        json_object_set_new(c.node_info, "WireguardPublicKey", json_string(b64));
+    }
     json_object_set_new(c.node_info, "NCPU",
                         json_integer(dni.cpus ? dni.cpus : sysconf(_SC_NPROCESSORS_ONLN)));
     json_object_set_new(
@@ -584,6 +625,8 @@ int main(int argc, char **argv)
         rs.opts.docker_name_prefix = name_prefix;
         rs.opts.overlay = overlay;
         rs.opts.private_ip = private_ip;
+        rs.opts.wg_key = &wgk;
+        rs.opts.wg_ifname = wg_if;
         if (grid) {
             start_reconciler(&rs, grid);
             if (!rs.r)

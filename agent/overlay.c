@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "agent/overlay.h"
+#include "agent/wg.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -38,7 +39,10 @@ struct overlay {
     char *grid, *node, *private_ip;
     char *nodes_prefix;  /* /kontena/nodes/<grid>/ */
     char *status_prefix; /* /kontena/node_status/<grid>/ */
-    char *peers_logged;  /* the peer list last logged, to log changes only */
+    char *grid_key;      /* /kontena/grids/<grid>: trusted_subnets */
+    char *peers_logged;  /* the peer plan last logged, to log changes only */
+    struct wg_key key;   /* this node's WireGuard keys */
+    char wg_if[16];      /* its device */
 };
 
 /* --- child processes ------------------------------------------------------------------- */
@@ -79,7 +83,23 @@ static enum status run_tool(const char *const *argv, char **out, const char *wha
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, po[1], 1);
     posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    rc = posix_spawnp(&pid, tool_path(argv[0]), &fa, NULL, (char *const *)argv, environ);
+    /* Nothing else of the agent's leaks into the tool (or into a daemon it leaves, such as
+     * wireguard-go), and it starts with no blocked signals and SIGPIPE at its default: the
+     * agent blocks SIGTERM (it sigwaits) and ignores SIGPIPE. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    {
+        posix_spawnattr_t at;
+        sigset_t none, def;
+        sigemptyset(&none);
+        sigemptyset(&def);
+        sigaddset(&def, SIGPIPE);
+        posix_spawnattr_init(&at);
+        posix_spawnattr_setsigmask(&at, &none);
+        posix_spawnattr_setsigdefault(&at, &def);
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        rc = posix_spawnp(&pid, tool_path(argv[0]), &fa, &at, (char *const *)argv, environ);
+        posix_spawnattr_destroy(&at);
+    }
     posix_spawn_file_actions_destroy(&fa);
     close(po[1]);
     close(pe[1]);
@@ -215,6 +235,98 @@ static int valid_ipv4(const char *s)
     return s && inet_pton(AF_INET, s, &a) == 1;
 }
 
+/* Whether ipv4 lies in one of the CIDR strings of subnets ("10.0.0.0/8"; a bare address is a
+ * /32). Entries that do not parse are ignored. */
+int overlay_in_subnets(const char *ipv4, const json_t *subnets)
+{
+    struct in_addr a;
+    size_t i;
+    json_t *x;
+
+    if (!ipv4 || inet_pton(AF_INET, ipv4, &a) != 1)
+        return 0;
+    json_array_foreach(subnets, i, x)
+    {
+        const char *s = json_string_value(x), *slash;
+        char net[INET_ADDRSTRLEN];
+        struct in_addr n;
+        long len = 32;
+        uint32_t mask;
+
+        if (!s)
+            continue;
+        slash = strchr(s, '/');
+        if ((size_t)(slash ? slash - s : (long)strlen(s)) >= sizeof(net))
+            continue;
+        snprintf(net, sizeof(net), "%.*s", (int)(slash ? slash - s : (long)strlen(s)), s);
+        if (slash) {
+            char *end;
+            len = strtol(slash + 1, &end, 10);
+            if (end == slash + 1 || *end || len < 0 || len > 32)
+                continue;
+        }
+        if (inet_pton(AF_INET, net, &n) != 1)
+            continue;
+        mask = len == 0 ? 0 : htonl(0xffffffffu << (32 - len));
+        if ((a.s_addr & mask) == (n.s_addr & mask))
+            return 1;
+    }
+    return 0;
+}
+
+/* The underlay address a node uses towards a peer: its private one within a region, its
+ * public one across regions (each falling back to the other); NULL when it has none. */
+static const char *pair_address(const json_t *node, int same_region)
+{
+    const char *priv = jstr(node, "private_ip"), *pub = jstr(node, "public_ip");
+    if (same_region)
+        return valid_ipv4(priv) ? priv : valid_ipv4(pub) ? pub : NULL;
+    return valid_ipv4(pub) ? pub : valid_ipv4(priv) ? priv : NULL;
+}
+
+json_t *overlay_plan(const char *self, const json_t *nodes, const json_t *online,
+                     const json_t *trusted)
+{
+    const json_t *me = json_object_get(nodes, self), *n;
+    char rself[128], rpeer[128];
+    const char *my_region = node_region(me, rself, sizeof(rself)), *name;
+    json_t *out = json_array();
+
+    json_object_foreach((json_t *)nodes, name, n)
+    {
+        int same, enc;
+        const char *ip, *mine, *key;
+        json_int_t number = json_integer_value(json_object_get(n, "node_number"));
+        unsigned char raw[WG_KEY_LEN];
+        json_t *p;
+
+        if (!strcmp(name, self) || !json_object_get(online, name) || !json_is_object(n))
+            continue;
+        same = !strcmp(node_region(n, rpeer, sizeof(rpeer)), my_region);
+        ip = pair_address(n, same);
+        if (!ip)
+            continue;
+        mine = pair_address(me, same);
+        enc = !(overlay_in_subnets(mine, trusted) && overlay_in_subnets(ip, trusted));
+        key = jstr(n, "wireguard_public_key");
+        if (key && wg_key_from_b64(key, raw) != 0)
+            key = NULL;
+        p = json_pack("{s:s, s:s, s:b}", "node", name, "ip", ip, "encrypted", enc);
+        json_object_set_new(p, "key", key ? json_string(key) : json_null());
+        json_object_set_new(p, "number",
+                            number >= 1 && number <= 254 ? json_integer(number) : json_null());
+        if (!enc)
+            json_object_set_new(p, "dst", json_string(ip));
+        else if (key && number >= 1 && number <= 254)
+            json_object_set_new(p, "dst",
+                                json_sprintf(OVERLAY_WG_PREFIX "%lld", (long long)number));
+        else
+            json_object_set_new(p, "dst", json_null()); /* no plain fallback: fail closed */
+        json_array_append_new(out, p);
+    }
+    return out;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -222,30 +334,17 @@ static int cmp_str(const void *a, const void *b)
 
 json_t *overlay_peers(const char *self, const json_t *nodes, const json_t *online)
 {
-    const json_t *me = json_object_get(nodes, self), *n;
-    char rself[128], rpeer[128];
-    const char *my_region = node_region(me, rself, sizeof(rself)), *name;
-    const char **ips = xcalloc(json_object_size(nodes) + 1, sizeof(*ips));
-    size_t k = 0;
-    json_t *out = json_array();
+    json_t *plan = overlay_plan(self, nodes, online, NULL), *p, *out = json_array();
+    const char **ips = xcalloc(json_array_size(plan) + 1, sizeof(*ips));
+    size_t k = 0, i;
 
-    json_object_foreach((json_t *)nodes, name, n)
-    {
-        const char *priv = jstr(n, "private_ip"), *pub = jstr(n, "public_ip"), *ip;
-        if (!strcmp(name, self) || !json_object_get(online, name) || !json_is_object(n))
-            continue;
-        if (!strcmp(node_region(n, rpeer, sizeof(rpeer)), my_region))
-            ip = valid_ipv4(priv) ? priv : pub;
-        else
-            ip = valid_ipv4(pub) ? pub : priv;
-        if (valid_ipv4(ip))
-            ips[k++] = ip;
-    }
+    json_array_foreach(plan, i, p) ips[k++] = jstr(p, "ip");
     qsort(ips, k, sizeof(*ips), cmp_str);
-    for (size_t i = 0; i < k; i++)
+    for (i = 0; i < k; i++)
         if (i == 0 || strcmp(ips[i], ips[i - 1]) != 0)
             json_array_append_new(out, json_string(ips[i]));
     free(ips);
+    json_decref(plan);
     return out;
 }
 
@@ -296,8 +395,9 @@ static int device_of(const char *ipv4, char *ifname, size_t n)
 /* --- the steps ------------------------------------------------------------------------- */
 
 static enum status ensure_network(struct overlay *ov, struct docker *d, const char *gateway,
-                                  struct err *e)
+                                  int mtu, struct err *e)
 {
+    char mtus[16];
     json_t *net = NULL, *cfg;
     struct err e2 = ERR_INIT;
     enum status st;
@@ -307,21 +407,29 @@ static enum status ensure_network(struct overlay *ov, struct docker *d, const ch
         const json_t *c0 =
             json_array_get(json_object_get(json_object_get(net, "IPAM"), "Config"), 0);
         const char *gw = json_string_value(json_object_get(c0, "Gateway"));
+        const char *m = json_string_value(
+            json_object_get(json_object_get(net, "Options"), "com.docker.network.driver.mtu"));
         if (!gw || strcmp(gw, gateway) != 0)
             log_warn("network=%s gateway=%s want=%s msg=\"the Docker network has another "
                      "gateway than this node's overlay address; remove it to have it re-made\"",
                      OVERLAY_NETWORK, gw ? gw : "(none)", gateway);
+        if (!m || atoi(m) != mtu)
+            log_warn("network=%s mtu=%s want=%d msg=\"the Docker network has another MTU than "
+                     "this node's overlay mode wants (the trusted subnets changed?); remove it "
+                     "with its containers to have it re-made\"",
+                     OVERLAY_NETWORK, m ? m : "(default)", mtu);
         json_decref(net);
         return ST_OK;
     }
     if (st != ST_NOTFOUND)
         return err_set(e, st, "cannot inspect Docker network '%s': %s", OVERLAY_NETWORK, e2.msg);
+    snprintf(mtus, sizeof(mtus), "%d", mtu);
     cfg =
         json_pack("{s:s, s:s, s:b, s:{s:s, s:s}, s:{s:s, s:[{s:s, s:s}]}, s:{s:s}}", "Name",
                   OVERLAY_NETWORK, "Driver", "bridge", "CheckDuplicate", 1, "Options",
                   "com.docker.network.bridge.name", OVERLAY_BRIDGE, "com.docker.network.driver.mtu",
-                  "1450", "IPAM", "Driver", "default", "Config", "Subnet", OVERLAY_SUBNET,
-                  "Gateway", gateway, "Labels", "io.kontena.grid", ov->grid);
+                  mtus, "IPAM", "Driver", "default", "Config", "Subnet", OVERLAY_SUBNET, "Gateway",
+                  gateway, "Labels", "io.kontena.grid", ov->grid);
     st = docker_network_create(d, cfg, NULL, &e2);
     json_decref(cfg);
     if (st == ST_CONFLICT)
@@ -329,23 +437,27 @@ static enum status ensure_network(struct overlay *ov, struct docker *d, const ch
     if (st != ST_OK)
         return err_set(e, st, "cannot create Docker network '%s' (bridge %s, gateway %s): %s",
                        OVERLAY_NETWORK, OVERLAY_BRIDGE, gateway, e2.msg);
-    log_info("network=%s bridge=%s subnet=%s gateway=%s msg=\"Docker network created\"",
-             OVERLAY_NETWORK, OVERLAY_BRIDGE, OVERLAY_SUBNET, gateway);
+    log_info("network=%s bridge=%s subnet=%s gateway=%s mtu=%d msg=\"Docker network created\"",
+             OVERLAY_NETWORK, OVERLAY_BRIDGE, OVERLAY_SUBNET, gateway, mtu);
     return ST_OK;
 }
 
-static enum status ensure_vxlan(struct overlay *ov, const char *local, const char *dev,
-                                struct err *e)
+/* vxlan0 has no `local` and no `dev`: the kernel picks the source address and the way out
+ * by route for each FDB destination, so frames to a plain peer leave from the underlay
+ * address and frames to an encrypted peer's WireGuard address leave through the WireGuard
+ * device, from this node's WireGuard address. That is also the address peers learn MACs at,
+ * so learned unicast never goes around the tunnel (multihost README §3.3, pitfall a). */
+static enum status ensure_vxlan(struct overlay *ov, int mtu, struct err *e)
 {
     json_t *link = NULL;
     struct err e2 = ERR_INIT;
     enum status st = link_show(OVERLAY_VXLAN, &link, &e2);
-    char vni[16], port[16], mtu[16];
+    char vni[16], port[16], mtus[16];
 
     (void)ov;
     snprintf(vni, sizeof(vni), "%d", OVERLAY_VNI);
     snprintf(port, sizeof(port), "%d", OVERLAY_PORT);
-    snprintf(mtu, sizeof(mtu), "%d", OVERLAY_MTU);
+    snprintf(mtus, sizeof(mtus), "%d", mtu);
     if (st != ST_OK && st != ST_NOTFOUND)
         return err_set(e, st, "%s", e2.msg);
     if (link) {
@@ -356,12 +468,11 @@ static enum status ensure_vxlan(struct overlay *ov, const char *local, const cha
         const char *lk = json_string_value(json_object_get(info, "link"));
         if (!kind || strcmp(kind, "vxlan") != 0 ||
             json_integer_value(json_object_get(info, "id")) != OVERLAY_VNI ||
-            json_integer_value(json_object_get(info, "port")) != OVERLAY_PORT || !l ||
-            strcmp(l, local) != 0 || !lk || strcmp(lk, dev) != 0) {
+            json_integer_value(json_object_get(info, "port")) != OVERLAY_PORT || l || lk) {
             const char *del[] = {"ip", "link", "del", OVERLAY_VXLAN, NULL};
-            log_warn("dev=%s local=%s link=%s msg=\"not the VXLAN device wanted (local %s dev "
-                     "%s vni %d): re-making it\"",
-                     OVERLAY_VXLAN, l ? l : "?", lk ? lk : "?", local, dev, OVERLAY_VNI);
+            log_warn("dev=%s local=%s link=%s msg=\"not the VXLAN device wanted (vni %d, port "
+                     "%d, no fixed local address or device): re-making it\"",
+                     OVERLAY_VXLAN, l ? l : "-", lk ? lk : "-", OVERLAY_VNI, OVERLAY_PORT);
             json_decref(link);
             link = NULL;
             if (run_tool(del, NULL, "ip link del " OVERLAY_VXLAN, e) != ST_OK)
@@ -369,22 +480,20 @@ static enum status ensure_vxlan(struct overlay *ov, const char *local, const cha
         }
     }
     if (!link) {
-        const char *add[] = {"ip",      "link", "add",      OVERLAY_VXLAN, "type", "vxlan",
-                             "id",      vni,    "local",    local,         "dev",  dev,
-                             "dstport", port,   "learning", NULL};
+        const char *add[] = {"ip", "link", "add",     OVERLAY_VXLAN, "type",     "vxlan",
+                             "id", vni,    "dstport", port,          "learning", NULL};
         if (run_tool(add, NULL, "ip link add " OVERLAY_VXLAN, e) != ST_OK)
             return e ? e->st : ST_IO;
-        log_info("dev=%s vni=%d local=%s underlay=%s msg=\"VXLAN device created\"", OVERLAY_VXLAN,
-                 OVERLAY_VNI, local, dev);
+        log_info("dev=%s vni=%d msg=\"VXLAN device created\"", OVERLAY_VXLAN, OVERLAY_VNI);
     }
-    if (!link || json_integer_value(json_object_get(link, "mtu")) != OVERLAY_MTU ||
-        !jstr(link, "master") || strcmp(jstr(link, "master"), OVERLAY_BRIDGE) != 0 ||
-        !link_has_flag(link, "UP")) {
+    if (!link || json_integer_value(json_object_get(link, "mtu")) != mtu || !jstr(link, "master") ||
+        strcmp(jstr(link, "master"), OVERLAY_BRIDGE) != 0 || !link_has_flag(link, "UP")) {
         const char *set[] = {"ip", "link",   "set",          OVERLAY_VXLAN, "mtu",
-                             mtu,  "master", OVERLAY_BRIDGE, "up",          NULL};
+                             mtus, "master", OVERLAY_BRIDGE, "up",          NULL};
         if (link)
-            log_info("dev=%s master=%s msg=\"attaching the VXLAN device to %s\"", OVERLAY_VXLAN,
-                     jstr(link, "master") ? jstr(link, "master") : "(none)", OVERLAY_BRIDGE);
+            log_info("dev=%s master=%s mtu=%d msg=\"attaching the VXLAN device to %s\"",
+                     OVERLAY_VXLAN, jstr(link, "master") ? jstr(link, "master") : "(none)", mtu,
+                     OVERLAY_BRIDGE);
         json_decref(link);
         if (run_tool(set, NULL, "ip link set " OVERLAY_VXLAN " master " OVERLAY_BRIDGE, e) != ST_OK)
             return e ? e->st : ST_IO;
@@ -402,6 +511,146 @@ static enum status ensure_vxlan(struct overlay *ov, const char *local, const cha
         }
     }
     return ST_OK;
+}
+
+/* The WireGuard device: wireguard-go running (it daemonizes and outlives the agent), the
+ * node's WireGuard address on it, up, this node's key and port, and exactly the encrypted
+ * peers of the plan that have published a key (endpoint = their underlay address). Changes
+ * only what differs, so established sessions are kept. */
+static enum status ensure_wg(struct overlay *ov, json_int_t number, const json_t *plan,
+                             struct err *e)
+{
+    json_t *link = NULL, *cur = NULL, *want = json_object(), *p, *have;
+    struct err e2 = ERR_INIT;
+    char addr[32], hex[2 * WG_KEY_LEN + 1], *reply = NULL, mtus[16];
+    const char *k;
+    struct buf req = BUF_INIT;
+    enum status st;
+    size_t i;
+    int changed = 0;
+
+    snprintf(addr, sizeof(addr), OVERLAY_WG_PREFIX "%lld/24", (long long)number);
+    snprintf(mtus, sizeof(mtus), "%d", OVERLAY_WG_MTU);
+    st = link_show(ov->wg_if, &link, &e2);
+    if (st == ST_NOTFOUND) {
+        const char *start[] = {"wireguard-go", ov->wg_if, NULL};
+        if (run_tool(start, NULL, "wireguard-go", e) != ST_OK)
+            goto fail;
+        log_info("dev=%s msg=\"WireGuard device started (wireguard-go)\"", ov->wg_if);
+        st = link_show(ov->wg_if, &link, &e2);
+    }
+    if (st != ST_OK) {
+        err_set(e, st, "WireGuard device %s: %s", ov->wg_if, e2.msg);
+        goto fail;
+    }
+    if (json_integer_value(json_object_get(link, "mtu")) != OVERLAY_WG_MTU ||
+        !link_has_flag(link, "UP")) {
+        const char *set[] = {"ip", "link", "set", ov->wg_if, "mtu", mtus, "up", NULL};
+        if (run_tool(set, NULL, "ip link set (WireGuard device) up", e) != ST_OK)
+            goto fail;
+    }
+    {
+        const char *show[] = {"ip", "-j", "-4", "addr", "show", "dev", ov->wg_if, NULL};
+        char *out = NULL;
+        json_t *arr, *ai;
+        int found = 0;
+        char mine[32];
+        snprintf(mine, sizeof(mine), OVERLAY_WG_PREFIX "%lld", (long long)number);
+        if (run_tool(show, &out, "ip addr show (WireGuard device)", e) != ST_OK)
+            goto fail;
+        arr = json_loads(out, 0, NULL);
+        free(out);
+        json_array_foreach(json_object_get(json_array_get(arr, 0), "addr_info"), i, ai)
+        {
+            const char *l = jstr(ai, "local");
+            if (l && !strcmp(l, mine) && json_integer_value(json_object_get(ai, "prefixlen")) == 24)
+                found = 1;
+        }
+        json_decref(arr);
+        if (!found) {
+            const char *flush[] = {"ip", "-4", "addr", "flush", "dev", ov->wg_if, NULL};
+            const char *add[] = {"ip", "addr", "add", addr, "dev", ov->wg_if, NULL};
+            if (run_tool(flush, NULL, "ip addr flush (WireGuard device)", e) != ST_OK ||
+                run_tool(add, NULL, "ip addr add (WireGuard device)", e) != ST_OK)
+                goto fail;
+            log_info("dev=%s address=%s msg=\"WireGuard address set\"", ov->wg_if, addr);
+        }
+    }
+    if (wg_uapi(ov->wg_if, "get=1\n\n", &reply, e) != ST_OK)
+        goto fail;
+    cur = wg_parse_get(reply);
+    free(reply);
+    reply = NULL;
+
+    /* wanted peers: public key (hex) -> {endpoint, allowed_ip} */
+    json_array_foreach(plan, i, p)
+    {
+        unsigned char raw[WG_KEY_LEN];
+        if (!json_is_true(json_object_get(p, "encrypted")) || !jstr(p, "dst") ||
+            wg_key_from_b64(jstr(p, "key"), raw) != 0)
+            continue;
+        wg_key_to_hex(raw, hex);
+        json_object_set_new(want, hex,
+                            json_pack("{s:o, s:o}", "endpoint",
+                                      json_sprintf("%s:%d", jstr(p, "ip"), WG_PORT), "allowed_ip",
+                                      json_sprintf("%s/32", jstr(p, "dst"))));
+    }
+    wg_key_to_hex(ov->key.priv, hex);
+    if (buf_puts(&req, "set=1\n") != ST_OK)
+        goto oom;
+    if (!jstr(cur, "private_key") || strcmp(jstr(cur, "private_key"), hex) != 0 ||
+        json_integer_value(json_object_get(cur, "listen_port")) != WG_PORT) {
+        if (buf_printf(&req, "private_key=%s\nlisten_port=%d\n", hex, WG_PORT) != ST_OK)
+            goto oom;
+        changed = 1;
+        log_info("dev=%s port=%d msg=\"WireGuard key and port set\"", ov->wg_if, WG_PORT);
+    }
+    have = json_object_get(cur, "peers");
+    json_object_foreach(want, k, p)
+    {
+        const json_t *h = json_object_get(have, k);
+        const json_t *ips = json_object_get(h, "allowed_ips");
+        if (h && jstr(h, "endpoint") && !strcmp(jstr(h, "endpoint"), jstr(p, "endpoint")) &&
+            json_array_size(ips) == 1 &&
+            !strcmp(json_string_value(json_array_get(ips, 0)) ?: "", jstr(p, "allowed_ip")))
+            continue;
+        if (buf_printf(&req,
+                       "public_key=%s\nendpoint=%s\nreplace_allowed_ips=true\nallowed_ip=%s\n", k,
+                       jstr(p, "endpoint"), jstr(p, "allowed_ip")) != ST_OK)
+            goto oom;
+        changed = 1;
+        log_info("dev=%s endpoint=%s allowed_ip=%s msg=\"WireGuard peer set\"", ov->wg_if,
+                 jstr(p, "endpoint"), jstr(p, "allowed_ip"));
+    }
+    json_object_foreach((json_t *)have, k, p)
+    {
+        if (json_object_get(want, k))
+            continue;
+        if (buf_printf(&req, "public_key=%s\nremove=true\n", k) != ST_OK)
+            goto oom;
+        changed = 1;
+        log_info("dev=%s msg=\"WireGuard peer removed (gone, trusted now, or a new key)\"",
+                 ov->wg_if);
+    }
+    if (changed) {
+        if (buf_puts(&req, "\n") != ST_OK)
+            goto oom;
+        if (wg_uapi(ov->wg_if, req.ptr, NULL, e) != ST_OK)
+            goto fail;
+    }
+    buf_release(&req);
+    json_decref(cur);
+    json_decref(want);
+    json_decref(link);
+    return ST_OK;
+oom:
+    err_set(e, ST_IO, "WireGuard request too long");
+fail:
+    buf_release(&req);
+    json_decref(cur);
+    json_decref(want);
+    json_decref(link);
+    return e ? e->st : ST_IO;
 }
 
 static enum status ensure_fdb(struct overlay *ov, const json_t *peers, struct err *e)
@@ -457,17 +706,43 @@ static enum status ensure_fdb(struct overlay *ov, const json_t *peers, struct er
     return ST_OK;
 }
 
+/* name -> parsed value of one key, {} when it is missing or does not parse. */
+static enum status get_json(struct etcd *etcd, const char *key, json_t **out, struct err *e)
+{
+    struct etcd_kv kv;
+    struct err e2 = ERR_INIT;
+    enum status st = etcd_get(etcd, key, &kv, NULL, &e2);
+
+    *out = NULL;
+    if (st == ST_NOTFOUND) {
+        *out = json_object();
+        return ST_OK;
+    }
+    if (st != ST_OK)
+        return err_set(e, st, "cannot read %s: %s", key, e2.msg);
+    *out = json_loadb(kv.value ? kv.value : "", kv.value_len, 0, NULL);
+    if (!json_is_object(*out)) {
+        json_decref(*out);
+        *out = json_object();
+    }
+    etcd_kv_release(&kv);
+    return ST_OK;
+}
+
 enum status overlay_sync(struct overlay *ov, struct etcd *etcd, struct docker *d, struct err *e)
 {
-    json_t *nodes = NULL, *online = NULL, *peers = NULL;
-    const json_t *me;
+    json_t *nodes = NULL, *online = NULL, *grid = NULL, *plan = NULL, *dsts = NULL, *p;
+    const json_t *me, *trusted;
     const char *local;
-    char gateway[32], dev[IF_NAMESIZE + 1];
+    char gateway[32];
     json_int_t number;
     enum status st;
+    int plain_self, mtu, need_wg = 0;
+    size_t i;
 
     if (list_prefix(etcd, ov->nodes_prefix, &nodes, e) != ST_OK ||
-        list_prefix(etcd, ov->status_prefix, &online, e) != ST_OK) {
+        list_prefix(etcd, ov->status_prefix, &online, e) != ST_OK ||
+        get_json(etcd, ov->grid_key, &grid, e) != ST_OK) {
         st = e ? e->st : ST_IO;
         goto out;
     }
@@ -484,21 +759,45 @@ enum status overlay_sync(struct overlay *ov, struct etcd *etcd, struct docker *d
                      ov->node);
         goto out;
     }
-    if (device_of(local, dev, sizeof(dev)) != 0) {
-        st = err_set(e, ST_INVALID, "no interface holds the private address %s", local);
-        goto out;
+    {
+        char dev[IF_NAMESIZE + 1];
+        if (device_of(local, dev, sizeof(dev)) != 0) {
+            st = err_set(e, ST_INVALID, "no interface holds the private address %s", local);
+            goto out;
+        }
     }
+    trusted = json_object_get(grid, "trusted_subnets");
+    plain_self = overlay_in_subnets(local, trusted);
+    mtu = plain_self ? OVERLAY_MTU : OVERLAY_MTU_ENCRYPTED;
     snprintf(gateway, sizeof(gateway), OVERLAY_NODE_PREFIX "%lld", (long long)number);
-    if ((st = ensure_network(ov, d, gateway, e)) != ST_OK ||
-        (st = ensure_vxlan(ov, local, dev, e)) != ST_OK)
+    plan = overlay_plan(ov->node, nodes, online, trusted);
+    json_array_foreach(plan, i, p) if (json_is_true(json_object_get(p, "encrypted"))) need_wg = 1;
+    /* Without an encrypted pair the WireGuard device is not needed (nor wireguard-go) */
+    if ((st = ensure_network(ov, d, gateway, mtu, e)) != ST_OK ||
+        ((!plain_self || need_wg) && (st = ensure_wg(ov, number, plan, e)) != ST_OK) ||
+        (st = ensure_vxlan(ov, mtu, e)) != ST_OK)
         goto out;
-    peers = overlay_peers(ov->node, nodes, online);
-    if ((st = ensure_fdb(ov, peers, e)) != ST_OK)
+    dsts = json_array();
+    json_array_foreach(plan, i, p) if (jstr(p, "dst"))
+        json_array_append(dsts, json_object_get(p, "dst"));
+    if ((st = ensure_fdb(ov, dsts, e)) != ST_OK)
         goto out;
     {
-        char *text = json_dumps(peers, JSON_COMPACT);
+        json_t *brief = json_array();
+        char *text;
+        json_array_foreach(plan, i, p)
+        {
+            const char *how = !json_is_true(json_object_get(p, "encrypted")) ? "plain"
+                              : jstr(p, "dst")                               ? "wireguard"
+                                                                             : "waiting-for-key";
+            json_array_append_new(brief,
+                                  json_sprintf("%s=%s:%s", jstr(p, "node"), jstr(p, "ip"), how));
+        }
+        text = json_dumps(brief, JSON_COMPACT);
+        json_decref(brief);
         if (!ov->peers_logged || strcmp(ov->peers_logged, text) != 0) {
-            log_info("address=%s peers=%s msg=\"overlay in place\"", gateway, text);
+            log_info("address=%s mode=%s mtu=%d wireguard=%s peers=%s msg=\"overlay in place\"",
+                     gateway, plain_self ? "trusted" : "untrusted", mtu, ov->wg_if, text);
             free(ov->peers_logged);
             ov->peers_logged = text;
         } else {
@@ -508,7 +807,9 @@ enum status overlay_sync(struct overlay *ov, struct etcd *etcd, struct docker *d
 out:
     json_decref(nodes);
     json_decref(online);
-    json_decref(peers);
+    json_decref(grid);
+    json_decref(plan);
+    json_decref(dsts);
     return st;
 }
 
@@ -523,6 +824,10 @@ struct overlay *overlay_create(const struct overlay_opts *o, struct err *e)
         err_set(e, ST_INVALID, "the overlay needs a grid and a node name without '/'");
         return NULL;
     }
+    if (!o->wg_key || !o->wg_ifname || !*o->wg_ifname || strlen(o->wg_ifname) >= IF_NAMESIZE) {
+        err_set(e, ST_INVALID, "the overlay needs this node's WireGuard key and device name");
+        return NULL;
+    }
     if (o->private_ip && !valid_ipv4(o->private_ip)) {
         err_set(e, ST_INVALID, "bad private address '%s' for the overlay: want IPv4",
                 o->private_ip);
@@ -534,6 +839,9 @@ struct overlay *overlay_create(const struct overlay_opts *o, struct err *e)
     ov->private_ip = o->private_ip ? xstrdup(o->private_ip) : NULL;
     ov->nodes_prefix = xasprintf("/kontena/nodes/%s/", o->grid);
     ov->status_prefix = xasprintf("/kontena/node_status/%s/", o->grid);
+    ov->grid_key = xasprintf("/kontena/grids/%s", o->grid);
+    ov->key = *o->wg_key;
+    snprintf(ov->wg_if, sizeof(ov->wg_if), "%s", o->wg_ifname);
     return ov;
 }
 
@@ -546,7 +854,9 @@ void overlay_destroy(struct overlay *ov)
     free(ov->private_ip);
     free(ov->nodes_prefix);
     free(ov->status_prefix);
+    free(ov->grid_key);
     free(ov->peers_logged);
+    memset(&ov->key, 0, sizeof(ov->key));
     free(ov);
 }
 

@@ -74,9 +74,16 @@ struct reconciler {
     struct prober *probes;
     struct overlay *ov; /* --overlay only, else NULL; used by the worker */
     int overlay_ok;     /* last overlay_sync succeeded (log transitions only) */
-    struct etcd_watch *pw; /* --overlay: the watch on the grid's node keys, for stop */
+    /* --overlay: the watches on the grid's node keys [0] and on the grid key [1] (trusted
+     * subnets), each on its own thread; pw for stop */
+    struct peer_watch {
+        struct reconciler *r;
+        int grid;
+        struct etcd_watch *w;
+        pthread_t t;
+    } pw[2];
 
-    pthread_t t_watch, t_events, t_worker, t_peers;
+    pthread_t t_watch, t_events, t_worker;
     int started;
 };
 
@@ -1205,18 +1212,42 @@ static int node_change_matters(const struct etcd_event *ev)
     return differ;
 }
 
-/* A node or node_status key of this grid changed: the peer list may have, so a pass (which
- * runs overlay_sync first) is due. One watch over /kontena/node covers both prefixes. */
+/* Whether the grid key's trusted_subnets changed (created or deleted counts). */
+static int grid_change_matters(const struct etcd_event *ev)
+{
+    json_t *a, *b;
+    int differ;
+
+    if (ev->type != ETCD_EVENT_PUT || !ev->prev_kv.key)
+        return 1;
+    a = json_loadb(ev->kv.value ? ev->kv.value : "", ev->kv.value_len, 0, NULL);
+    b = json_loadb(ev->prev_kv.value ? ev->prev_kv.value : "", ev->prev_kv.value_len, 0, NULL);
+    {
+        json_t *x = json_object_get(a, "trusted_subnets"), *y = json_object_get(b, "trusted_subnets");
+        differ = !a || !b || ((x || y) && !(x && y && json_equal(x, y)));
+    }
+    json_decref(a);
+    json_decref(b);
+    return differ;
+}
+
+/* A node or node_status key of this grid, or its trusted subnets, changed: the peer plan
+ * may have, so a pass (which runs overlay_sync first) is due. One watch over /kontena/node
+ * covers both node prefixes; another the grid key. */
 static int on_peer_watch(void *arg, const struct etcd_watch_msg *m)
 {
-    struct reconciler *r = arg;
-    char *a = xasprintf("/kontena/nodes/%s/", r->grid), *b = xasprintf("/kontena/node_status/%s/", r->grid);
+    struct peer_watch *pw = arg;
+    struct reconciler *r = pw->r;
+    char *a = xasprintf("/kontena/nodes/%s/", r->grid);
+    char *b = xasprintf("/kontena/node_status/%s/", r->grid);
     int hit = 0;
 
     for (size_t i = 0; m->kind == ETCD_WATCH_EVENTS && i < m->n_events; i++) {
         const char *k = m->events[i].kv.key;
-        if (k && ((!strncmp(k, a, strlen(a)) && node_change_matters(&m->events[i])) ||
-                  !strncmp(k, b, strlen(b))))
+        if (pw->grid)
+            hit |= grid_change_matters(&m->events[i]);
+        else if (k && ((!strncmp(k, a, strlen(a)) && node_change_matters(&m->events[i])) ||
+                       !strncmp(k, b, strlen(b))))
             hit = 1;
     }
     if (m->kind == ETCD_WATCH_CONNECTED)
@@ -1230,7 +1261,9 @@ static int on_peer_watch(void *arg, const struct etcd_watch_msg *m)
 
 static void *peers_main(void *arg)
 {
-    struct reconciler *r = arg;
+    struct peer_watch *pw = arg;
+    struct reconciler *r = pw->r;
+    char *grid_key = xasprintf("/kontena/grids/%s", r->grid);
 
     while (!is_stopping(r)) {
         struct etcd_watch_opts wo;
@@ -1239,26 +1272,28 @@ static void *peers_main(void *arg)
         enum status st;
 
         memset(&wo, 0, sizeof(wo));
-        wo.key = "/kontena/node";
-        wo.range_end = ETCD_PREFIX;
+        wo.key = pw->grid ? grid_key : "/kontena/node";
+        wo.range_end = pw->grid ? NULL : ETCD_PREFIX;
         wo.prev_kv = 1;
-        w = etcd_watch_create(r->etcd, &wo, on_peer_watch, r);
+        w = etcd_watch_create(r->etcd, &wo, on_peer_watch, pw);
         pthread_mutex_lock(&r->mu);
-        r->pw = w;
+        pw->w = w;
         if (r->stopping)
             etcd_watch_stop(w);
         pthread_mutex_unlock(&r->mu);
         st = etcd_watch_run(w, &e);
         pthread_mutex_lock(&r->mu);
-        r->pw = NULL;
+        pw->w = NULL;
         pthread_mutex_unlock(&r->mu);
         etcd_watch_destroy(w);
         if (st != ST_OK && st != ST_COMPACTED)
-            log_warn("msg=\"watch on the grid's nodes ended: %s; again\"", e.msg);
+            log_warn("msg=\"watch on the grid's %s ended: %s; again\"",
+                     pw->grid ? "key" : "nodes", e.msg);
         wake_worker(r);
         if (nap(r, 1000))
             break;
     }
+    free(grid_key);
     return NULL;
 }
 
@@ -1341,7 +1376,8 @@ struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e
     r->docker_ok = 1;
     r->overlay_ok = 1;
     if (o->overlay) {
-        struct overlay_opts oo = {.grid = o->grid, .node = o->node, .private_ip = o->private_ip};
+        struct overlay_opts oo = {.grid = o->grid, .node = o->node, .private_ip = o->private_ip,
+                                  .wg_key = o->wg_key, .wg_ifname = o->wg_ifname};
         r->ov = overlay_create(&oo, e);
         if (!r->ov) {
             reconcile_stop(r);
@@ -1372,11 +1408,16 @@ struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e
     pthread_cond_init(&r->nap, &ca);
     pthread_condattr_destroy(&ca);
     r->probes = probe_create(wake_for_probe, r);
+    for (int i = 0; i < 2; i++) {
+        r->pw[i].r = r;
+        r->pw[i].grid = i;
+    }
     r->started = 1;
     if (pthread_create(&r->t_watch, NULL, watch_main, r) != 0 ||
         pthread_create(&r->t_events, NULL, events_main, r) != 0 ||
         pthread_create(&r->t_worker, NULL, worker_main, r) != 0 ||
-        (r->ov && pthread_create(&r->t_peers, NULL, peers_main, r) != 0))
+        (r->ov && pthread_create(&r->pw[0].t, NULL, peers_main, &r->pw[0]) != 0) ||
+        (r->ov && pthread_create(&r->pw[1].t, NULL, peers_main, &r->pw[1]) != 0))
         BUG_ON(1); /* only fails on resource exhaustion */
     log_info("grid=%s node=%s msg=\"reconciling %s\"", r->grid, r->node, r->inst_prefix);
     return r;
@@ -1391,8 +1432,9 @@ void reconcile_stop(struct reconciler *r)
         r->stopping = 1;
         if (r->ew)
             etcd_watch_stop(r->ew);
-        if (r->pw)
-            etcd_watch_stop(r->pw);
+        for (int i = 0; i < 2; i++)
+            if (r->pw[i].w)
+                etcd_watch_stop(r->pw[i].w);
         pthread_cond_broadcast(&r->wake);
         pthread_cond_broadcast(&r->nap);
         pthread_mutex_unlock(&r->mu);
@@ -1404,8 +1446,10 @@ void reconcile_stop(struct reconciler *r)
         pthread_join(r->t_watch, NULL);
         pthread_join(r->t_events, NULL);
         pthread_join(r->t_worker, NULL);
-        if (r->ov)
-            pthread_join(r->t_peers, NULL);
+        if (r->ov) {
+            pthread_join(r->pw[0].t, NULL);
+            pthread_join(r->pw[1].t, NULL);
+        }
         probe_destroy(r->probes); /* its threads may wake the worker: after the worker */
         r->probes = NULL;
         pthread_cond_destroy(&r->wake);

@@ -20,6 +20,7 @@
 #ifndef AGENT_RECONCILE_H
 #define AGENT_RECONCILE_H
 
+#include "agent/wg.h"
 #include "common/err.h"
 
 #define RECONCILE_INSTANCES_PREFIX "/kontena/instances/"
@@ -29,18 +30,20 @@ struct reconciler;
 struct dns;
 
 struct reconcile_opts {
-    const char *etcd_endpoints; /* comma-separated, required */
-    const char *docker_socket;  /* NULL = /var/run/docker.sock */
-    const char *grid;           /* required; copied */
-    const char *node;           /* required; copied */
-    struct dns *dns;            /* --overlay: containers on the overlay get this DNS
-                                 * server and search domain (agent/dns.h); NULL = none */
-    int resync_interval_ms;     /* 0 = 30000 */
+    const char *etcd_endpoints;     /* comma-separated, required */
+    const char *docker_socket;      /* NULL = /var/run/docker.sock */
+    const char *grid;               /* required; copied */
+    const char *node;               /* required; copied */
+    struct dns *dns;                /* --overlay: containers on the overlay get this DNS
+                                     * server and search domain (agent/dns.h); NULL = none */
+    int resync_interval_ms;         /* 0 = 30000 */
     const char *docker_name_prefix; /* put before every Docker container name, so several
                                      * agents can share one dockerd; NULL = "" */
-    int overlay;            /* --overlay: keep the overlay (agent/overlay.h) and put containers
-                             * on network "kontena" with their overlay_cidr address */
-    const char *private_ip; /* the overlay's underlay address; NULL = the node key's */
+    int overlay;                 /* --overlay: keep the overlay (agent/overlay.h) and put containers
+                                  * on network "kontena" with their overlay_cidr address */
+    const char *private_ip;      /* the overlay's underlay address; NULL = the node key's */
+    const struct wg_key *wg_key; /* --overlay: this node's WireGuard keys (agent/wg.h) */
+    const char *wg_ifname;       /* --overlay: its WireGuard device name */
 };
 
 /* Start the threads. Returns NULL with e set on bad options (nothing is contacted yet:

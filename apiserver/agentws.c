@@ -1071,6 +1071,15 @@ static enum status apply_node_info(json_t *node, void *arg, struct err *e)
         else if (json_is_integer(x) && json_integer_value(x) >= 0)
             json_object_set(node, fields[i].to, x);
     }
+    /* The overlay's WireGuard public key (agent --overlay): peers read it from the node key.
+     * Only a well-formed key (44 base64 characters) is kept. */
+    {
+        const char *k = json_string_value(json_object_get(info, "WireguardPublicKey"));
+        size_t n = k ? strlen(k) : 0;
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        if (n == 44 && k[43] == '=' && strspn(k, b64) == 43)
+            set_str(node, "wireguard_public_key", k);
+    }
     /* Engine labels only when the node has none yet (agent-protocol.md §2.6). */
     labels = json_object_get(info, "Labels");
     if (json_is_array(labels) && json_array_size(json_object_get(node, "labels")) == 0) {

@@ -321,6 +321,120 @@ static void resolves_to(const char *client, const char *name, const char *const 
     free(script);
 }
 
+/* Count the lines of a `tcpdump -nn -q` capture that involve address ip (as source or
+ * destination) on UDP port port; other NULL: any peer, else only to/from that address. */
+static int capture_count(const char *text, const char *ip, const char *other, int port)
+{
+    char a[40], b[40], pa[24];
+    int n = 0;
+
+    snprintf(a, sizeof(a), "%s.", ip);
+    snprintf(pa, sizeof(pa), ".%d", port);
+    if (other)
+        snprintf(b, sizeof(b), "%s.", other);
+    for (const char *line = text; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char *l = xstrndup(line, len);
+        const char *gt = strstr(l, " > ");
+        /* "... IP 10.250.62.13.51820 > 10.250.62.11.51820: UDP, length 148" */
+        if (gt && strstr(l, a) && (!other || strstr(l, b))) {
+            char *src = strstr(l, "IP ");
+            if (src) {
+                char *colon = strchr(gt + 3, ':');
+                size_t ls;
+                if (colon)
+                    *colon = '\0';
+                /* the port is the last dotted part of either end */
+                ls = (size_t)(gt - src);
+                if ((ls > strlen(pa) && !strncmp(src + ls - strlen(pa), pa, strlen(pa))) ||
+                    (strlen(gt + 3) > strlen(pa) &&
+                     !strcmp(gt + 3 + strlen(gt + 3) - strlen(pa), pa)))
+                    n++;
+            }
+        }
+        free(l);
+        line = nl ? nl + 1 : NULL;
+    }
+    return n;
+}
+
+/* Issue 6 point 2: node-1 and node-2 are in the grid's trusted subnets, node-3 is not. On the
+ * underlay (every switch port, captured in the switch netns), node-3 exchanges WireGuard
+ * (udp/51820) with both and no VXLAN (udp/4789) at all, while node-1 and node-2 talk plain
+ * VXLAN. Traffic: the client on node-3 fetches web-1 and web-2; node-1's host fetches web-2's
+ * overlay address. */
+static void check_encryption(void)
+{
+    char *cap = xasprintf("%s/capture.txt", tmp), *sw = xasprintf("%s-sw", PREFIX), *text = NULL;
+    const char *argv[] = {"ip",  "netns", "exec", sw,   "tcpdump", "-i",
+                          "any", "-nn",   "-l",   "-q", "udp",     NULL};
+    int64_t end = time_mono_ms() + 5000;
+    pid_t td;
+    json_t *l;
+    char a2[32], *url, *last = NULL, *client = container_of(2, stack, "client");
+
+    CHECK(client, "no client container on host 3");
+    td = proc_spawn(argv, NULL, cap);
+    CHECK(td > 0, "cannot run tcpdump in %s", sw);
+    while (time_mono_ms() < end) {
+        free(text);
+        text = proc_read_file(cap);
+        if (text && strstr(text, "listening on"))
+            break;
+        time_sleep_ms(50);
+    }
+    CHECK(text && strstr(text, "listening on"), "tcpdump did not start: %s", text ? text : "");
+    for (int k = 0; k < 3; k++) {
+        fetch_by_name(client, "web-1", "web-1", 5000);
+        fetch_by_name(client, "web-2", "web-2", 5000);
+    }
+    l = platform_instances(&pf, stack, "web");
+    CHECK(l && overlay_addr(l, 2, a2, sizeof(a2)), "cannot read web-2's address");
+    json_decref(l);
+    url = xasprintf("http://%s/", a2);
+    {
+        const char *get[] = {"curl", "-s", "--max-time", "3", url, NULL};
+        CHECK(host_until(0, get, "web-2", 10000, &last) == 0, "host 1 cannot reach web-2: %s",
+              last);
+        free(last);
+    }
+    free(url);
+    time_sleep_ms(300);
+    proc_stop(td, SIGINT, 5000); /* SIGINT: tcpdump flushes and prints its counts */
+    free(text);
+    text = proc_read_file(cap);
+    CHECK(text, "no capture");
+    {
+        const char *h1 = hs.host[0].ip, *h2 = hs.host[1].ip, *h3 = hs.host[2].ip;
+        int wg31 = capture_count(text, h3, h1, 51820), wg32 = capture_count(text, h3, h2, 51820);
+        int vx3 = capture_count(text, h3, NULL, 4789), vx12 = capture_count(text, h1, h2, 4789);
+        fprintf(stderr,
+                "multihost: underlay capture: node-3<->node-1 wireguard %d, node-3<->node-2 "
+                "wireguard %d, node-3 vxlan %d, node-1<->node-2 vxlan %d\n",
+                wg31, wg32, vx3, vx12);
+        if (vx3 != 0 || wg31 == 0 || wg32 == 0 || vx12 == 0)
+            fprintf(stderr, "%s\n", text);
+        CHECK(vx3 == 0, "plain VXLAN to or from untrusted node-3 on the underlay (%d packets)",
+              vx3);
+        CHECK(wg31 > 0 && wg32 > 0, "no WireGuard between node-3 and node-1 (%d) or node-2 (%d)",
+              wg31, wg32);
+        CHECK(vx12 > 0, "no plain VXLAN between trusted node-1 and node-2 (the capture works?)");
+    }
+    /* MTUs: trusted node-1 1450, untrusted node-3 1370 (WireGuard's 1420 - 50) */
+    {
+        const char *v[] = {"ip", "link", "show", "dev", "vxlan0", NULL};
+        CHECK(host_until(0, v, "mtu 1450", 5000, &last) == 0, "node-1 vxlan0: %s", last);
+        free(last);
+        CHECK(host_until(2, v, "mtu 1370", 5000, &last) == 0, "node-3 vxlan0: %s", last);
+        free(last);
+    }
+    free(text);
+    free(cap);
+    free(sw);
+    free(client);
+}
+
 #define WEB_CMD                                                                                    \
     "sh -c 'mkdir -p /www && echo web-$$KONTENA_SERVICE_INSTANCE_NUMBER > /www/index.html && "     \
     "exec httpd -f -p 80 -h /www'"
@@ -355,6 +469,13 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
     etcd_uri = xasprintf("http://%s:%d", hs.master, hosts_relay_port(etcd_relay));
     agents_uri = xasprintf("wss://%s:%d/", hs.master, hosts_relay_port(agent_relay));
 
+    /* node-1 and node-2 are trusted (plain VXLAN between them), node-3 is not */
+    for (int i = 0; i < 2; i++) {
+        char *cidr = xasprintf("%s/32", hs.host[i].ip);
+        CHECK(platform_cli(&pf, "grid", "trusted-subnet", "add", cidr, NULL) == 0,
+              "trusted-subnet add %s: %s%s", cidr, pf.out, pf.err);
+        free(cidr);
+    }
     for (int i = 0; i < NHOSTS; i++)
         start_agent(i);
     for (int i = 0; i < NHOSTS; i++) {
@@ -447,6 +568,9 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
         free(fq1);
     }
     step("names resolve and answer");
+
+    check_encryption();
+    step("untrusted node-3 talks WireGuard only; node-1 and node-2 plain VXLAN");
 
     /* node-3's host netns reaches a web container's overlay address */
     l = platform_instances(&pf, stack, "web");

@@ -274,6 +274,13 @@ Test(overlay, three_hosts, .fini = fini, .timeout = 240)
     hosts_init(&hs, PREFIX, SUBNET);
     cr_assert_eq(hosts_up(&hs, NHOSTS), 0, "%s", hs.err);
     start_etcd();
+    {
+        /* Every host's underlay is trusted: plain VXLAN (encryption is test_multihost's). */
+        char *grid =
+            xasprintf("{\"name\":\"" GRID "\",\"trusted_subnets\":[\"10.250.%d.0/24\"]}", SUBNET);
+        put("/kontena/grids/" GRID, grid);
+        free(grid);
+    }
     for (int i = 0; i < NHOSTS; i++)
         node_keys(i);
     for (int i = 0; i < NHOSTS; i++)

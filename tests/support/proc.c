@@ -240,3 +240,20 @@ void proc_dump_file(const char *path)
         fputs(line, stderr);
     fclose(f);
 }
+
+char *proc_read_file(const char *path)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    struct buf b;
+    char chunk[4096];
+    size_t n;
+
+    if (!f)
+        return NULL;
+    buf_init(&b, 64u << 20);
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        if (buf_append(&b, chunk, n) != ST_OK)
+            break;
+    fclose(f);
+    return buf_take(&b);
+}

@@ -39,4 +39,7 @@ void proc_rmtree(const char *path); /* never follows symlinks */
  * when it cannot be read. */
 void proc_dump_file(const char *path);
 
+/* The whole file (up to 64 MiB) as a string, or NULL when it cannot be read. */
+char *proc_read_file(const char *path);
+
 #endif
