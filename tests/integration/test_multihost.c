@@ -435,6 +435,46 @@ static void check_encryption(void)
     free(client);
 }
 
+/* node name's wireguard_public_key from its node key (new string), or NULL. */
+static char *wg_key_of(const char *name)
+{
+    char *key = xasprintf("/kontena/nodes/%s/%s", pf.grid, name), *out = NULL, *res = NULL;
+    const char *argv[] = {"etcdctl", "--endpoints", pf.etcd.endpoint, "get", "--print-value-only",
+                          key,       NULL};
+    const char *env[] = {"ETCDCTL_API=3", NULL};
+
+    if (proc_run(argv, env, NULL, &out, NULL) == 0 && out) {
+        json_t *v = json_loads(out, 0, NULL);
+        const char *k = json_string_value(json_object_get(v, "wireguard_public_key"));
+        res = k ? xstrdup(k) : NULL;
+        json_decref(v);
+    }
+    free(out);
+    free(key);
+    return res;
+}
+
+/* An agent restart keeps its WireGuard key (read back from the running device), so the
+ * encrypted path keeps working without the peers changing anything. */
+static void check_agent_restart_keeps_key(void)
+{
+    char *before = wg_key_of("node-3"), *after, *client = container_of(2, stack, "client");
+
+    CHECK(before && strlen(before) == 44, "node-3 has no WireGuard key in its node key");
+    CHECK(proc_stop(agents[2], SIGTERM, 10000) == 0, "node-3's agent did not exit 0");
+    agents[2] = 0;
+    start_agent(2);
+    CHECK(platform_wait_node(&pf, "node-3", 1, 20000) == 0, "node-3 is not online again");
+    after = wg_key_of("node-3");
+    CHECK(after && !strcmp(before, after), "node-3's key changed across a restart: %s -> %s",
+          before, after ? after : "(none)");
+    fetch_by_name(client, "web-1", "web-1", 10000);
+    fetch_by_name(client, "web-2", "web-2", 10000);
+    free(before);
+    free(after);
+    free(client);
+}
+
 #define WEB_CMD                                                                                    \
     "sh -c 'mkdir -p /www && echo web-$$KONTENA_SERVICE_INSTANCE_NUMBER > /www/index.html && "     \
     "exec httpd -f -p 80 -h /www'"
@@ -571,6 +611,8 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
 
     check_encryption();
     step("untrusted node-3 talks WireGuard only; node-1 and node-2 plain VXLAN");
+    check_agent_restart_keeps_key();
+    step("node-3's agent restarted: same key, encrypted path still answers");
 
     /* node-3's host netns reaches a web container's overlay address */
     l = platform_instances(&pf, stack, "web");
