@@ -735,3 +735,131 @@ enum status lbenv_check_port_clash(const char *lb, const struct lbenv_lb_ports *
     }
     return ST_OK;
 }
+
+/* --- install-time check of a set ------------------------------------------------------- */
+
+/* The LB env variables that are ports of the LB itself (our extension, kontena-lb). */
+static enum status check_lb_own(const json_t *env, const char *id, struct err *e)
+{
+    static const char *const ports[] = {"KONTENA_LB_HTTP_PORT", "KONTENA_LB_HTTPS_PORT",
+                                        "KONTENA_LB_STATS_PORT"};
+    static const char *const lines[] = {"KONTENA_LB_CUSTOM_SETTINGS", "KONTENA_LB_GLOBAL_SETTINGS"};
+
+    for (size_t i = 0; i < ARRAY_SIZE(ports); i++) {
+        const char *v = lbenv_get_json(env, ports[i]);
+        if (v && *v && lbenv_check_port(v, NULL, e) != ST_OK)
+            return err_wrap(e, "service '%s': %s", id, ports[i]);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(lines); i++) {
+        const char *v = lbenv_get_json(env, lines[i]);
+        if (v && lbenv_check_lines(v, e) != ST_OK)
+            return err_wrap(e, "service '%s': %s", id, lines[i]);
+    }
+    return ST_OK;
+}
+
+/* The first link of s to a load balancer of svcs: its index, or -1. */
+static long lb_link(const json_t *svcs, const json_t *s, const char *lbs)
+{
+    size_t i, j;
+    const json_t *l, *x;
+
+    json_array_foreach(json_object_get(s, "links"), i, l)
+    {
+        const char *target = json_string_value(l);
+        if (!target)
+            continue;
+        json_array_foreach(svcs, j, x)
+        {
+            const char *id = json_string_value(json_object_get(x, "id"));
+            if (lbs[j] && id && strcmp(id, target) == 0)
+                return (long)j;
+        }
+    }
+    return -1;
+}
+
+enum status lbenv_check_set(const json_t *svcs, const char **who, struct err *e)
+{
+    size_t n = json_array_size(svcs), i, j;
+    char *lbs = xcalloc(n ? n : 1, 1);
+    long *lb = xcalloc(n ? n : 1, sizeof(*lb));
+    int *port = xcalloc(n ? n : 1, sizeof(*port));
+    enum status st = ST_OK;
+    const json_t *s;
+
+    if (who)
+        *who = NULL;
+    json_array_foreach(svcs, i, s) lbs[i] = (char)lbenv_is_lb(
+        json_string_value(json_object_get(s, "image")), json_object_get(s, "env"));
+    /* Values of the changed services; the tcp port of every linked tcp service. */
+    json_array_foreach(svcs, i, s)
+    {
+        const char *id = json_string_value(json_object_get(s, "id"));
+        int changed = json_is_true(json_object_get(s, "changed"));
+        struct lbenv env = LBENV_INIT;
+
+        lb[i] = -1;
+        if (!id)
+            continue;
+        if (lbs[i]) {
+            if (changed && (st = check_lb_own(json_object_get(s, "env"), id, e)) != ST_OK)
+                goto fail;
+            continue;
+        }
+        if (lbenv_parse_json(&env, json_object_get(s, "env"), id, e) != ST_OK) {
+            if (changed) {
+                st = ST_INVALID;
+                goto fail;
+            }
+            continue; /* an old bad service: not this request's fault */
+        }
+        lb[i] = lb_link(svcs, s, lbs);
+        port[i] = env.mode == LB_MODE_TCP ? env.external_port : 0;
+        lbenv_release(&env);
+    }
+    err_clear(e);
+    /* Port clashes per load balancer. */
+    for (i = 0; i < n; i++) {
+        const json_t *l;
+        struct lbenv_lb_ports ports;
+        const char *lbid;
+        int lb_changed;
+
+        if (lb[i] < 0 || !port[i])
+            continue;
+        l = json_array_get(svcs, (size_t)lb[i]);
+        lbid = json_string_value(json_object_get(l, "id"));
+        lb_changed = json_is_true(json_object_get(l, "changed"));
+        lbenv_lb_ports(json_object_get(l, "env"), &ports);
+        s = json_array_get(svcs, i);
+        int ci = json_is_true(json_object_get(s, "changed"));
+        struct lbenv_tcp_use me = {json_string_value(json_object_get(s, "id")), port[i]};
+        if ((ci || lb_changed) && (st = lbenv_check_port_clash(lbid, &ports, &me, 1, e)) != ST_OK) {
+            if (!ci)
+                s = l;
+            goto fail;
+        }
+        for (j = 0; j < i; j++) {
+            const json_t *o = json_array_get(svcs, j);
+            struct lbenv_tcp_use two[2] = {{json_string_value(json_object_get(o, "id")), port[j]},
+                                           me};
+            if (lb[j] != lb[i] || !port[j] || !(ci || json_is_true(json_object_get(o, "changed"))))
+                continue;
+            if ((st = lbenv_check_port_clash(lbid, &ports, two, 2, e)) != ST_OK) {
+                if (!ci)
+                    s = o;
+                goto fail;
+            }
+        }
+    }
+    goto out;
+fail:
+    if (who)
+        *who = json_string_value(json_object_get(s, "id"));
+out:
+    free(lbs);
+    free(lb);
+    free(port);
+    return st;
+}

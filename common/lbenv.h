@@ -137,4 +137,18 @@ struct lbenv_tcp_use {
 enum status lbenv_check_port_clash(const char *lb, const struct lbenv_lb_ports *ports,
                                    const struct lbenv_tcp_use *uses, size_t n, struct err *e);
 
+/* --- install-time check of a set of services (API server, CLI) ----------------------------- */
+
+/* svcs: a JSON array of {"id": "<stack>/<svc>" or "<svc>" (used in messages and to match
+ * links), "image": "...", "env": ["K=V", ...], "links": ["<id>", ...], "changed": true|false}
+ * — for the API server the grid as it would be after the request, for the CLI one stack
+ * file. Checks, for every changed service, its KONTENA_LB_* env (lbenv_parse; for a load
+ * balancer also KONTENA_LB_HTTP_PORT, _HTTPS_PORT and _STATS_PORT as ports and its
+ * KONTENA_LB_CUSTOM_SETTINGS / KONTENA_LB_GLOBAL_SETTINGS as haproxy lines), then the port
+ * clashes among the tcp services of each load balancer (the first link to a load balancer
+ * counts) that involve a changed service or a changed load balancer. Returns ST_OK,
+ * ST_INVALID (bad value) or ST_CONFLICT (port clash) with e's message; *who (may be NULL)
+ * gets the id of the changed service at fault (borrowed from svcs). */
+enum status lbenv_check_set(const json_t *svcs, const char **who, struct err *e);
+
 #endif

@@ -301,3 +301,86 @@ Test(lbenv, hostile_input)
     }
     cr_assert_eq(lbenv_check_name("\x01", NULL), ST_INVALID);
 }
+
+/* {"id", "image", "env", "links", "changed"} */
+static json_t *svc(const char *id, const char *image, json_t *env, const char *link, int changed)
+{
+    return json_pack("{s:s,s:s,s:o,s:o,s:b}", "id", id, "image", image, "env",
+                     env ? env : json_array(), "links",
+                     link ? json_pack("[s]", link) : json_array(), "changed", changed);
+}
+
+Test(lbenv_set, values_of_changed_services_only)
+{
+    json_t *set =
+        json_pack("[o,o,o]", svc("infra/lb", "kontena/lb:latest", NULL, NULL, 0),
+                  svc("old", "nginx", json_pack("[s]", "KONTENA_LB_MODE=udp"), "infra/lb", 0),
+                  svc("web/api", "nginx", json_pack("[s]", "KONTENA_LB_MODE=http"), "infra/lb", 1));
+    struct err e = ERR_INIT;
+    const char *who = "x";
+
+    cr_assert_eq(lbenv_check_set(set, &who, &e), ST_OK, "%s", e.msg);
+    cr_assert_null(who);
+    json_array_append_new(
+        set, svc("web/bad", "nginx", json_pack("[s]", "KONTENA_LB_VIRTUAL_HOSTS=a b"), NULL, 1));
+    cr_assert_eq(lbenv_check_set(set, &who, &e), ST_INVALID);
+    cr_assert_str_eq(who, "web/bad");
+    cr_assert(strstr(e.msg, "service 'web/bad': KONTENA_LB_VIRTUAL_HOSTS: invalid virtual host"),
+              "%s", e.msg);
+    json_decref(set);
+}
+
+Test(lbenv_set, lb_own_settings)
+{
+    json_t *set = json_pack(
+        "[o]",
+        svc("lb", "custom/haproxy",
+            json_pack("[s,s]", "KONTENA_SERVICE_ROLE=lb", "KONTENA_LB_HTTP_PORT=http"), NULL, 1));
+    struct err e = ERR_INIT;
+    const char *who = NULL;
+
+    cr_assert_eq(lbenv_check_set(set, &who, &e), ST_INVALID);
+    cr_assert_str_eq(who, "lb");
+    cr_assert(strstr(e.msg, "service 'lb': KONTENA_LB_HTTP_PORT: 'http' is not a port"), "%s",
+              e.msg);
+    json_decref(set);
+}
+
+Test(lbenv_set, port_clashes)
+{
+    json_t *tcp = json_pack("[s]", "KONTENA_LB_MODE=tcp");
+    json_t *set = json_pack("[o,o,o,o]", svc("infra/lb", "kontena/lb", NULL, NULL, 0),
+                            svc("other/lb", "kontena/lb", NULL, NULL, 0),
+                            svc("db/a", "mysql", json_deep_copy(tcp), "infra/lb", 0),
+                            svc("db/b", "mysql", json_deep_copy(tcp), "other/lb", 1));
+    struct err e = ERR_INIT;
+    const char *who = NULL;
+
+    cr_assert_eq(lbenv_check_set(set, &who, &e), ST_OK, "different LBs: %s", e.msg);
+    json_array_append_new(set, svc("db/c", "mysql", json_deep_copy(tcp), "infra/lb", 1));
+    cr_assert_eq(lbenv_check_set(set, &who, &e), ST_CONFLICT);
+    cr_assert_str_eq(who, "db/c");
+    cr_assert_str_eq(e.msg, "port clash on load balancer 'infra/lb': services 'db/a' and 'db/c' "
+                            "both use KONTENA_LB_EXTERNAL_PORT 5000");
+    /* only the first link to a load balancer counts; an http service has no port */
+    json_array_remove(set, 4);
+    json_array_append_new(set, svc("db/d", "mysql", NULL, "infra/lb", 1));
+    cr_assert_eq(lbenv_check_set(set, &who, &e), ST_OK, "%s", e.msg);
+    /* the LB itself changes its http port onto a tcp service's port */
+    json_array_append_new(
+        set, svc("db/e", "mysql",
+                 json_pack("[s,s]", "KONTENA_LB_MODE=tcp", "KONTENA_LB_EXTERNAL_PORT=8080"),
+                 "other/lb", 0));
+    cr_assert_eq(lbenv_check_set(set, &who, &e), ST_OK, "%s", e.msg);
+    json_array_set_new(
+        set, 1,
+        svc("other/lb", "kontena/lb", json_pack("[s]", "KONTENA_LB_HTTP_PORT=8080"), NULL, 1));
+    cr_assert_eq(lbenv_check_set(set, &who, &e), ST_CONFLICT);
+    cr_assert_str_eq(who, "other/lb");
+    cr_assert(strstr(e.msg, "service 'db/e' uses KONTENA_LB_EXTERNAL_PORT 8080, the load "
+                            "balancer's own http port"),
+              "%s", e.msg);
+    cr_assert_eq(lbenv_check_set(NULL, NULL, &e), ST_OK);
+    json_decref(tcp);
+    json_decref(set);
+}
