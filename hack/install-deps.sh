@@ -27,6 +27,9 @@ PACKAGES=(
   haproxy
   # tests: underlay captures (encryption check) and HTTP load through the load balancer
   tcpdump wrk
+  # tests: a real syslog daemon for log forwarding, and promtool/prometheus to check and
+  # scrape the /metrics endpoints
+  rsyslog prometheus
 )
 
 missing=()
