@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "apiserver/api.h"
+#include "apiserver/lbcheck.h"
 #include "apiserver/store.h"
 #include "apiserver/svcspec.h"
 #include "apiserver/validate.h"
@@ -431,6 +432,23 @@ static void h_service_show(struct req *r, char **params)
     json_decref(g);
 }
 
+/* KONTENA_LB_* settings of spec (about to be written in stack of grid) against the grid:
+ * a bad one goes into errs as "env" (lbcheck.h). */
+static enum status lb_check_one(struct api *a, const char *grid, const char *stack,
+                                const json_t *spec, json_t *errs, struct err *e)
+{
+    json_t *one = json_pack("[O]", spec);
+    char *msg = NULL;
+    size_t which;
+    enum status st = lbcheck_specs(a, grid, stack, one, 0, &msg, &which, e);
+
+    if (st == ST_OK && msg)
+        json_object_set_new(errs, "env", json_string(msg));
+    free(msg);
+    json_decref(one);
+    return st;
+}
+
 static void h_service_create(struct req *r, char **params)
 {
     const char *grid = params[0], *name = jstr(r->json, "name");
@@ -491,6 +509,15 @@ static void h_service_create(struct req *r, char **params)
             if (msg)
                 json_object_set_new(errs, "links", json_string(msg));
             free(msg);
+        }
+        if (!json_object_size(errs)) {
+            st = lb_check_one(r->api, grid, stack, spec, errs, &e);
+            if (st != ST_OK) {
+                json_decref(errs);
+                json_decref(cmps);
+                json_decref(spec);
+                break;
+            }
         }
         if (json_object_size(errs)) {
             reply_invalid_obj(r, errs);
@@ -588,6 +615,8 @@ static enum status edit_update(struct req *r, json_t *svc, void *arg, json_t *cm
             json_object_set_new(errs, "links", json_string(msg));
         free(msg);
     }
+    if (st == ST_OK && !json_object_size(errs))
+        st = lb_check_one(r->api, ctx.grid, ctx.stack, spec, errs, e);
     if (st == ST_OK && json_object_size(errs)) {
         reply_invalid_obj(r, json_incref(errs));
         st = ST_INVALID;
@@ -739,6 +768,18 @@ static enum status edit_env_add(struct req *r, json_t *svc, void *arg, json_t *c
     env_remove(env, k);
     free(k);
     json_array_append_new(env, json_string(kv));
+    {
+        json_t *errs = json_object();
+        enum status st = lb_check_one(r->api, jstr(svc, "grid"), jstr(svc, "stack"), svc,
+                                      errs, e);
+        if (st == ST_OK && json_object_size(errs)) {
+            reply_json(r, 422, json_incref(errs)); /* this route's shape, as above */
+            st = ST_INVALID;
+        }
+        json_decref(errs);
+        if (st != ST_OK)
+            return st;
+    }
     json_object_set_new(svc, "revision",
                         json_integer(json_integer_value(json_object_get(svc, "revision")) + 1));
     time_iso8601_now(now, sizeof(now));

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "apiserver/api.h"
+#include "apiserver/lbcheck.h"
 #include "apiserver/store.h"
 #include "apiserver/svcspec.h"
 #include "apiserver/validate.h"
@@ -324,6 +325,16 @@ static enum status stack_build(struct req *r, const char *grid, const char *name
             free(msg);
             free(cycle);
         }
+    }
+    if (!json_object_get(errs, "services")) {
+        char *msg = NULL;
+        size_t which = 0;
+        st = lbcheck_specs(r->api, grid, name, specs, 1, &msg, &which, e);
+        if (st != ST_OK)
+            goto out;
+        if (msg)
+            svc_error(errs, json_string_value(json_array_get(names, which)), "env", msg);
+        free(msg);
     }
     json_object_set(stk, "services", specs);
     v = json_object_get(body, "expose");

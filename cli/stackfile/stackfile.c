@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/stackfile/internal.h"
+#include "cli/stackfile/lbcheck.h"
 #include "cli/stackfile/liquid.h"
 #include "cli/stackfile/pipeline.h"
 #include "cli/stackfile/stackfile.h"
@@ -443,6 +444,8 @@ static enum status load_one(const struct stackfile_opts *o, struct sf_source *sr
             json_decref(payload);
             goto out;
         }
+        if (json_array_size(sf->errors) == 0)
+            sf__lb_check(payload, sf->errors, src->base);
         if (!sf->stack && !has_finding(sf->errors, "stack", "Required field missing"))
             sf_finding(sf->errors, src->abs, 0, "Required field missing", "stack", NULL);
         if (json_array_size(sf->errors) == 0)
