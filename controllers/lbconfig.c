@@ -117,23 +117,27 @@ static char *stacked(const char *stack, const char *svc, char sep)
     return xasprintf("%s%c%s", stack, sep, svc);
 }
 
-/* An instance's address as an upstream, or NULL when it must not receive traffic. */
-static char *upstream_of(const json_t *inst, const json_t *obs, int port)
+/* An instance's address as an upstream, or NULL when it must not receive traffic: it must
+ * be meant to run (desired_state running: one about to be stopped leaves first), run with
+ * an address, not wait for its port (ready false while deploy_opts.wait_for_port is not
+ * open yet), and, when its service has a health check, have passed it (health null means
+ * "not checked yet" then); a failed check takes it out in any case. */
+static char *upstream_of(const json_t *inst, const json_t *obs, int port, int checked)
 {
     const char *ip = jstr(obs, "ip"), *state = jstr(obs, "state");
     const char *desired = jstr(inst, "desired_state");
-    const json_t *health = json_object_get(obs, "health");
+    const json_t *health = json_object_get(obs, "health"), *ready = json_object_get(obs, "ready");
+    const char *hs = jstr(health, "status");
     char *v;
 
     if (!desired || strcmp(desired, "running") != 0)
         return NULL;
     if (!state || strcmp(state, "running") != 0 || !ip || !*ip)
         return NULL;
-    if (health && !json_is_null(health)) {
-        const char *hs = jstr(health, "status");
-        if (!hs || strcmp(hs, "healthy") != 0)
-            return NULL;
-    }
+    if (json_is_false(ready))
+        return NULL;
+    if (checked ? !hs || strcmp(hs, "healthy") != 0 : hs && strcmp(hs, "healthy") != 0)
+        return NULL;
     v = strchr(ip, ':') ? xasprintf("[%s]:%d", ip, port) : xasprintf("%s:%d", ip, port);
     if (lbenv_check_upstream(v, NULL) != ST_OK)
         FREE_AND_NULL(v);
@@ -259,6 +263,7 @@ static void backend_keys(struct lbconfig *lc, struct grid_view *g, const struct 
     char *bname = NULL, *root = NULL, *namekey = NULL, *msg = NULL, port[8];
     const char *sub;
     size_t i;
+    int checked;
 
     if (!json_is_object(s) || !name || lbenv_is_lb(jstr(s, "image"), json_object_get(s, "env")))
         return;
@@ -319,13 +324,14 @@ static void backend_keys(struct lbconfig *lc, struct grid_view *g, const struct 
             }
         }
     }
+    checked = jstr(json_object_get(s, "health_check"), "protocol") != NULL;
     list = json_object_get(g->instances, id);
     json_array_foreach(list, i, it)
     {
         const char *container = jstr(it, "container");
         char *okey = xasprintf(P_OBSERVED "%s/%s/%s", g->grid, jstr(it, "node"), container);
         json_t *obs = informer_get(lc->observed, okey, NULL, NULL);
-        char *up = upstream_of(json_object_get(it, "inst"), obs, env.internal_port);
+        char *up = upstream_of(json_object_get(it, "inst"), obs, env.internal_port, checked);
         if (up && lbenv_check_name(container, NULL) == ST_OK) {
             char *rel = xasprintf("upstreams/%s", container);
             want(wanted, root, rel, up);

@@ -371,6 +371,32 @@ LTEST(unhealthy_stopped_or_removed_instances_leave_the_upstreams)
     free(u2);
 }
 
+/* With a health check, "not checked yet" (health null) is not healthy; an instance waiting
+ * for its port (ready false) gets no traffic either. */
+LTEST(checked_services_wait_for_the_first_healthy_check_and_the_port)
+{
+    json_t *base =
+        json_pack("{s:s,s:s,s:s}", "lb/services/web/balance", "roundrobin",
+                  "lb/services/web/virtual_path", "/", "lb/services/web/health_check_port", "8080");
+    json_t *w;
+
+    lb_null_stack();
+    service("null", "web", "nginx", NULL, "lab/null/lb",
+            json_pack("{s:s,s:i}", "protocol", "tcp", "port", 8080));
+    instance("lab/null/web", "node-1", "web-1", "running", "running", "10.81.0.5", NULL);
+    start(0);
+    expect_keys(json_deep_copy(base), 5000);
+    instance("lab/null/web", "node-1", "web-1", "running", "running", "10.81.0.5", "healthy");
+    w = json_deep_copy(base);
+    json_object_set_new(w, "lb/services/web/upstreams/web-1", json_string("10.81.0.5:80"));
+    expect_keys(w, 5000);
+    put("/kontena/observed/lab/node-1/web-1",
+        json_pack("{s:s,s:s,s:b,s:{s:s}}", "state", "running", "ip", "10.81.0.5", "ready", 0,
+                  "health", "status", "healthy"));
+    expect_keys(json_deep_copy(base), 5000);
+    json_decref(base);
+}
+
 LTEST(a_new_healthy_instance_is_an_upstream_within_a_second)
 {
     int64_t worst = 0;
