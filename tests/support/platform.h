@@ -141,9 +141,11 @@ int platform_remove_node_containers(struct platform *p, const char *name);
 /* Build the load balancer image with hack/lb-image.sh from the binaries under test
  * (KONTENA_BIN_DIR), tagged "kontena/lb:<run id>-<pid>": the name holds "kontena/lb" (which
  * makes a service an LB), the tag keeps the developer's kontena/lb:latest and parallel test
- * processes apart. The image name (fresh) or NULL after saying why. */
+ * processes apart. With KONTENA_TEST_LB_IMAGE set, that image is used as it is (nothing is
+ * built, and platform_lb_image_remove() leaves it). The image name (fresh) or NULL after
+ * saying why. */
 char *platform_lb_image(void);
-/* docker rmi -f image; NULL is fine. */
+/* docker rmi -f image (not KONTENA_TEST_LB_IMAGE's); NULL is fine. */
 void platform_lb_image_remove(const char *image);
 /* GET url (Host header `host` unless NULL) until it answers status `want` with a body that
  * begins with `prefix` (NULL: any), up to timeout_ms. 0, or -1 after printing the last
