@@ -282,35 +282,22 @@ static char *path_only(const char *path)
     return xstrndup(path, strcspn(path, "?"));
 }
 
-enum status api_call(struct api *a, const char *method, const char *path, const json_t *body,
-                     json_t **out)
+/* The request options shared by api_call() and api_stream(): URL, method, TLS, headers.
+ * The caller sets the body callback and the timeouts. Returns the header list to free after
+ * the transfer; *auth gets the Authorization line to free too. */
+static struct curl_slist *setup(struct api *a, const char *method, const char *url, char **auth)
 {
     struct curl_slist *hdrs = NULL;
-    struct buf reply;
-    char *url = xasprintf("%s%s", a->url, path), *auth = NULL, *payload = NULL, *bare;
-    enum status st = ST_OK;
-    int64_t t0 = time_mono_ms();
-    CURLcode rc;
 
-    *out = NULL;
-    a->status = 0;
-    FREE_AND_NULL(a->error);
-    buf_init(&reply, API_MAX_REPLY);
-    bare = path_only(path);
-
+    *auth = NULL;
     curl_easy_reset(a->h);
     curl_easy_setopt(a->h, CURLOPT_URL, url);
     curl_easy_setopt(a->h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(a->h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(a->h, CURLOPT_CONNECTTIMEOUT, a->connect_timeout);
-    curl_easy_setopt(a->h, CURLOPT_TIMEOUT, a->timeout);
     curl_easy_setopt(a->h, CURLOPT_ERRORBUFFER, a->errbuf);
-    curl_easy_setopt(a->h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(a->h, CURLOPT_WRITEDATA, &reply);
     curl_easy_setopt(a->h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(a->h, CURLOPT_HEADERDATA, a);
-    curl_easy_setopt(a->h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(a->h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(a->h, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(a->h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(a->h, CURLOPT_USERAGENT, "kontena-cli/" KONTENA_VERSION);
@@ -325,10 +312,60 @@ enum status api_call(struct api *a, const char *method, const char *path, const 
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     hdrs = curl_slist_append(hdrs, "Expect:");
     if (a->token) {
-        auth = xasprintf("Authorization: Bearer %s", a->token);
-        hdrs = curl_slist_append(hdrs, auth);
+        *auth = xasprintf("Authorization: Bearer %s", a->token);
+        hdrs = curl_slist_append(hdrs, *auth);
     }
     curl_easy_setopt(a->h, CURLOPT_HTTPHEADER, hdrs);
+    return hdrs;
+}
+
+/* A transfer that failed before a reply: the message and the status for it. */
+static enum status transfer_error(struct api *a, CURLcode rc, const char *bare)
+{
+    const char *why = a->errbuf[0] ? a->errbuf : curl_easy_strerror(rc);
+
+    if (rc == CURLE_WRITE_ERROR) {
+        set_error(a, "reply from %s is larger than %u bytes", bare, API_MAX_REPLY);
+        return ST_INVALID;
+    }
+    if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+        strstr(why, "certificate")) {
+        set_error(a,
+                  "cannot connect to %s: %s\n"
+                  "         (trust the master's certificate with 'kontena master login "
+                  "--ca-cert FILE' or set SSL_IGNORE_ERRORS=true)",
+                  a->url, why);
+        return ST_DENIED;
+    }
+    set_error(a, "cannot connect to %s: %s", a->url, why);
+    return rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_COULDNT_CONNECT ||
+                   rc == CURLE_COULDNT_RESOLVE_HOST
+               ? ST_RETRY
+               : ST_IO;
+}
+
+enum status api_call(struct api *a, const char *method, const char *path, const json_t *body,
+                     json_t **out)
+{
+    struct curl_slist *hdrs;
+    struct buf reply;
+    char *url = xasprintf("%s%s", a->url, path), *auth = NULL, *payload = NULL, *bare;
+    enum status st = ST_OK;
+    int64_t t0 = time_mono_ms();
+    CURLcode rc;
+
+    *out = NULL;
+    a->status = 0;
+    FREE_AND_NULL(a->error);
+    buf_init(&reply, API_MAX_REPLY);
+    bare = path_only(path);
+
+    hdrs = setup(a, method, url, &auth);
+    curl_easy_setopt(a->h, CURLOPT_TIMEOUT, a->timeout);
+    curl_easy_setopt(a->h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(a->h, CURLOPT_WRITEDATA, &reply);
+    curl_easy_setopt(a->h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(a->h, CURLOPT_XFERINFOFUNCTION, on_progress);
     if (body) {
         payload = json_dumps(body, JSON_COMPACT);
         BUG_ON(!payload);
@@ -341,29 +378,10 @@ enum status api_call(struct api *a, const char *method, const char *path, const 
     a->errbuf[0] = '\0';
     rc = curl_easy_perform(a->h);
     if (rc != CURLE_OK) {
-        const char *why = a->errbuf[0] ? a->errbuf : curl_easy_strerror(rc);
-
-        if (rc == CURLE_WRITE_ERROR) {
-            set_error(a, "reply from %s is larger than %u bytes", bare, API_MAX_REPLY);
-            st = ST_INVALID;
-        } else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-                   strstr(why, "certificate")) {
-            set_error(a,
-                      "cannot connect to %s: %s\n"
-                      "         (trust the master's certificate with 'kontena master login "
-                      "--ca-cert FILE' or set SSL_IGNORE_ERRORS=true)",
-                      a->url, why);
-            st = ST_DENIED;
-        } else {
-            set_error(a, "cannot connect to %s: %s", a->url, why);
-            st = rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_COULDNT_CONNECT ||
-                         rc == CURLE_COULDNT_RESOLVE_HOST
-                     ? ST_RETRY
-                     : ST_IO;
-        }
+        st = transfer_error(a, rc, bare);
         if (a->debug)
             fprintf(stderr, "DEBUG: < failed after %lld ms: %s\n", (long long)(time_mono_ms() - t0),
-                    why);
+                    api_error(a));
         goto out;
     }
     curl_easy_getinfo(a->h, CURLINFO_RESPONSE_CODE, &a->status);
@@ -391,6 +409,82 @@ out:
     free(url);
     free(bare);
     buf_release(&reply);
+    return st;
+}
+
+/* api_stream()'s state during one transfer. */
+struct stream {
+    struct api *a;
+    api_stream_fn *fn;
+    void *arg;
+    struct buf errbody; /* the body of a reply that is not 2xx, for the error message */
+    int stopped;        /* fn asked to stop */
+};
+
+static size_t on_stream(char *p, size_t size, size_t nmemb, void *arg)
+{
+    struct stream *s = arg;
+    size_t n = size * nmemb;
+    long code = 0;
+
+    curl_easy_getinfo(s->a->h, CURLINFO_RESPONSE_CODE, &code);
+    if (code < 200 || code >= 300) {
+        /* Keep what fits of an error body: its start is enough for the message. */
+        if (buf_append(&s->errbody, p, n) != ST_OK)
+            return n;
+        return n;
+    }
+    if (s->fn(p, n, s->arg) != 0) {
+        s->stopped = 1;
+        return 0;
+    }
+    return n;
+}
+
+enum status api_stream(struct api *a, const char *path, long idle_s, api_stream_fn *fn, void *arg)
+{
+    struct curl_slist *hdrs;
+    struct stream s = {a, fn, arg, BUF_INIT, 0};
+    char *url = xasprintf("%s%s", a->url, path), *auth = NULL, *bare = path_only(path);
+    enum status st = ST_OK;
+    CURLcode rc;
+
+    a->status = 0;
+    FREE_AND_NULL(a->error);
+    buf_init(&s.errbody, 64u << 10);
+    hdrs = setup(a, "GET", url, &auth);
+    curl_easy_setopt(a->h, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(a->h, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(a->h, CURLOPT_NOPROGRESS, 1L);
+    if (idle_s > 0) {
+        curl_easy_setopt(a->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(a->h, CURLOPT_LOW_SPEED_TIME, idle_s);
+    }
+    if (a->debug)
+        fprintf(stderr, "DEBUG: > GET %s (stream)\n", url);
+    a->errbuf[0] = '\0';
+    rc = curl_easy_perform(a->h);
+    curl_easy_getinfo(a->h, CURLINFO_RESPONSE_CODE, &a->status);
+    if (s.stopped) {
+        st = ST_OK;
+    } else if (a->status != 0 && (a->status < 200 || a->status >= 300)) {
+        a->error = api_format_error(a->status, s.errbody.ptr, s.errbody.len, bare);
+        st = status_of(a->status);
+    } else if (rc != CURLE_OK && a->status != 0) {
+        /* The reply had begun: the stream broke (a master restart, an idle timeout). */
+        set_error(a, "stream from %s broke: %s", bare,
+                  a->errbuf[0] ? a->errbuf : curl_easy_strerror(rc));
+        st = ST_RETRY;
+    } else if (rc != CURLE_OK) {
+        st = transfer_error(a, rc, bare);
+    }
+    if (a->debug)
+        fprintf(stderr, "DEBUG: < stream ended: %ld %s\n", a->status, st == ST_OK ? "" : api_error(a));
+    curl_slist_free_all(hdrs);
+    buf_release(&s.errbody);
+    free(auth);
+    free(url);
+    free(bare);
     return st;
 }
 

@@ -20,6 +20,7 @@
 #define CLI_API_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 #include "common/err.h"
 
@@ -42,6 +43,16 @@ const char *api_url(const struct api *a); /* without trailing slash; borrowed */
 enum status api_call(struct api *a, const char *method, const char *path, const json_t *body,
                      json_t **out) WARN_UNUSED_RESULT;
 enum status api_get(struct api *a, const char *path, json_t **out) WARN_UNUSED_RESULT;
+
+/* Stream a GET: fn gets each piece of a 2xx reply's body as it arrives (any split) and
+ * returns 0 to go on, anything else to stop (api_stream() then returns ST_OK). No overall
+ * timeout (a follow stream never ends on its own); idle_s seconds without a byte (> 0;
+ * keep-alives count) break it. Returns ST_OK when the reply ended or fn stopped it;
+ * ST_RETRY when the master could not be reached or the stream broke midway; else the
+ * status of a non-2xx reply as api_call() maps it, with api_error() set. */
+typedef int api_stream_fn(const char *data, size_t len, void *arg);
+enum status api_stream(struct api *a, const char *path, long idle_s, api_stream_fn *fn,
+                       void *arg) WARN_UNUSED_RESULT;
 
 /* The last failure's message (borrowed, valid until the next call) and HTTP status (0 when no
  * reply arrived). */

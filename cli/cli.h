@@ -205,6 +205,27 @@ struct vars_host;
 struct vars_host *stackhost_create(struct cli *c, const char *grid);
 void stackhost_destroy(struct vars_host *h); /* NULL is fine */
 
+/* ---- logs and stats (cmd_logs.c, cmd_stats.c) ---- */
+
+/* `service logs NAME`, `stack logs NAME [SERVICE ...]`, `grid logs`, `container logs
+ * NODE/NAME`: the newest --tail entries, or with -f a stream that reconnects with
+ * from=<last id> until interrupted. Their option tables hold CLI_LOG_OPTS. */
+int cli_cmd_service_logs(struct cli *c, struct opts *o);
+int cli_cmd_stack_logs(struct cli *c, struct opts *o);
+int cli_cmd_grid_logs(struct cli *c, struct opts *o);
+int cli_cmd_container_logs(struct cli *c, struct opts *o);
+/* `service stats NAME`, `stack stats NAME`, `grid stats`; option tables hold
+ * CLI_STATS_OPTS. */
+int cli_cmd_service_stats(struct cli *c, struct opts *o);
+int cli_cmd_stack_stats(struct cli *c, struct opts *o);
+int cli_cmd_grid_stats(struct cli *c, struct opts *o);
+/* A byte count as the original's filesize_to_human: "0B", "512B", "1.5K", "12.34M" (powers
+ * of 1000, two decimals at most). */
+void cli_human_size(double size, char *out, size_t len);
+
+#define CLI_LOG_OPTS                                                                                   {'t', "tail", "LINES", CLI_OPT_INT, "Number of lines to show from the end (1..10000)", "100",       NULL},                                                                                                {0, "lines", "LINES", CLI_OPT_INT, "Same as --tail", NULL, NULL},                                  {0,                                                                                                 "since",                                                                                           "TIME",                                                                                            0,                                                                                                 "Only lines since TIME: RFC 3339, unix seconds, or an age (30s, 15m, 2h, 1d)",                     NULL,                                                                                              NULL},                                                                                            {'f', "follow", NULL, 0, "Follow new lines (reconnects until interrupted)", NULL, NULL},           {0, "search", "TEXT", 0, "Only lines containing TEXT", NULL, NULL},                            {                                                                                                      'o', "output", "FORMAT", 0, "Output format: table or json (one entry per line)", NULL,                 NULL                                                                                       }
+#define CLI_STATS_OPTS                                                                                 {'t', "tail", NULL, 0, "Print the table again every --interval seconds (until interrupted)",       NULL, NULL},                                                                                          {0, "interval", "SECONDS", CLI_OPT_INT, "Seconds between tables with --tail", "2", NULL},          CLI_OPT_OUTPUT
+
 /* Options shared by many commands, for use inside a command's option table. */
 #define CLI_OPT_OUTPUT                                                                             \
     {                                                                                              \

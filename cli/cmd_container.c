@@ -1,8 +1,9 @@
 /* cli/cmd_container.c -- `kontena container ls|inspect|logs|exec` (cli.md §7, §6.2).
  *
  * A container is named NODE/NAME (the original's CONTAINER_ID). ls reads the grid's
- * observed containers (GET /v1/grids/<g>/containers); inspect, logs and exec go through the
- * master to the node's agent (GET/POST /v1/containers/<g>/<node>/<name>/...). exec runs the
+ * observed containers (GET /v1/grids/<g>/containers); inspect and exec go through the
+ * master to the node's agent (GET/POST /v1/containers/<g>/<node>/<name>/...); logs come from
+ * the master's log store (cmd_logs.c). exec runs the
  * command to its end and exits with its exit code. Deviation: no interactive -i/-t (the
  * original's exec WebSocket) yet.
  */
@@ -164,54 +165,6 @@ static int cmd_container_inspect(struct cli *c, struct opts *o)
     return 0;
 }
 
-static int cmd_container_logs(struct cli *c, struct opts *o)
-{
-    const char *since = opts_str(o, "since"), *slash = strchr(o->args[0], '/');
-    long tail = opts_int(o, "tail", 100);
-    char *base, *path, *q = NULL;
-    json_t *reply = NULL, *x;
-    int64_t since_s = 0;
-    size_t i;
-
-    if (tail < 0 || tail > 10000) {
-        cli_error("--tail must be 0..10000");
-        return 1;
-    }
-    if (since) {
-        char *end;
-        long long v = strtoll(since, &end, 10);
-        int64_t us;
-        if (*end == '\0' && v >= 0) {
-            since_s = v;
-        } else if ((us = time_iso8601_parse(since)) >= 0) {
-            since_s = us / 1000000;
-        } else {
-            cli_error("--since: '%s' is neither unix seconds nor an ISO 8601 time", since);
-            return 1;
-        }
-    }
-    base = container_path(c, o, o->args[0], "logs", NULL);
-    if (!base)
-        return 1;
-    q = xasprintf("?tail=%ld&since=%lld&timestamps=true", tail, (long long)since_s);
-    path = xasprintf("%s%s", base, q);
-    free(base);
-    free(q);
-    if (api_get(c->api, path, &reply) != ST_OK) {
-        free(path);
-        return cli_fail_api(c);
-    }
-    free(path);
-    json_array_foreach(json_object_get(reply, "lines"), i, x)
-    {
-        const char *line = jstr(x, "line"), *t = jstr(x, "time");
-        FILE *f = jstr(x, "stream") && !strcmp(jstr(x, "stream"), "stderr") ? stderr : stdout;
-        fprintf(f, "%s%s%s: %s\n", t ? t : "", t && *t ? " " : "", slash + 1, line ? line : "");
-    }
-    json_decref(reply);
-    return 0;
-}
-
 static int cmd_container_exec(struct cli *c, struct opts *o)
 {
     char *path = container_path(c, o, o->args[0], "exec", NULL);
@@ -267,11 +220,9 @@ const struct cli_cmd cli_container_cmds[] = {
          CLI_OPT_END,
      },
      0},
-    {"container logs", NULL, cmd_container_logs, "Show a container's logs", CONTAINER_PARAM,
+    {"container logs", NULL, cli_cmd_container_logs, "Show a container's logs", CONTAINER_PARAM,
      (const struct cli_opt[]){
-         {'t', "tail", "LINES", CLI_OPT_INT, "Number of lines to show from the end (0: all)",
-          "100", NULL},
-         {0, "since", "TIME", 0, "Show logs since (unix seconds or ISO 8601)", NULL, NULL},
+         CLI_LOG_OPTS,
          CLI_OPT_GRID,
          CLI_OPT_END,
      },

@@ -569,12 +569,12 @@ static int cmd_grid_env(struct cli *c, struct opts *o)
          "log-forwarder",                                                                            \
          "LOG_FORWARDER",                                                                            \
          0,                                                                                          \
-         "Set grid wide log forwarder (fluentd or none)",                                            \
+         "Set grid wide log forwarder: syslog or none (fluentd is accepted but not implemented)",                                            \
          NULL,                                                                                       \
          NULL},                                                                                      \
         {0, "no-log-forwarder", NULL, 0, "Disable log forwarding", NULL, NULL},                      \
     {                                                                                                \
-        0, "log-opt", "LOG_OPT", CLI_OPT_MULTI, "Set log options (key=value)", NULL, NULL            \
+        0, "log-opt", "LOG_OPT", CLI_OPT_MULTI, "Set log options (key=value), e.g. syslog-address=udp://host:514", NULL, NULL            \
     }
 
 const struct cli_cmd cli_grid_cmds[] = {
@@ -632,6 +632,29 @@ const struct cli_cmd cli_grid_cmds[] = {
      (const struct cli_opt[]){
          CLI_OPT_FORCE,
          {0, "with-resources", NULL, 0, "Also remove the grid's nodes and stacks", NULL, NULL},
+         CLI_OPT_END,
+     },
+     0},
+    {"grid logs", NULL, cli_cmd_grid_logs, "Show the logs of the grid's containers", NULL,
+     (const struct cli_opt[]){
+         {0, "node", "NODE", CLI_OPT_MULTI, "Only containers on this node (repeatable)", NULL,
+          NULL},
+         {0, "stack", "STACK", CLI_OPT_MULTI, "Only this stack's containers (repeatable)", NULL,
+          NULL},
+         {0, "service", "SERVICE", CLI_OPT_MULTI,
+          "Only this service's containers: svc or stack/svc (repeatable)", NULL, NULL},
+         {'c', "container", "CONTAINER", CLI_OPT_MULTI,
+          "Only this container, by name (repeatable)", NULL, NULL},
+         CLI_LOG_OPTS,
+         CLI_OPT_GRID,
+         CLI_OPT_END,
+     },
+     0},
+    {"grid stats", NULL, cli_cmd_grid_stats,
+     "Show the latest statistics of the grid's containers", NULL,
+     (const struct cli_opt[]){
+         CLI_STATS_OPTS,
+         CLI_OPT_GRID,
          CLI_OPT_END,
      },
      0},

@@ -323,13 +323,61 @@ static void gb_text(double bytes, char *out, size_t len)
         out[--n] = '\0';
 }
 
+/* The "  stats:" block of node show: from the agent's latest sample ("stats", issue 8) when
+ * there is one, else from the node's resource_usage. */
+static void print_node_stats(const json_t *node)
+{
+    const json_t *st = json_object_get(node, "stats");
+    const json_t *src = json_is_object(st) ? st : json_object_get(node, "resource_usage");
+    const json_t *ld = json_object_get(src, "load"), *m = json_object_get(src, "memory");
+    const json_t *cpu = json_object_get(src, "cpu"), *fs, *mem_total, *l;
+    char a[32], b[32];
+    char *text;
+    size_t i;
+
+    puts("  stats:");
+    if (json_is_number(json_object_get(cpu, "num_cores")))
+        text = cli_json_text(json_object_get(cpu, "num_cores"), "-");
+    else
+        text = cli_json_text(json_object_get(node, "cpus"), "-");
+    printf("    cpus: %s\n", text);
+    free(text);
+    if (json_is_number(json_object_get(cpu, "used_pct")))
+        printf("    cpu: %.2f%%\n", json_number_value(json_object_get(cpu, "used_pct")));
+    if (json_is_object(ld))
+        printf("    load: %.2f %.2f %.2f\n", json_number_value(json_object_get(ld, "1m")),
+               json_number_value(json_object_get(ld, "5m")),
+               json_number_value(json_object_get(ld, "15m")));
+    mem_total = json_object_get(node, "mem_total");
+    if (json_is_object(m)) {
+        gb_text(json_number_value(json_object_get(m, "used")) -
+                    json_number_value(json_object_get(m, "cached")) -
+                    json_number_value(json_object_get(m, "buffers")),
+                a, sizeof(a));
+        gb_text(json_number_value(json_object_get(m, "total")), b, sizeof(b));
+        printf("    memory: %s of %s GB\n", a, b);
+    } else if (json_is_number(mem_total)) {
+        gb_text(json_number_value(mem_total), b, sizeof(b));
+        printf("    memory: - of %s GB\n", b);
+    }
+    fs = json_object_get(src, "filesystem");
+    if (json_array_size(fs)) {
+        puts("    filesystem:");
+        json_array_foreach(fs, i, l)
+        {
+            gb_text(json_number_value(json_object_get(l, "used")), a, sizeof(a));
+            gb_text(json_number_value(json_object_get(l, "total")), b, sizeof(b));
+            printf("      - %s: %s of %s GB\n", or_dash(jstr(l, "name")), a, b);
+        }
+    }
+}
+
 static void print_node(const json_t *node, const json_t *grid)
 {
     const char *gname = jstr(node, "grid");
     const json_t *size = json_object_get(grid, "initial_size"), *l;
-    const json_t *usage = json_object_get(node, "resource_usage"), *mem_total;
     long long num = node_number(node);
-    char ip[INET_ADDRSTRLEN + 8], a[32], b[32];
+    char ip[INET_ADDRSTRLEN + 8];
     char *text;
     size_t i;
 
@@ -359,29 +407,7 @@ static void print_node(const json_t *node, const json_t *grid)
     puts("  labels:");
     json_array_foreach(json_object_get(node, "labels"), i, l)
         printf("    - %s\n", json_is_string(l) ? json_string_value(l) : "");
-    puts("  stats:");
-    text = cli_json_text(json_object_get(node, "cpus"), "-");
-    printf("    cpus: %s\n", text);
-    free(text);
-    if (json_is_object(json_object_get(usage, "load"))) {
-        const json_t *ld = json_object_get(usage, "load");
-        printf("    load: %.2f %.2f %.2f\n", json_number_value(json_object_get(ld, "1m")),
-               json_number_value(json_object_get(ld, "5m")),
-               json_number_value(json_object_get(ld, "15m")));
-    }
-    mem_total = json_object_get(node, "mem_total");
-    if (json_is_object(json_object_get(usage, "memory"))) {
-        const json_t *m = json_object_get(usage, "memory");
-        gb_text(json_number_value(json_object_get(m, "used")) -
-                    json_number_value(json_object_get(m, "cached")) -
-                    json_number_value(json_object_get(m, "buffers")),
-                a, sizeof(a));
-        gb_text(json_number_value(json_object_get(m, "total")), b, sizeof(b));
-        printf("    memory: %s of %s GB\n", a, b);
-    } else if (json_is_number(mem_total)) {
-        gb_text(json_number_value(mem_total), b, sizeof(b));
-        printf("    memory: - of %s GB\n", b);
-    }
+    print_node_stats(node);
 }
 
 static int cmd_node_show(struct cli *c, struct opts *o)

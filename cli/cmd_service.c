@@ -1267,6 +1267,23 @@ const struct cli_cmd cli_service_cmds[] = {
          CLI_OPT_END,
      },
      0},
+    {"service logs", NULL, cli_cmd_service_logs, "Show the logs of a service's containers",
+     SVC_PARAM,
+     (const struct cli_opt[]){
+         {'i', "instance", "INSTANCE", CLI_OPT_INT, "Only this instance number", NULL, NULL},
+         CLI_LOG_OPTS,
+         CLI_OPT_GRID,
+         CLI_OPT_END,
+     },
+     0},
+    {"service stats", NULL, cli_cmd_service_stats,
+     "Show the latest statistics of a service's containers", SVC_PARAM,
+     (const struct cli_opt[]){
+         CLI_STATS_OPTS,
+         CLI_OPT_GRID,
+         CLI_OPT_END,
+     },
+     0},
     {"service link", NULL, cmd_service_link, "Link a service to another",
      (const struct cli_param[]){
          {"NAME", "Service name"}, {"TARGET", "Linked service (svc or stack/svc)"}, CLI_PARAM_END},

@@ -806,6 +806,25 @@ const struct cli_cmd cli_stack_cmds[] = {
 };
 
 const struct cli_cmd cli_stack_label_cmds[] = {
+    {"stack logs", NULL, cli_cmd_stack_logs, "Show the logs of a stack's containers",
+     (const struct cli_param[]){{"NAME", "Stack name"},
+                                {"[SERVICE] ...", "Only these services of the stack"},
+                                CLI_PARAM_END},
+     (const struct cli_opt[]){
+         CLI_LOG_OPTS,
+         CLI_OPT_GRID,
+         CLI_OPT_END,
+     },
+     0},
+    {"stack stats", NULL, cli_cmd_stack_stats,
+     "Show the latest statistics of a stack's containers",
+     (const struct cli_param[]){{"NAME", "Stack name"}, CLI_PARAM_END},
+     (const struct cli_opt[]){
+         CLI_STATS_OPTS,
+         CLI_OPT_GRID,
+         CLI_OPT_END,
+     },
+     0},
     {"stack label", NULL, NULL, "Stack labels", NULL, NULL, 0},
     {"stack label ls", "list", cmd_stack_label_ls, "List a stack's labels",
      (const struct cli_param[]){{"NAME", "Stack name"}, CLI_PARAM_END},
