@@ -183,25 +183,12 @@ enum status lbenv_check_balance(const char *v, struct err *e)
             return ST_OK;
         goto bad;
     }
-    if (IS(0, "hash")) {
-        /* hash <sample expression>: one word of sample-fetch characters. */
-        if (nw == 2) {
-            for (size_t i = 0; i < lens[1]; i++) {
-                char c = words[1][i];
-                if (!(is_alnum(c) || strchr("-_.,()", c)))
-                    goto bad;
-            }
-            return ST_OK;
-        }
-        goto bad;
-    }
 #undef IS
 #undef PREFIX
 bad:
     return err_set(e, ST_INVALID,
                    "'%s' is not a haproxy balance algorithm (roundrobin, static-rr, leastconn, "
-                   "first, source, random, uri, url_param <name>, hdr(<name>), rdp-cookie, "
-                   "hash <expr>)",
+                   "first, source, random, uri, url_param <name>, hdr(<name>), rdp-cookie)",
                    SHOW(v));
 }
 

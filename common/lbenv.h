@@ -84,7 +84,9 @@ int lbenv_is_lb(const char *image, const json_t *env);
 enum status lbenv_check_mode(const char *v, enum lb_mode *mode, struct err *e);
 /* A haproxy balance algorithm with its arguments: roundrobin, static-rr, leastconn, first,
  * source, random[(<draws>)], uri [len N|depth N|whole|path-only ...], url_param <name>
- * [check_post], hdr(<name>) [use_domain_only], rdp-cookie[(<name>)], hash <expr>. */
+ * [check_post], hdr(<name>) [use_domain_only], rdp-cookie[(<name>)]. Only what haproxy
+ * surely accepts: `hash <expr>` is refused (an expression can only be checked by haproxy
+ * itself, and a configuration haproxy refuses stops every change of that load balancer). */
 enum status lbenv_check_balance(const char *v, struct err *e);
 /* A comma list of DNS names, each optionally starting with "*." (items may carry spaces
  * around them; an empty item is an error). */

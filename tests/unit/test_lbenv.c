@@ -151,11 +151,22 @@ Test(lbenv, balance_algorithms)
                           "hdr(Host) use_domain_only",
                           "rdp-cookie",
                           "rdp-cookie(mstshash)",
-                          "hash req.cookie(id)",
                           " leastconn "};
-    const char *nope[] = {"",      " ",        "round robin",         "roundrobin x", "random(a)",
-                          "hdr()", "hdr",      "url_param",           "uri len",      "uri len x",
-                          "hash",  "hdr(a b)", "leastconn # comment", "source\tx"};
+    const char *nope[] = {"",
+                          " ",
+                          "round robin",
+                          "roundrobin x",
+                          "random(a)",
+                          "hdr()",
+                          "hdr",
+                          "url_param",
+                          "uri len",
+                          "uri len x",
+                          "hash",
+                          "hash path",
+                          "hdr(a b)",
+                          "leastconn # comment",
+                          "source\tx"};
     for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
         cr_assert_eq(lbenv_check_balance(good[i], NULL), ST_OK, "'%s' refused", good[i]);
     for (size_t i = 0; i < sizeof(nope) / sizeof(*nope); i++)
