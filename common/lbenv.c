@@ -344,6 +344,32 @@ static enum status check_text(const char *v, int multiline, struct err *e)
     return ST_OK;
 }
 
+/* Quotes of the line s[0..n-1] closed the way haproxy's parser reads them: '...' literal,
+ * "..." with backslash escapes, a backslash escapes the next character outside single
+ * quotes, '#' outside quotes starts a comment. */
+static int quotes_closed(const char *s, size_t n)
+{
+    char q = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (q == '\'') {
+            if (c == '\'')
+                q = 0;
+        } else if (c == '\\') {
+            i++;
+        } else if (q == '"') {
+            if (c == '"')
+                q = 0;
+        } else if (c == '\'' || c == '"') {
+            q = c;
+        } else if (c == '#') {
+            return 1;
+        }
+    }
+    return q == 0;
+}
+
 enum status lbenv_check_lines(const char *v, struct err *e)
 {
     char show[64], line[128];
@@ -358,11 +384,12 @@ enum status lbenv_check_lines(const char *v, struct err *e)
     for (p = v; *p;) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        if (opens_section(p, n)) {
-            snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1),
-                     p);
+        snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1),
+                 p);
+        if (opens_section(p, n))
             return err_set(e, ST_INVALID, "line '%s' would open a new haproxy section", SHOW(line));
-        }
+        if (!quotes_closed(p, n))
+            return err_set(e, ST_INVALID, "line '%s' has an unmatched quote", SHOW(line));
         if (!nl)
             break;
         p = nl + 1;
@@ -370,10 +397,73 @@ enum status lbenv_check_lines(const char *v, struct err *e)
     return ST_OK;
 }
 
+/* Blank-separated words of s[0..n-1]. */
+struct tok {
+    const char *p;
+    size_t n;
+};
+
+/* Up to max words into t; returns their number, or max + 1 when there are more. */
+static size_t tokens(const char *s, size_t n, struct tok *t, size_t max)
+{
+    size_t k = 0, i = 0;
+
+    while (i < n) {
+        while (i < n && (s[i] == ' ' || s[i] == '\t'))
+            i++;
+        if (i == n)
+            break;
+        if (k == max)
+            return max + 1;
+        t[k].p = s + i;
+        while (i < n && s[i] != ' ' && s[i] != '\t')
+            i++;
+        t[k].n = (size_t)(s + i - t[k].p);
+        k++;
+    }
+    return k;
+}
+
+static int tok_is(const struct tok *t, const char *lit)
+{
+    return t->n == strlen(lit) && memcmp(t->p, lit, t->n) == 0;
+}
+
+/* 1..128 characters, each a letter, a digit or one of extra. */
+static int tok_chars(const struct tok *t, const char *extra)
+{
+    if (t->n == 0 || t->n > 128)
+        return 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (!is_alnum(t->p[i]) && !strchr(extra, t->p[i]))
+            return 0;
+    return 1;
+}
+
+/* A haproxy time: digits with an optional unit us, ms, s, m, h, d. */
+static int tok_time(const struct tok *t)
+{
+    size_t d = 0;
+
+    while (d < t->n && is_digit(t->p[d]))
+        d++;
+    if (d == 0 || d > 9)
+        return 0;
+    struct tok unit = {t->p + d, t->n - d};
+    return unit.n == 0 || tok_is(&unit, "us") || tok_is(&unit, "ms") || tok_is(&unit, "s") ||
+           tok_is(&unit, "m") || tok_is(&unit, "h") || tok_is(&unit, "d");
+}
+
+#define TOKS(t) (int)(t).n, (t).p
+
 enum status lbenv_check_cookie(const char *v, struct err *e)
 {
     char show[64];
+    struct tok t[32];
+    size_t nt;
     enum status st;
+    const struct tok *mode = NULL;
+    int indirect = 0, preserve = 0;
 
     if (!v)
         return err_set(e, ST_INVALID, "no cookie");
@@ -382,47 +472,153 @@ enum status lbenv_check_cookie(const char *v, struct err *e)
     st = check_text(v, 0, e);
     if (st != ST_OK)
         return st;
-    if (strncmp(v, "cookie ", 7) != 0 || !v[strspn(v + 7, " \t") + 7])
+    nt = tokens(v, strlen(v), t, ARRAY_SIZE(t));
+    if (nt < 2 || nt > ARRAY_SIZE(t) || !tok_is(&t[0], "cookie") || !tok_chars(&t[1], "_.-"))
         return err_set(e, ST_INVALID,
                        "'%s' is not a haproxy cookie line (empty for the default cookie, or "
-                       "'cookie <name> ...')",
+                       "'cookie <name> [options]', the name made of letters, digits, _.-)",
                        SHOW(v));
+    for (size_t i = 2; i < nt; i++) {
+        const struct tok *o = &t[i], *arg = i + 1 < nt ? &t[i + 1] : NULL;
+        if (tok_is(o, "rewrite") || tok_is(o, "insert") || tok_is(o, "prefix")) {
+            if (mode && !(mode->n == o->n && memcmp(mode->p, o->p, o->n) == 0))
+                return err_set(e, ST_INVALID,
+                               "cookie modes '%.*s' and '%.*s' cannot be combined in '%s'",
+                               TOKS(*mode), TOKS(*o), SHOW(v));
+            mode = o;
+        } else if (tok_is(o, "indirect")) {
+            indirect = 1;
+        } else if (tok_is(o, "preserve")) {
+            preserve = 1;
+        } else if (tok_is(o, "nocache") || tok_is(o, "postonly") || tok_is(o, "httponly") ||
+                   tok_is(o, "secure") || tok_is(o, "dynamic")) {
+            continue;
+        } else if (tok_is(o, "domain") && arg && tok_chars(arg, ".-")) {
+            i++;
+        } else if ((tok_is(o, "maxidle") || tok_is(o, "maxlife")) && arg && tok_time(arg)) {
+            i++;
+        } else if (tok_is(o, "attr") && arg && tok_chars(arg, "=_.-/:+")) {
+            i++;
+        } else {
+            return err_set(e, ST_INVALID,
+                           "unknown cookie option or missing value at '%.*s' in '%s' (rewrite, "
+                           "insert, prefix, indirect, nocache, postonly, preserve, httponly, "
+                           "secure, dynamic, domain <d>, maxidle <time>, maxlife <time>, "
+                           "attr <value>)",
+                           TOKS(*o), SHOW(v));
+        }
+    }
+    if (preserve && !indirect && !(mode && tok_is(mode, "insert")))
+        return err_set(e, ST_INVALID,
+                       "cookie option 'preserve' needs 'insert' or 'indirect' in '%s'", SHOW(v));
     return ST_OK;
+}
+
+/* The comma-separated names of list, each made of name characters, into names (a
+ * "\n<a>\n<b>\n" set); 0 when one is not a name. */
+static int add_names(const struct tok *list, struct buf *names)
+{
+    const char *p = list->p, *end = list->p + list->n;
+
+    while (p <= end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        struct tok one = {p, (size_t)((c ? c : end) - p)};
+        if (!tok_chars(&one, "_.@-"))
+            return 0;
+        if (buf_append(names, one.p, one.n) != ST_OK || buf_puts(names, "\n") != ST_OK)
+            return 0;
+        if (!c)
+            break;
+        p = c + 1;
+    }
+    return 1;
+}
+
+/* Every name of want ("a\nb\n") is in have ("\na\nb\n"): NULL, or the first missing one
+ * (fresh memory). */
+static char *missing_name(const struct buf *want, const struct buf *have)
+{
+    const char *p = want->ptr ? want->ptr : "";
+
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        char *needle = xasprintf("\n%.*s\n", (int)(nl - p), p);
+        int found = have->ptr && strstr(have->ptr, needle);
+        free(needle);
+        if (!found)
+            return xstrndup(p, (size_t)(nl - p));
+        p = nl + 1;
+    }
+    return NULL;
 }
 
 enum status lbenv_check_basic_auth(const char *v, struct err *e)
 {
-    char show[64], line[128];
+    char show[64], line[128], *miss = NULL;
     const char *p;
     enum status st;
+    struct buf users = BUF_INIT, groups = BUF_INIT, want_users = BUF_INIT, want_groups = BUF_INIT;
 
     if (!v)
         return ST_OK;
     st = check_text(v, 1, e);
     if (st != ST_OK)
         return st;
-    for (p = v; *p;) {
+    (void)!buf_puts(&users, "\n");
+    (void)!buf_puts(&groups, "\n");
+    for (p = v; *p && st == ST_OK;) {
         const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        size_t i = 0;
-        while (i < n && (p[i] == ' ' || p[i] == '\t'))
-            i++;
-        if (i < n && !((n - i > 5 && memcmp(p + i, "user", 4) == 0 &&
-                        (p[i + 4] == ' ' || p[i + 4] == '\t')) ||
-                       (n - i > 6 && memcmp(p + i, "group", 5) == 0 &&
-                        (p[i + 5] == ' ' || p[i + 5] == '\t')))) {
-            snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1),
-                     p);
-            return err_set(e, ST_INVALID,
-                           "line '%s' is not a haproxy userlist line ('user <name> "
-                           "password|insecure-password <secret>' or 'group <name> ...')",
-                           SHOW(line));
+        size_t n = nl ? (size_t)(nl - p) : strlen(p), nt, i;
+        struct tok t[16];
+        int ok;
+
+        nt = tokens(p, n, t, ARRAY_SIZE(t));
+        snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1), p);
+        if (nt == 0)
+            goto next;
+        ok = nt <= ARRAY_SIZE(t) && nt >= 2 && (tok_is(&t[0], "user") || tok_is(&t[0], "group")) &&
+             tok_chars(&t[1], "_.@-");
+        if (ok && tok_is(&t[0], "user")) {
+            ok = add_names(&t[1], &users) && !memchr(t[1].p, ',', t[1].n);
+            for (i = 2; ok && i < nt; i += 2) {
+                const struct tok *arg = i + 1 < nt ? &t[i + 1] : NULL;
+                if (!arg)
+                    ok = 0;
+                else if (tok_is(&t[i], "password") || tok_is(&t[i], "insecure-password"))
+                    ok = tok_chars(arg, "$./=+-_!%&*,:;<>?@[]^{}|~()");
+                else if (tok_is(&t[i], "groups"))
+                    ok = add_names(arg, &want_groups);
+                else
+                    ok = 0;
+            }
+        } else if (ok) {
+            ok = add_names(&t[1], &groups) && !memchr(t[1].p, ',', t[1].n);
+            if (ok && nt > 2)
+                ok = nt == 4 && tok_is(&t[2], "users") && add_names(&t[3], &want_users);
         }
+        if (!ok)
+            st = err_set(e, ST_INVALID,
+                         "line '%s' is not a haproxy userlist line ('user <name> "
+                         "[password|insecure-password <secret>] [groups <g>,...]' or 'group "
+                         "<name> [users <u>,...]'; names of letters, digits, _.@-, secrets "
+                         "without blanks, quotes, '#' or '\\')",
+                         SHOW(line));
+    next:
         if (!nl)
             break;
         p = nl + 1;
     }
-    return ST_OK;
+    if (st == ST_OK && (miss = missing_name(&want_groups, &groups)) != NULL)
+        st =
+            err_set(e, ST_INVALID, "a user is in group '%s', which no 'group' line declares", miss);
+    else if (st == ST_OK && (miss = missing_name(&want_users, &users)) != NULL)
+        st = err_set(e, ST_INVALID, "a group lists user '%s', which no 'user' line declares", miss);
+    free(miss);
+    buf_release(&users);
+    buf_release(&groups);
+    buf_release(&want_users);
+    buf_release(&want_groups);
+    return st;
 }
 
 enum status lbenv_check_port(const char *v, int *port, struct err *e)

@@ -395,3 +395,78 @@ Test(lbenv_set, port_clashes)
     json_decref(tcp);
     json_decref(set);
 }
+
+/* Every accepted line was checked with haproxy 2.6's -c; every refused one fails it. */
+Test(lbenv, cookie_options_as_haproxy_takes_them)
+{
+    const char *good[] = {"",
+                          "cookie S insert indirect nocache",
+                          "cookie S prefix",
+                          "cookie SRV insert domain .a.com maxidle 30m maxlife 1h httponly "
+                          "secure attr SameSite=Lax",
+                          "cookie S rewrite maxidle 30",
+                          "cookie S preserve indirect",
+                          "cookie S insert dynamic",
+                          "cookie S insert insert",
+                          "cookie S",
+                          "cookie S postonly"};
+    const char *nope[] = {"cookie",
+                          "cookie S foo",
+                          "cookie S insert prefix",
+                          "cookie S rewrite preserve",
+                          "cookie S insert maxidle x",
+                          "cookie S attr",
+                          "cookie S domain",
+                          "cookie S insert attr a;b",
+                          "cookie S=x insert",
+                          "cookie 'S' insert",
+                          "cookie S insert # x"};
+    struct err e = ERR_INIT;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+        cr_assert_eq(lbenv_check_cookie(good[i], &e), ST_OK, "'%s' refused: %s", good[i], e.msg);
+    for (size_t i = 0; i < sizeof(nope) / sizeof(*nope); i++)
+        cr_assert_eq(lbenv_check_cookie(nope[i], NULL), ST_INVALID, "'%s' accepted", nope[i]);
+    cr_assert_eq(lbenv_check_cookie("cookie S insert prefix", &e), ST_INVALID);
+    cr_assert(strstr(e.msg, "cookie modes 'insert' and 'prefix' cannot be combined"), "%s", e.msg);
+}
+
+Test(lbenv, userlists_as_haproxy_takes_them)
+{
+    const char *good[] = {"user a insecure-password b", "user a password $5$abc$def", "user a",
+                          "user a insecure-password b groups g1,g2\ngroup g1\ngroup g2 users a",
+                          "\n  user admin insecure-password s3cr3t!\n\n"};
+    const char *nope[] = {"user a pass b",
+                          "user a insecure-password",
+                          "user a insecure-password 'b c'",
+                          "user a insecure-password b#c",
+                          "user a,b",
+                          "group g users",
+                          "group g members a",
+                          "admin:secret"};
+    struct err e = ERR_INIT;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+        cr_assert_eq(lbenv_check_basic_auth(good[i], &e), ST_OK, "'%s' refused: %s", good[i],
+                     e.msg);
+    for (size_t i = 0; i < sizeof(nope) / sizeof(*nope); i++)
+        cr_assert_eq(lbenv_check_basic_auth(nope[i], NULL), ST_INVALID, "'%s' accepted", nope[i]);
+    cr_assert_eq(lbenv_check_basic_auth("user a insecure-password b groups g1", &e), ST_INVALID);
+    cr_assert_str_eq(e.msg, "a user is in group 'g1', which no 'group' line declares");
+    cr_assert_eq(lbenv_check_basic_auth("group g1 users a", &e), ST_INVALID);
+    cr_assert_str_eq(e.msg, "a group lists user 'a', which no 'user' line declares");
+}
+
+Test(lbenv, custom_lines_with_unmatched_quotes)
+{
+    struct err e = ERR_INIT;
+
+    cr_assert_eq(lbenv_check_lines("http-request set-header X \"a\\\"b\"\n"
+                                   "http-request set-header Y 'a\\'\n"
+                                   "http-request set-header Z a # \"comment",
+                                   &e),
+                 ST_OK, "%s", e.msg);
+    cr_assert_eq(lbenv_check_lines("option a\nhttp-request set-header X 'a b", &e), ST_INVALID);
+    cr_assert_str_eq(e.msg, "line 'http-request set-header X 'a b' has an unmatched quote");
+    cr_assert_eq(lbenv_check_lines("http-request set-header X \"a b", NULL), ST_INVALID);
+}
