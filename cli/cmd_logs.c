@@ -13,7 +13,8 @@
  *
  * Output (cli.md): container and grid logs "<created_at> <name>: <data>", stack logs
  * "<created_at> [<name>]: <data>", service logs "<created_at> [<instance>]: <data>"; grid logs
- * with -f "<name> | <data>" as the original. -o json prints each entry as one JSON line.
+ * with -f "<name> | <data>" as the original; a container's stderr lines go to stderr. -o json
+ * prints each entry as one JSON line, all on stdout.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -159,7 +160,10 @@ static char *instance_text(const json_t *e)
 static void print_entry(struct logrun *r, const json_t *e)
 {
     const char *t = or_empty(jstr(e, "created_at")), *name = or_empty(jstr(e, "name"));
-    const char *data = or_empty(jstr(e, "data"));
+    const char *data = or_empty(jstr(e, "data")), *type = jstr(e, "type");
+    /* Like docker logs: a container's stderr lines go to our stderr (-o json keeps all on
+     * stdout, in order). */
+    FILE *f = type && !strcmp(type, "stderr") ? stderr : stdout;
     char *inst;
 
     if (r->json) {
@@ -170,19 +174,19 @@ static void print_entry(struct logrun *r, const json_t *e)
     switch (r->fmt) {
     case FMT_GRID:
         if (r->follow) {
-            printf("%s | %s\n", name, data);
+            fprintf(f, "%s | %s\n", name, data);
             break;
         }
         /* fall through */
     case FMT_CONTAINER:
-        printf("%s %s: %s\n", t, name, data);
+        fprintf(f, "%s %s: %s\n", t, name, data);
         break;
     case FMT_STACK:
-        printf("%s [%s]: %s\n", t, name, data);
+        fprintf(f, "%s [%s]: %s\n", t, name, data);
         break;
     case FMT_SERVICE:
         inst = instance_text(e);
-        printf("%s [%s]: %s\n", t, inst, data);
+        fprintf(f, "%s [%s]: %s\n", t, inst, data);
         free(inst);
         break;
     }
