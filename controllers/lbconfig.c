@@ -101,6 +101,31 @@ static void note_skip(struct lbconfig *lc, const char *id, const char *msg)
     pthread_mutex_unlock(&lc->lock);
 }
 
+/* Drop the skip notes of grid's services that no longer exist. */
+static void forget_gone(struct lbconfig *lc, const char *grid, const struct ctl_obj *svcs, size_t n)
+{
+    size_t gl = strlen(grid);
+    const char *id;
+    json_t *v, *gone = json_array();
+    size_t i;
+
+    pthread_mutex_lock(&lc->lock);
+    json_object_foreach(lc->skipped, id, v)
+    {
+        int found = 0;
+        if (strncmp(id, grid, gl) != 0 || id[gl] != '/')
+            continue;
+        for (i = 0; i < n && !found; i++)
+            found = strcmp(svcs[i].key + strlen(P_SERVICES), id) == 0;
+        if (!found)
+            json_array_append_new(gone, json_string(id));
+    }
+    json_array_foreach(gone, i, v) json_object_del(lc->skipped, json_string_value(v));
+    ctl_metric_set(lc->invalid, (double)json_object_size(lc->skipped));
+    pthread_mutex_unlock(&lc->lock);
+    json_decref(gone);
+}
+
 static void want(json_t *wanted, const char *root, const char *rel, const char *val)
 {
     char *k = xasprintf("%s%s", root, rel);
@@ -446,6 +471,7 @@ static enum status reconcile(void *arg, const char *grid, struct err *e)
     index_instances(lc, &g);
     for (size_t i = 0; i < g.nsvcs; i++)
         backend_keys(lc, &g, &g.svcs[i], wanted);
+    forget_gone(lc, grid, g.svcs, g.nsvcs);
 
     hprefix = xasprintf(P_HAPROXY "%s/", grid);
     ro.range_end = ETCD_PREFIX;

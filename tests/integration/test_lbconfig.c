@@ -14,6 +14,7 @@
 #include "etcdclient/etcd.h"
 #include "tests/support/ctl_proc.h"
 #include "tests/support/etcd_proc.h"
+#include "tests/support/http.h"
 #include "tests/support/proc.h"
 
 static struct etcd_proc ep;
@@ -174,6 +175,23 @@ static int64_t expect_keys(json_t *want, int64_t ms)
     json_decref(have);
     json_decref(want);
     return time_mono_ms() - t0;
+}
+
+/* kontena_lbconfig_invalid_services from replica 0's /metrics, -1 when absent. */
+static int invalid_services(void)
+{
+    char *url = ctl_proc_url(&lc[0], "/metrics");
+    struct http_reply r = {0};
+    const char *m;
+    int n = -1;
+
+    cr_assert_eq(http_do("GET", url, NULL, NULL, 0, NULL, &r), 0);
+    m = r.body ? strstr(r.body, "\nkontena_lbconfig_invalid_services ") : NULL;
+    if (m)
+        n = atoi(m + strlen("\nkontena_lbconfig_invalid_services "));
+    http_reply_release(&r);
+    free(url);
+    return n;
 }
 
 /* How many times needle occurs in the file at path. */
@@ -475,6 +493,12 @@ LTEST(invalid_settings_and_port_clashes_are_never_written)
                           "lb/tcp-services/db1/balance", "roundrobin",
                           "lb/tcp-services/db1/external_port", "5000"),
                 5000);
+    /* the gauge of skipped services: evil, db2, db3; then evil deleted */
+    cr_assert_eq(invalid_services(), 3);
+    del("/kontena/services/lab/null/evil");
+    for (int i = 0; i < 50 && invalid_services() != 2; i++)
+        time_sleep_ms(100);
+    cr_assert_eq(invalid_services(), 2);
 }
 
 LTEST(keys_written_by_hand_are_put_right_and_a_resync_writes_nothing_else)
