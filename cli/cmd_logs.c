@@ -3,9 +3,8 @@
  *
  * Without -f: one GET of the newest --tail entries (oldest first), printed, done.
  * With -f: a GET with follow=1 that the master never ends; it writes one bare JSON object per
- * entry (any split across chunks) and a " " keep-alive every 0.5 s when idle. We scan the
- * bytes for complete objects (brace depth outside strings), parse each, print it and remember
- * its id. When the stream ends or breaks (a master restart, no byte for FOLLOW_IDLE_S) we
+ * entry (any split across chunks) and a " " keep-alive every 0.5 s when idle. cli/logscan.h
+ * finds the complete objects; we parse each, print it and remember its id. When the stream ends or breaks (a master restart, no byte for FOLLOW_IDLE_S) we
  * reconnect with from=<last id>, so nothing is printed twice and nothing is skipped while the
  * master still has it; until the first entry arrives we ask again with the first request's
  * parameters. A `{"dropped": N, "reason": ...}` object (the follower fell out of the master's
@@ -23,6 +22,7 @@
 
 #include "cli/api.h"
 #include "cli/cli.h"
+#include "cli/logscan.h"
 #include "cli/opts.h"
 #include "cli/output.h"
 #include "common/buf.h"
@@ -49,13 +49,11 @@ struct logrun {
     struct cli *c;
     enum log_fmt fmt;
     int follow, json;
-    struct buf pending;     /* bytes from the start of an incomplete object */
-    size_t scan;            /* bytes of pending already scanned */
-    int depth, in_str, esc; /* scanner state after those bytes */
-    char *last_id;          /* id of the last entry printed, NULL before the first */
-    long got;               /* entries printed on the current connection */
-    long garbage;           /* bytes or objects that were not entries */
-    int fatal;              /* an object too large: stop */
+    struct logscan scan; /* object boundaries in the follow stream */
+    char *last_id;       /* id of the last entry printed, NULL before the first */
+    long got;            /* entries printed on the current connection */
+    long garbage;        /* objects that were not entries */
+    int fatal;           /* an object too large: stop */
 };
 
 static const char *jstr(const json_t *o, const char *key)
@@ -192,9 +190,10 @@ static void print_entry(struct logrun *r, const json_t *e)
     }
 }
 
-/* One complete streamed object. */
-static void on_object(struct logrun *r, const char *s, size_t n)
+/* One complete streamed object (logscan callback). */
+static void on_object(void *arg, const char *s, size_t n)
 {
+    struct logrun *r = arg;
     json_t *e = json_loadb(s, n, 0, NULL), *id, *dropped;
 
     if (!json_is_object(e)) {
@@ -221,62 +220,15 @@ static void on_object(struct logrun *r, const char *s, size_t n)
     json_decref(e);
 }
 
-static void reset_scanner(struct logrun *r)
-{
-    buf_reset(&r->pending);
-    r->scan = 0;
-    r->depth = r->in_str = r->esc = 0;
-}
-
-/* api_stream() callback: find the complete objects in what arrived so far. */
+/* api_stream() callback: print the complete objects in what arrived so far. */
 static int on_data(const char *p, size_t n, void *arg)
 {
     struct logrun *r = arg;
-    size_t i, start = 0, len;
-    const char *s;
 
-    if (buf_append(&r->pending, p, n) != ST_OK) {
+    if (logscan_feed(&r->scan, p, n, on_object, r) != ST_OK) {
         cli_error("a log entry from the master is larger than %u bytes", ENTRY_MAX);
         r->fatal = 1;
         return 1;
-    }
-    s = r->pending.ptr;
-    len = r->pending.len;
-    for (i = r->scan; i < len; i++) {
-        char ch = s[i];
-
-        if (r->depth == 0) {
-            if (ch == '{') {
-                start = i;
-                r->depth = 1;
-            } else if (!isspace((unsigned char)ch)) {
-                r->garbage++;
-            }
-            continue;
-        }
-        if (r->in_str) {
-            if (r->esc)
-                r->esc = 0;
-            else if (ch == '\\')
-                r->esc = 1;
-            else if (ch == '"')
-                r->in_str = 0;
-            continue;
-        }
-        if (ch == '"') {
-            r->in_str = 1;
-        } else if (ch == '{') {
-            r->depth++;
-        } else if (ch == '}' && --r->depth == 0) {
-            on_object(r, s + start, i + 1 - start);
-            start = i + 1;
-        }
-    }
-    /* Keep only the incomplete object (pending then starts at its '{'). */
-    {
-        size_t keep_from = r->depth == 0 ? len : start;
-        buf_consume(&r->pending, keep_from);
-        r->scan = len - keep_from;
     }
     fflush(stdout);
     return 0;
@@ -338,7 +290,7 @@ static int follow(struct logrun *r, const char *base, const char *filters, long 
         enum status st;
         long code;
 
-        reset_scanner(r);
+        logscan_reset(&r->scan);
         r->got = 0;
         st = api_stream(r->c->api, path, FOLLOW_IDLE_S, on_data, r);
         free(path);
@@ -397,7 +349,7 @@ static int run_logs(struct cli *c, struct opts *o, enum log_fmt fmt, const char 
     r.fmt = fmt;
     r.json = json;
     r.follow = opts_flag(o, "follow");
-    buf_init(&r.pending, ENTRY_MAX);
+    logscan_init(&r.scan, ENTRY_MAX);
     if (r.follow) {
         rc = follow(&r, base, filters, tail, since, search);
     } else {
@@ -405,7 +357,7 @@ static int run_logs(struct cli *c, struct opts *o, enum log_fmt fmt, const char 
         rc = show_once(&r, path);
         free(path);
     }
-    buf_release(&r.pending);
+    logscan_release(&r.scan);
     free(r.last_id);
     free(since);
     return rc;
