@@ -31,16 +31,9 @@
 
 #include "common/banned.h"
 
-#define MAX_SEEN 256
-
 static struct platform pf;
 static char *stack_name;
-
-static struct {
-    char *who;
-    int64_t healthy_us;
-} seen[MAX_SEEN];
-static int n_seen;
+static struct platform_health_log *health;
 
 static char *who_of(const json_t *it)
 {
@@ -53,36 +46,17 @@ static char *who_of(const json_t *it)
                      (long long)json_integer_value(json_object_get(it, "instance_number")), id);
 }
 
+/* The first healthy check of the container answering `who` ("web-<n> <id>"): µs or -1. */
 static int64_t healthy_at(const char *who)
 {
-    for (int i = 0; i < n_seen; i++)
-        if (!strcmp(seen[i].who, who))
-            return seen[i].healthy_us;
-    return -1;
+    const char *id = strchr(who, ' ');
+
+    return id ? platform_health_first(health, id + 1, 1) : -1;
 }
 
-/* The instances of web, noting the first healthy check of every container seen. */
 static json_t *poll_web(void)
 {
-    json_t *l = platform_instances(&pf, stack_name, "web"), *it;
-    size_t i;
-
-    json_array_foreach(l, i, it)
-    {
-        const json_t *h = json_object_get(json_object_get(it, "observed"), "health");
-        const char *st = json_string_value(json_object_get(h, "status"));
-        char *who = who_of(it);
-
-        if (who && st && !strcmp(st, "healthy") && healthy_at(who) < 0 && n_seen < MAX_SEEN) {
-            seen[n_seen].who = who;
-            seen[n_seen].healthy_us =
-                time_iso8601_parse(json_string_value(json_object_get(h, "checked_at")));
-            n_seen++;
-            who = NULL;
-        }
-        free(who);
-    }
-    return l;
+    return platform_instances(&pf, stack_name, "web");
 }
 
 /* Until `count` instances run (and, with `served`, each has answered through the LB): 0, or
@@ -107,8 +81,8 @@ static int wait_web(struct httpload *load, int count, int served)
         if (ok)
             return 0;
         if (time_mono_ms() >= deadline) {
-            fprintf(stderr, "bench_lb_scale: web did not reach %d instances%s within 90 s\n",
-                    count, served ? " answering through the LB" : "");
+            fprintf(stderr, "bench_lb_scale: web did not reach %d instances%s within 90 s\n", count,
+                    served ? " answering through the LB" : "");
             return -1;
         }
         time_sleep_ms(20);
@@ -179,11 +153,13 @@ int main(int argc, char **argv)
                      "      - KONTENA_LB_STATS_PORT=%d\n"
                      "  web:\n"
                      "    image: %s\n"
-                     /* "web-<n> <first 12 of the container id>" (see test_lb_e2e.c) */
+                     /* "web-<n> <first 12 of the container id>", draining 1 s on SIGTERM
+                      * (see test_lb_e2e.c) */
                      "    command: sh -c 'id=$$(grep -o \"containers/[0-9a-f]*\" "
                      "/proc/self/mountinfo | head -1 | cut -c12-23) && mkdir -p /www && echo "
-                     "web-$$KONTENA_SERVICE_INSTANCE_NUMBER $$id > /www/index.html && "
-                     "exec httpd -f -p 8080 -h /www'\n"
+                     "web-$$KONTENA_SERVICE_INSTANCE_NUMBER $$id > /www/index.html || exit 1; "
+                     "httpd -f -p 8080 -h /www & pid=$$!; "
+                     "trap \"sleep 1; kill $$pid; exit 0\" TERM; wait'\n"
                      "    stop_grace_period: 2s\n"
                      "    links:\n"
                      "      - lb\n"
@@ -198,14 +174,16 @@ int main(int argc, char **argv)
                      "      initial_delay: 1\n"
                      "    deploy:\n"
                      "      strategy: ha\n",
-                     image, pf.etcd.endpoint, http_port, https_port, stats_port,
-                     DOCKER_ENV_IMAGE);
+                     image, pf.etcd.endpoint, http_port, https_port, stats_port, DOCKER_ENV_IMAGE);
     file = platform_write_file(&pf, "lb.yml", text);
     if (!file || platform_cli(&pf, "stack", "install", "--name", stack_name, "--timeout", "120",
                               file, NULL) != 0) {
         fprintf(stderr, "bench_lb_scale: stack install failed: %s%s\n", pf.out, pf.err);
         goto out;
     }
+    health = platform_health_watch(&pf);
+    if (!health)
+        goto out;
     url = xasprintf("http://127.0.0.1:%d/", http_port);
     if (platform_wait_http(url, NULL, 200, "web-", 60000) != 0)
         goto out;
@@ -222,8 +200,11 @@ int main(int argc, char **argv)
         size_t i;
         int bad = !load;
 
+        int64_t scaled_us;
+
         if (!bad)
             time_sleep_ms(500);
+        scaled_us = time_now_us();
         bad = bad || scale(svc, "5") != 0 || wait_web(load, 5, 1) != 0;
         if (!bad) {
             l = poll_web();
@@ -231,7 +212,7 @@ int main(int argc, char **argv)
             {
                 char *who = who_of(it);
                 int64_t d = (httpload_first_seen(load, who) - healthy_at(who)) / 1000;
-                if (d > cycle_worst)
+                if (healthy_at(who) >= scaled_us && d > cycle_worst) /* new ones only */
                     cycle_worst = d;
                 free(who);
             }
@@ -276,11 +257,10 @@ int main(int argc, char **argv)
            (long long)worst);
     rc = 0;
 out:
+    platform_health_unwatch(health);
     platform_cleanup(&pf);
     platform_lb_image_remove(image);
     docker_env_global_cleanup();
-    for (int i = 0; i < n_seen; i++)
-        free(seen[i].who);
     free(image);
     free(text);
     free(file);

@@ -12,7 +12,9 @@
  *
  * Each web instance answers "web-<n> <container id>" (its first 12 characters, so a
  * re-created container answers differently) at / and "ok" at
- * /health, which its http health check probes every second. An instance is made unhealthy
+ * /health, which its http health check probes every second; stopped, it drains (keeps
+ * serving one second after SIGTERM), which is what the LB needs to take a stopping instance
+ * out of rotation before its address disappears. An instance is made unhealthy
  * by removing /health inside its container: / keeps answering, the agent reports it
  * unhealthy, kontena-lbconfig removes its upstream, kontena-health restarts it.
  */
@@ -50,6 +52,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 
 static struct platform pf;
 static struct httpload *load;
+static struct platform_health_log *health;
 static char *image, *stack_name, *stack_file, *lb_url;
 static int http_port, https_port, stats_port, tcp_port;
 
@@ -80,12 +83,16 @@ static void lb_init(void)
     stats_port = proc_free_port();
     tcp_port = proc_free_port();
     lb_url = xasprintf("http://127.0.0.1:%d", http_port);
+    health = platform_health_watch(&pf);
+    cr_assert_not_null(health, "cannot watch the observed keys");
 }
 
 static void lb_fini(void)
 {
     httpload_destroy(load);
     load = NULL;
+    platform_health_unwatch(health);
+    health = NULL;
     platform_cleanup(&pf);
     platform_lb_image_remove(image);
     FREE_AND_NULL(image);
@@ -123,8 +130,8 @@ static void dump_lb_logs(void)
 {
     char *filter = xasprintf("label=io.kontena.grid=%s", pf.grid);
     char *ids = NULL;
-    const char *ps[] = {"docker", "ps", "-aq", "--filter", filter, "--filter",
-                        "label=io.kontena.service=lb", NULL};
+    const char *ps[] = {
+        "docker", "ps", "-aq", "--filter", filter, "--filter", "label=io.kontena.service=lb", NULL};
 
     if (proc_run(ps, NULL, NULL, &ids, NULL) == 0 && ids) {
         char *save = NULL;
@@ -144,11 +151,14 @@ static void dump_lb_logs(void)
 
 /* An http service answering "<name>-<n> <container id>" at / and "ok" at /health. The
  * container learns the first 12 characters of its id from its mounts (Docker mounts
- * /var/lib/docker/containers/<id>/hostname); the hostname is the instance's name. */
+ * /var/lib/docker/containers/<id>/hostname); the hostname is the instance's name. On
+ * SIGTERM it keeps serving for a second before it stops (as a service behind a load
+ * balancer drains): the time the LB has to take it out of rotation. */
 #define WEB_CMD(name)                                                                              \
     "sh -c 'id=$$(grep -o \"containers/[0-9a-f]*\" /proc/self/mountinfo | head -1 | cut -c12-23) " \
-    "&& mkdir -p /www && echo " name "-$$KONTENA_SERVICE_INSTANCE_NUMBER $$id > /www/index.html " \
-    "&& echo ok > /www/health && exec httpd -f -p 8080 -h /www'"
+    "&& mkdir -p /www && echo " name "-$$KONTENA_SERVICE_INSTANCE_NUMBER $$id > /www/index.html "  \
+    "&& echo ok > /www/health || exit 1; httpd -f -p 8080 -h /www & pid=$$!; "                     \
+    "trap \"sleep 1; kill $$pid; exit 0\" TERM; wait'"
 
 /* The stack: lb (host network, ports of this test), web (virtual host WEB_HOST, `instances`
  * of it), api (virtual path /api), echo (tcp on tcp_port, answering "tcp-<n>"). */
@@ -178,42 +188,44 @@ static void write_lb_stack(const char *what, int instances)
         "  web:\n"
         "    image: %s\n"
         "    command: " WEB_CMD("web") "\n"
-        "    instances: %d\n"
-        "    stop_grace_period: 2s\n"
-        "    links:\n"
-        "      - lb\n"
-        "    environment:\n"
-        "      - KONTENA_LB_INTERNAL_PORT=8080\n"
-        "      - KONTENA_LB_VIRTUAL_HOSTS=" WEB_HOST "\n"
-        "    health_check:\n"
-        "      protocol: http\n"
-        "      port: 8080\n"
-        "      uri: /health\n"
-        "      interval: 1\n"
-        "      timeout: 1\n"
-        "      initial_delay: 1\n"
-        "    deploy:\n"
-        "      strategy: ha\n"
-        "      min_health: 0.8\n"
-        "  api:\n"
-        "    image: %s\n"
-        "    command: " WEB_CMD("api") "\n"
-        "    stop_grace_period: 2s\n"
-        "    links:\n"
-        "      - lb\n"
-        "    environment:\n"
-        "      - KONTENA_LB_INTERNAL_PORT=8080\n"
-        "      - KONTENA_LB_VIRTUAL_PATH=/api\n"
-        "  echo:\n"
-        "    image: %s\n"
-        "    command: sh -c 'exec nc -ll -p 7000 -e echo tcp-$$KONTENA_SERVICE_INSTANCE_NUMBER'\n"
-        "    stop_grace_period: 1s\n"
-        "    links:\n"
-        "      - lb\n"
-        "    environment:\n"
-        "      - KONTENA_LB_MODE=tcp\n"
-        "      - KONTENA_LB_INTERNAL_PORT=7000\n"
-        "      - KONTENA_LB_EXTERNAL_PORT=%d\n",
+                                       "    instances: %d\n"
+                                       "    stop_grace_period: 2s\n"
+                                       "    links:\n"
+                                       "      - lb\n"
+                                       "    environment:\n"
+                                       "      - KONTENA_LB_INTERNAL_PORT=8080\n"
+                                       "      - KONTENA_LB_VIRTUAL_HOSTS=" WEB_HOST "\n"
+                                       "    health_check:\n"
+                                       "      protocol: http\n"
+                                       "      port: 8080\n"
+                                       "      uri: /health\n"
+                                       "      interval: 1\n"
+                                       "      timeout: 1\n"
+                                       "      initial_delay: 1\n"
+                                       "    deploy:\n"
+                                       "      strategy: ha\n"
+                                       "      min_health: 0.8\n"
+                                       "  api:\n"
+                                       "    image: %s\n"
+                                       "    command: " WEB_CMD(
+                                           "api") "\n"
+                                                  "    stop_grace_period: 2s\n"
+                                                  "    links:\n"
+                                                  "      - lb\n"
+                                                  "    environment:\n"
+                                                  "      - KONTENA_LB_INTERNAL_PORT=8080\n"
+                                                  "      - KONTENA_LB_VIRTUAL_PATH=/api\n"
+                                                  "  echo:\n"
+                                                  "    image: %s\n"
+                                                  "    command: sh -c 'exec nc -ll -p 7000 -e echo "
+                                                  "tcp-$$KONTENA_SERVICE_INSTANCE_NUMBER'\n"
+                                                  "    stop_grace_period: 1s\n"
+                                                  "    links:\n"
+                                                  "      - lb\n"
+                                                  "    environment:\n"
+                                                  "      - KONTENA_LB_MODE=tcp\n"
+                                                  "      - KONTENA_LB_INTERNAL_PORT=7000\n"
+                                                  "      - KONTENA_LB_EXTERNAL_PORT=%d\n",
         image, pf.etcd.endpoint, http_port, https_port, stats_port, DOCKER_ENV_IMAGE, instances,
         DOCKER_ENV_IMAGE, DOCKER_ENV_IMAGE, tcp_port);
     free(stack_file);
@@ -254,69 +266,26 @@ static char *who_of(const json_t *it)
                      (long long)json_integer_value(json_object_get(it, "instance_number")), id);
 }
 
-/* Healthy times: one row per container (by its who), the wall clock (µs) of the first
- * healthy check seen for it. Filled by watch_health(), which the test calls often (every
- * 20 ms) while instances come up: the agent checks every second, so the first healthy
- * result is still the one in the observed key when we read it. */
-#define MAX_SEEN 64
-static struct {
-    char *who;
-    int64_t healthy_us;
-} seen[MAX_SEEN];
-static int n_seen;
-
-static int64_t healthy_at(const char *who)
+/* The first healthy (healthy 1) or unhealthy (0) check of the container answering `who`
+ * ("web-<n> <id>"), from the platform's health watch: µs or -1. */
+static int64_t health_at(const char *who, int healthy)
 {
-    for (int i = 0; i < n_seen; i++)
-        if (!strcmp(seen[i].who, who))
-            return seen[i].healthy_us;
-    return -1;
+    const char *id = strchr(who, ' ');
+
+    return id ? platform_health_first(health, id + 1, healthy) : -1;
 }
 
-static void watch_health(void)
-{
-    json_t *l = platform_instances(&pf, stack_name, "web"), *it;
-    size_t i;
-
-    json_array_foreach(l, i, it)
-    {
-        const json_t *h = json_object_get(json_object_get(it, "observed"), "health");
-        const char *st = json_string_value(json_object_get(h, "status"));
-        char *who = who_of(it);
-
-        if (who && st && !strcmp(st, "healthy") && healthy_at(who) < 0 && n_seen < MAX_SEEN) {
-            seen[n_seen].who = who;
-            seen[n_seen].healthy_us =
-                time_iso8601_parse(json_string_value(json_object_get(h, "checked_at")));
-            n_seen++;
-            who = NULL;
-        }
-        free(who);
-    }
-    json_decref(l);
-}
-
-/* Wait (watching health) until `count` web instances run. */
+/* Wait until `count` web instances run. */
 static json_t *wait_web(int count, int timeout_ms)
 {
-    int64_t deadline = time_mono_ms() + timeout_ms;
-
-    for (;;) {
-        json_t *l = platform_instances(&pf, stack_name, "web");
-        watch_health();
-        if (l && (int)json_array_size(l) == count && platform_count_running(l) == count)
-            return l;
-        json_decref(l);
-        if (time_mono_ms() >= deadline)
-            return platform_wait_running(&pf, stack_name, "web", count, 1);
-        time_sleep_ms(20);
-    }
+    return platform_wait_running(&pf, stack_name, "web", count, timeout_ms);
 }
 
-/* For every running instance of l: wait until it has been healthy and has answered through
- * the LB; check it did so within a second of its first healthy check, and print the delay.
- * Returns the largest delay in ms. */
-static int64_t check_served_after_healthy(const json_t *l, int timeout_ms)
+/* For every running instance of l that did not answer before since_us (wall clock): wait
+ * until it has been healthy and has answered through the LB; check it did so within a second
+ * of its first healthy check and not before it, and print the delay. Returns the largest
+ * delay in ms. */
+static int64_t check_served_after_healthy(const json_t *l, int64_t since_us, int timeout_ms)
 {
     int64_t deadline = time_mono_ms() + timeout_ms, worst = INT64_MIN;
     size_t i;
@@ -328,20 +297,29 @@ static int64_t check_served_after_healthy(const json_t *l, int timeout_ms)
         int64_t h, first, d;
 
         CHECK(who, "an instance without a container id");
-        while ((h = healthy_at(who)) < 0 || (first = httpload_first_seen(load, who)) < 0) {
+        first = httpload_first_seen(load, who);
+        if (first >= 0 && first < since_us) { /* an instance from before */
+            free(who);
+            continue;
+        }
+        while ((h = health_at(who, 1)) < 0 || (first = httpload_first_seen(load, who)) < 0) {
             CHECK(time_mono_ms() < deadline,
                   "%s: healthy at %lld, first answer through the LB at %lld: not both within "
                   "%d ms",
-                  who, (long long)healthy_at(who), (long long)httpload_first_seen(load, who),
+                  who, (long long)health_at(who, 1), (long long)httpload_first_seen(load, who),
                   timeout_ms);
-            watch_health();
             time_sleep_ms(20);
         }
         d = (first - h) / 1000;
-        fprintf(stderr, "lb_e2e: %s answered through the LB %lld ms after its first healthy check\n",
-                who, (long long)d);
+        fprintf(stderr,
+                "lb_e2e: %s answered through the LB %lld ms after its first healthy check\n", who,
+                (long long)d);
         CHECK(d <= 1000, "%s answered through the LB %lld ms after it was healthy (> 1 s)", who,
               (long long)d);
+        /* and not before: an instance is an upstream once it is healthy (a negative delay is a
+         * container answering on an upstream address the LB kept from its predecessor) */
+        CHECK(d >= 0, "%s answered through the LB %lld ms before its first healthy check", who,
+              (long long)-d);
         if (d > worst)
             worst = d;
         free(who);
@@ -392,8 +370,7 @@ LB_TEST(routes_by_virtual_host_by_path_and_tcp_port)
             http_reply_release(&r);
         }
         fprintf(stderr, "lb_e2e: 20 requests to " WEB_HOST ": web-1 %d, web-2 %d\n", w1, w2);
-        CHECK(w1 > 0 && w2 > 0 && w1 + w2 == 20, "not both web instances answered: %d, %d", w1,
-              w2);
+        CHECK(w1 > 0 && w2 > 0 && w1 + w2 == 20, "not both web instances answered: %d, %d", w1, w2);
     }
     /* the Host header's port is ignored, and the name is case-insensitive */
     CHECK(platform_wait_http(lb_url, "WEB.e2e.test:80", 200, "web-", 1000) == 0,
@@ -439,7 +416,7 @@ LB_TEST(zero_failed_requests_while_scaling_redeploying_and_unhealthy)
 {
     json_t *l;
     char *svc, *victim = NULL, *docker_name = NULL;
-    int64_t t, worst, unhealthy_us = -1, last;
+    int64_t t, worst, unhealthy_us = -1, last, since;
     json_int_t rev;
     int64_t phase_ok[5];
 
@@ -454,10 +431,11 @@ LB_TEST(zero_failed_requests_while_scaling_redeploying_and_unhealthy)
     phase_ok[0] = httpload_ok(load);
 
     /* 1 -> 5: every new instance is served within a second of being healthy */
+    since = time_now_us();
     CHECK(platform_cli(&pf, "service", "scale", "--no-wait", svc, "5", NULL) == 0,
           "scale 5 failed: %s%s", pf.out, pf.err);
     CHECK((l = wait_web(5, 60000)), "not 5 web instances running");
-    worst = check_served_after_healthy(l, 15000);
+    worst = check_served_after_healthy(l, since, 15000);
     fprintf(stderr, "lb_e2e: scale 1 -> 5: slowest new instance served %lld ms after healthy\n",
             (long long)worst);
     phase_ok[1] = httpload_ok(load);
@@ -466,6 +444,7 @@ LB_TEST(zero_failed_requests_while_scaling_redeploying_and_unhealthy)
      * container is served within a second of being healthy. --no-wait: the health times are
      * watched meanwhile. */
     rev = json_integer_value(json_object_get(json_array_get(l, 0), "revision"));
+    since = time_now_us();
     json_decref(l);
     CHECK(platform_cli(&pf, "service", "deploy", "--force", "--no-wait", svc, NULL) == 0,
           "deploy --force failed: %s%s", pf.out, pf.err);
@@ -476,7 +455,6 @@ LB_TEST(zero_failed_requests_while_scaling_redeploying_and_unhealthy)
         int renewed = 0;
 
         l = platform_instances(&pf, stack_name, "web");
-        watch_health();
         json_array_foreach(l, i, it)
         {
             renewed += json_integer_value(json_object_get(it, "revision")) > rev;
@@ -487,7 +465,7 @@ LB_TEST(zero_failed_requests_while_scaling_redeploying_and_unhealthy)
         CHECK(time_mono_ms() - t < 90000, "the redeploy did not finish within 90 s");
         time_sleep_ms(20);
     }
-    worst = check_served_after_healthy(l, 15000);
+    worst = check_served_after_healthy(l, since, 15000);
     fprintf(stderr, "lb_e2e: redeploy: slowest new container served %lld ms after healthy\n",
             (long long)worst);
     phase_ok[2] = httpload_ok(load);
@@ -513,28 +491,18 @@ LB_TEST(zero_failed_requests_while_scaling_redeploying_and_unhealthy)
     json_decref(l);
     /* until the agent saw it unhealthy */
     t = time_mono_ms();
-    while (unhealthy_us < 0) {
-        json_t *it;
-        size_t i;
-        l = platform_instances(&pf, stack_name, "web");
-        json_array_foreach(l, i, it)
-        {
-            char *who = who_of(it);
-            const json_t *h = json_object_get(json_object_get(it, "observed"), "health");
-            if (who && !strcmp(who, victim) &&
-                !strcmp(json_string_value(json_object_get(h, "status")) ?: "", "unhealthy"))
-                unhealthy_us =
-                    time_iso8601_parse(json_string_value(json_object_get(h, "checked_at")));
-            free(who);
-        }
-        json_decref(l);
+    while ((unhealthy_us = health_at(victim, 0)) < 0) {
         CHECK(time_mono_ms() - t < 15000, "%s was not reported unhealthy within 15 s", victim);
         time_sleep_ms(20);
     }
-    /* kontena-health restarts it (same container: same answer); it is back in rotation */
+    /* kontena-health restarts it (same container: same answer; a restart takes more than
+     * the 1 s initial delay before it can be healthy again, so what answered in the second
+     * after the failed check came before the restart); it is back in rotation */
     time_sleep_ms(1000);
     last = httpload_last_seen(load, victim);
-    fprintf(stderr, "lb_e2e: %s unhealthy; its last answer through the LB %lld ms after that\n",
+    fprintf(stderr,
+            "lb_e2e: %s checked unhealthy; its last answer through the LB before the restart "
+            "%lld ms after that check\n",
             victim, (long long)(last - unhealthy_us) / 1000);
     CHECK((l = wait_web(5, 60000)), "not 5 web instances running after the unhealthy one");
     t = time_mono_ms();

@@ -27,10 +27,10 @@
 #include <stdio.h>
 
 struct httpload_opts {
-    const char *url;  /* borrowed until httpload_destroy() */
-    const char *host; /* Host header, or NULL for the URL's */
-    int threads;      /* 1..32 (default 2) */
-    int rate;         /* requests per second per thread; 0 = as fast as possible */
+    const char *url;      /* borrowed until httpload_destroy() */
+    const char *host;     /* Host header, or NULL for the URL's */
+    int threads;          /* 1..32 (default 2) */
+    int rate;             /* requests per second per thread; 0 = as fast as possible */
     int64_t max_requests; /* stop after this many requests in all (0: 1,000,000) */
     int64_t max_ms;       /* stop after this long (0: 300,000 ms) */
     int timeout_ms;       /* per request (default 5000) */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 #include "etcdclient/etcd.h"
+#include "etcdclient/etcd_watch.h"
 #include "tests/support/agent_proc.h"
 #include "tests/support/docker_env.h"
 #include "tests/support/http.h"
@@ -463,15 +465,15 @@ int platform_wait_http(const char *url, const char *host, long want, const char 
         int done;
 
         http_do("GET", url, NULL, NULL, 0, hdr, &r);
-        done = r.status == want &&
-               (!prefix || (r.body && !strncmp(r.body, prefix, strlen(prefix))));
+        done =
+            r.status == want && (!prefix || (r.body && !strncmp(r.body, prefix, strlen(prefix))));
         if (done || time_mono_ms() >= deadline) {
             if (!done)
                 fprintf(stderr,
                         "platform: GET %s%s%s: not %ld%s%s within %d ms; last: HTTP %ld %.300s\n",
                         url, host ? " Host " : "", host ? host : "", want,
-                        prefix ? " starting with " : "", prefix ? prefix : "", timeout_ms,
-                        r.status, r.body ? r.body : "");
+                        prefix ? " starting with " : "", prefix ? prefix : "", timeout_ms, r.status,
+                        r.body ? r.body : "");
             http_reply_release(&r);
             free(hdr);
             return done ? 0 : -1;
@@ -510,6 +512,119 @@ char *platform_tcp_read(int port)
     }
     close(fd);
     return buf_take(&b);
+}
+
+struct platform_health_log {
+    struct etcd *ec;
+    struct etcd_watch *w;
+    pthread_t th;
+    pthread_mutex_t mu;
+    json_t *first; /* container id -> {"healthy": µs, "unhealthy": µs} */
+};
+
+static int on_observed(void *arg, const struct etcd_watch_msg *m)
+{
+    struct platform_health_log *h = arg;
+
+    if (m->kind != ETCD_WATCH_EVENTS)
+        return 0;
+    for (size_t i = 0; i < m->n_events; i++) {
+        const struct etcd_event *ev = &m->events[i];
+        json_t *v, *row;
+        const char *id, *st, *at;
+
+        if (ev->type != ETCD_EVENT_PUT)
+            continue;
+        v = json_loadb(ev->kv.value, ev->kv.value_len, 0, NULL);
+        id = json_string_value(json_object_get(v, "container_id"));
+        st = json_string_value(json_object_get(json_object_get(v, "health"), "status"));
+        at = json_string_value(json_object_get(json_object_get(v, "health"), "checked_at"));
+        if (id && st && at && (!strcmp(st, "healthy") || !strcmp(st, "unhealthy"))) {
+            pthread_mutex_lock(&h->mu);
+            row = json_object_get(h->first, id);
+            if (!row) {
+                row = json_object();
+                json_object_set_new(h->first, id, row);
+            }
+            if (!json_object_get(row, st))
+                json_object_set_new(row, st, json_integer(time_iso8601_parse(at)));
+            pthread_mutex_unlock(&h->mu);
+        }
+        json_decref(v);
+    }
+    return 0;
+}
+
+static void *health_main(void *arg)
+{
+    struct platform_health_log *h = arg;
+    struct err e = ERR_INIT;
+
+    if (etcd_watch_run(h->w, &e) != ST_OK)
+        fprintf(stderr, "platform: the health watch ended: %s\n", e.msg);
+    return NULL;
+}
+
+struct platform_health_log *platform_health_watch(struct platform *p)
+{
+    struct platform_health_log *h = xmalloc(sizeof(*h));
+    struct etcd_opts eo = {.endpoints = p->etcd.endpoint};
+    char *prefix = xasprintf("/kontena/observed/%s/", p->grid);
+    struct etcd_watch_opts wo = {.key = prefix, .range_end = ETCD_PREFIX};
+    struct err e = ERR_INIT;
+
+    memset(h, 0, sizeof(*h));
+    pthread_mutex_init(&h->mu, NULL);
+    h->first = json_object();
+    h->ec = etcd_create(&eo, &e);
+    if (h->ec)
+        h->w = etcd_watch_create(h->ec, &wo, on_observed, h);
+    free(prefix);
+    if (!h->w || pthread_create(&h->th, NULL, health_main, h) != 0) {
+        fprintf(stderr, "platform: cannot watch the observed keys: %s\n",
+                e.msg[0] ? e.msg : "no watch or thread");
+        etcd_watch_destroy(h->w);
+        etcd_destroy(h->ec);
+        json_decref(h->first);
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int64_t platform_health_first(struct platform_health_log *h, const char *id_prefix, int healthy)
+{
+    const char *id;
+    json_t *row;
+    int64_t v = -1;
+    size_t n = strlen(id_prefix);
+
+    pthread_mutex_lock(&h->mu);
+    json_object_foreach(h->first, id, row)
+    {
+        if (n && !strncmp(id, id_prefix, n)) {
+            json_t *t = json_object_get(row, healthy ? "healthy" : "unhealthy");
+            if (t)
+                v = json_integer_value(t);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return v;
+}
+
+void platform_health_unwatch(struct platform_health_log *h)
+{
+    if (!h)
+        return;
+    etcd_watch_stop(h->w);
+    pthread_join(h->th, NULL);
+    etcd_watch_destroy(h->w);
+    etcd_destroy(h->ec);
+    json_decref(h->first);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
 }
 
 void platform_dump_logs(struct platform *p)

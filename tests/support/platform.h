@@ -156,6 +156,19 @@ int platform_wait_http(const char *url, const char *host, long want, const char 
  * NUL-terminated; NULL when the connection failed. */
 char *platform_tcp_read(int port);
 
+/* Health results as they happen: a thread watching every observed key of the grid (an etcd
+ * watch, so no result is missed however long the test is busy elsewhere) records for each
+ * container (by its Docker id) the agent's check time (checked_at, wall clock µs) of its
+ * first healthy and its first unhealthy result. */
+struct platform_health_log;
+/* Start watching from now; NULL after saying why. */
+struct platform_health_log *platform_health_watch(struct platform *p);
+/* The first healthy (healthy 1) or unhealthy (0) result of the container whose id begins
+ * with id_prefix (e.g. the 12 characters Docker shows): µs, or -1 when none was seen. */
+int64_t platform_health_first(struct platform_health_log *h, const char *id_prefix, int healthy);
+/* Stop the thread and free; NULL is fine. */
+void platform_health_unwatch(struct platform_health_log *h);
+
 /* Print every process log of the platform to stderr (a failing test's evidence). */
 void platform_dump_logs(struct platform *p);
 
