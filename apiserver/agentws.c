@@ -21,6 +21,8 @@
 
 #include "apiserver/agentws.h"
 #include "apiserver/api.h"
+#include "apiserver/logfwd.h"
+#include "apiserver/logstore.h"
 #include "apiserver/store.h"
 #include "common/crypto.h"
 #include "common/log.h"
@@ -796,6 +798,19 @@ static enum status status_of_code(json_int_t code)
     }
 }
 
+size_t agentws_connected(struct agentws *w)
+{
+    size_t n = 0;
+
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    for (struct live_node *l = w->live; l; l = l->next)
+        n++;
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
 enum status agentws_call(struct agentws *w, const char *grid, const char *node,
                          const char *method, const json_t *params, int timeout_ms,
                          json_t **result, struct err *e)
@@ -998,6 +1013,7 @@ static void on_closed(struct agentws *w, struct ev *v)
         if (st != ST_OK && st != ST_NOTFOUND && st != ST_DENIED)
             log_warn("msg=\"cannot mark node '%s' disconnected: %s\"", s->name, e.msg);
         free(key);
+        stats_node_gone(w->api, s->grid, s->name);
         log_info("msg=\"node '%s' of grid '%s' disconnected\"", s->name, s->grid);
     }
     wsess_free(s);
@@ -1094,6 +1110,130 @@ static enum status apply_node_info(json_t *node, void *arg, struct err *e)
     return ST_OK;
 }
 
+/* --- logs and statistics (issue 8) ----------------------------------------------------------- */
+
+static json_t *rpc_error(json_int_t id, int code, const char *msg)
+{
+    return json_pack("[i, I, {s:i, s:s}, n]", 1, id, "code", code, "message", msg);
+}
+
+static const char *opt_str(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* The stored line goes to the grid's syslog forwarder, if it has one. */
+static void forward_line(void *arg, const char *grid, const struct log_item *it,
+                         const char *created_at, const char *line, size_t len)
+{
+    struct agentws *w = arg;
+    (void)line;
+    (void)len;
+    logfwd_line(w->api->logfwd, grid, it, created_at);
+}
+
+/* [0, id, "/containers/log_batch", [{"items": [...]}]]: store, answer the cursors. */
+static json_t *on_log_batch(struct agentws *w, struct wsess *s, json_int_t id, const json_t *params)
+{
+    const json_t *items = json_object_get(json_array_get(params, 0), "items"), *x;
+    struct log_item *li;
+    struct err e = ERR_INIT;
+    size_t n, i, k = 0, stored = 0, dropped = 0;
+    json_t *acked, *reply;
+    enum status st;
+
+    if (!json_is_array(items))
+        return rpc_error(id, 400, "params must be [{\"items\": [...]}]");
+    if (!w->api->logs)
+        return rpc_error(id, 503, "the master keeps no logs: its log directory is unusable");
+    n = json_array_size(items);
+    if (n > 10000)
+        return rpc_error(id, 413, "at most 10000 items per batch");
+    li = xcalloc(n ? n : 1, sizeof(*li));
+    json_array_foreach(items, i, x)
+    {
+        const json_t *inst = json_object_get(x, "instance");
+        struct log_item *it = &li[k];
+        if (!json_is_object(x))
+            continue;
+        it->container_id = opt_str(x, "id");
+        it->name = opt_str(x, "name");
+        it->node = s->name; /* the session's node, whatever the item says */
+        it->service = opt_str(x, "service");
+        it->stack = it->service ? opt_str(x, "stack") : NULL;
+        it->instance = json_is_integer(inst) && json_integer_value(inst) >= 0 &&
+                               json_integer_value(inst) < 1000000
+                           ? (long)json_integer_value(inst)
+                           : -1;
+        it->time = opt_str(x, "time");
+        it->type = opt_str(x, "type");
+        it->data = opt_str(x, "data");
+        k++;
+    }
+    __atomic_add_fetch(&w->api->ctr.log_batches, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&w->api->ctr.log_lines_received, n, __ATOMIC_RELAXED);
+    st = logstore_append(w->api->logs, s->grid, li, k, &stored, &dropped,
+                         w->api->logfwd ? forward_line : NULL, w, &e);
+    __atomic_add_fetch(&w->api->ctr.log_lines_stored, stored, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&w->api->ctr.log_lines_dropped, dropped + (n - k), __ATOMIC_RELAXED);
+    if (st != ST_OK) {
+        log_error("msg=\"cannot store logs of node '%s' of grid '%s': %s\"", s->name, s->grid,
+                  e.msg);
+        free(li);
+        return rpc_error(id, 500, e.msg);
+    }
+    acked = json_object();
+    for (i = 0; i < k; i++) {
+        char t[LOGSTORE_TIME_LEN + 1];
+        if (!li[i].container_id || json_object_get(acked, li[i].container_id))
+            continue;
+        if (logstore_cursor(w->api->logs, s->grid, li[i].container_id, t))
+            json_object_set_new(acked, li[i].container_id, json_string(t));
+    }
+    free(li);
+    reply = json_pack("[i, I, n, {s:o}]", 1, id, "acked", acked);
+    return reply;
+}
+
+/* [0, id, "/containers/log_cursor", [["<docker id>", ...]]] */
+static json_t *on_log_cursor(struct agentws *w, struct wsess *s, json_int_t id,
+                             const json_t *params)
+{
+    const json_t *ids = json_array_get(params, 0), *x;
+    json_t *cur;
+    size_t i;
+
+    if (!json_is_array(ids))
+        return rpc_error(id, 400, "params must be [[\"<container id>\", ...]]");
+    if (!w->api->logs)
+        return rpc_error(id, 503, "the master keeps no logs: its log directory is unusable");
+    cur = json_object();
+    json_array_foreach(ids, i, x)
+    {
+        char t[LOGSTORE_TIME_LEN + 1];
+        if (i >= 100000)
+            break;
+        if (json_is_string(x) &&
+            logstore_cursor(w->api->logs, s->grid, json_string_value(x), t))
+            json_object_set_new(cur, json_string_value(x), json_string(t));
+    }
+    return json_pack("[i, I, n, {s:o}]", 1, id, "cursors", cur);
+}
+
+static void on_notification(struct agentws *w, struct wsess *s, const char *method,
+                            const json_t *params)
+{
+    const json_t *p = json_array_get(params, 0);
+
+    if (!method || !json_is_object(p))
+        return;
+    if (!strcmp(method, "/containers/stats"))
+        stats_containers_update(w->api, s->grid, s->name, p, current_lease(w));
+    else if (!strcmp(method, "/nodes/stats"))
+        stats_node_update(w->api, s->grid, s->name, p, current_lease(w));
+}
+
 static void on_message(struct agentws *w, struct ev *v)
 {
     struct wsess *s = find_wsess(w, v->sid);
@@ -1112,11 +1252,19 @@ static void on_message(struct agentws *w, struct ev *v)
         rpc_complete(w, v->sid, m);
         goto out;
     }
-    if (json_integer_value(json_array_get(m, 0)) != 0) /* notifications: none yet */
+    if (json_integer_value(json_array_get(m, 0)) == 2) { /* notifications */
+        on_notification(w, s, json_string_value(json_array_get(m, 1)), json_array_get(m, 2));
+        goto out;
+    }
+    if (json_integer_value(json_array_get(m, 0)) != 0)
         goto out;
     id = json_integer_value(json_array_get(m, 1));
     method = json_string_value(json_array_get(m, 2));
-    if (method && !strcmp(method, "/nodes/update")) {
+    if (method && !strcmp(method, "/containers/log_batch")) {
+        reply = on_log_batch(w, s, id, json_array_get(m, 3));
+    } else if (method && !strcmp(method, "/containers/log_cursor")) {
+        reply = on_log_cursor(w, s, id, json_array_get(m, 3));
+    } else if (method && !strcmp(method, "/nodes/update")) {
         json_t *params = json_array_get(m, 3), *info = json_array_get(params, 1);
         struct err e = ERR_INIT;
         char *key = key_node(s->grid, s->name);

@@ -20,6 +20,7 @@
 #define APISERVER_AGENTWS_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -62,6 +63,9 @@ void agentws_stop(struct agentws *w);
 enum status agentws_call(struct agentws *w, const char *grid, const char *node,
                          const char *method, const json_t *params, int timeout_ms,
                          json_t **result, struct err *e) WARN_UNUSED_RESULT;
+
+/* How many agents are connected to this endpoint (0 when w is NULL). */
+size_t agentws_connected(struct agentws *w);
 
 /* Node keys (nodes.c); fresh memory. */
 char *key_node(const char *grid, const char *name);

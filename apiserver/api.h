@@ -19,7 +19,11 @@
 
 struct etcd;
 struct agentws;
+struct logstore;
+struct logfwd;
+struct follow_hub;
 struct MHD_Connection;
+struct MHD_Response;
 struct MHD_Daemon;
 
 struct api_config {
@@ -34,6 +38,20 @@ struct api_config {
     unsigned threads;        /* MHD thread pool size */
     size_t max_body;         /* request body cap in bytes (413 above) */
     unsigned conn_timeout_s; /* idle connection timeout */
+    const char *log_dir;     /* the log window's directory (logstore.h) */
+    uint64_t log_window_bytes; /* per grid */
+    const char *metrics_listen; /* "127.0.0.1:9300"; NULL: off */
+    int metrics_required;    /* a failure to listen on it is fatal (given explicitly) */
+};
+
+/* Process counters for /metrics (metrics.c); every field updated with __atomic builtins. */
+struct api_counters {
+    uint64_t http_by_code[600];
+    uint64_t log_batches, log_lines_received, log_lines_stored, log_lines_dropped;
+    uint64_t log_forwarded, log_forward_dropped, log_forward_errors;
+    uint64_t followers, follow_dropped_markers;
+    uint64_t stats_container_samples, stats_node_samples;
+    uint64_t agents_connected;
 };
 
 struct api {
@@ -44,6 +62,11 @@ struct api {
     /* The agents' endpoint (agentws.c) or NULL; set and cleared by agentws_start/stop with
      * __atomic stores, read by handlers with __atomic_load_n. */
     struct agentws *agentws;
+    struct logstore *logs;     /* NULL: no log window (its directory was unusable) */
+    struct logfwd *logfwd;     /* syslog forwarding (logfwd.c) */
+    struct follow_hub *hub;    /* parked log followers (logs.c) */
+    struct MHD_Daemon *metrics_mhd;
+    struct api_counters ctr;
 };
 
 /* The authenticated caller. */
@@ -63,9 +86,11 @@ struct req {
     struct principal *who; /* NULL when the route needs no auth */
     char source_ip[64];
 
-    /* What the handler produces. */
+    /* What the handler produces: r->reply, or a ready response (a stream, a raw body) that
+     * send_reply queues instead (owned; destroyed after queueing). */
     unsigned status;
     json_t *reply;
+    struct MHD_Response *response;
 
     /* Audit record, filled by handlers of mutating routes. */
     const char *audit_event;    /* "create", "update", "delete", ...; NULL = not audited */
@@ -113,6 +138,30 @@ extern const struct route service_routes[]; /* services.c */
 extern const struct route deploy_routes[];  /* deploys.c */
 extern const struct route node_routes[];    /* nodes.c */
 extern const struct route container_routes[]; /* containers.c */
+extern const struct route log_routes[];       /* logs.c */
+extern const struct route stats_routes[];     /* stats.c */
+
+/* Parked log followers (logs.c): started before the HTTP daemon, shut down (every follower
+ * ends its stream) before it stops. */
+void logs_hub_start(struct api *a);
+void logs_hub_shutdown(struct api *a);
+void logs_hub_free(struct api *a);
+
+/* Statistics (stats.c), called by the agents' endpoint's worker with the node's grid and
+ * name (from its session) and the notification's params[0]; lease: the agents' lease. */
+void stats_containers_update(struct api *a, const char *grid, const char *node,
+                             const json_t *p, int64_t lease);
+void stats_node_update(struct api *a, const char *grid, const char *node, const json_t *p,
+                       int64_t lease);
+/* The node's agent went away: delete its node and container samples. */
+void stats_node_gone(struct api *a, const char *grid, const char *node);
+/* The latest node sample (fresh) or NULL. */
+json_t *stats_node_latest(struct api *a, const char *grid, const char *node);
+#define KEY_STATS "/kontena/stats/"
+
+/* The apiserver's /metrics listener (metrics.c). */
+enum status metrics_start(struct api *a, struct err *e);
+void metrics_stop(struct api *a);
 
 /* The grid object (fresh) if it exists and r's caller may see it; otherwise NULL after
  * replying 404 "Grid <name> not found" (same answer for both: grid names are not disclosed)

@@ -1,6 +1,7 @@
 /* apiserver/containers.c -- container routes (issue 4 point 4): the grid's containers as
  * the agents observe them (from etcd, no agent involved), and inspect / logs / exec of one
- * container through its node's agent WebSocket (agentws_call()).
+ * container through its node's agent WebSocket (agentws_call()). The logs of a container
+ * come from the master's log window now (logs.c).
  *
  * A container is named <node>/<name> (the original's CONTAINER_ID). Grid access rules as
  * every grid route (grid_load()). exec is audited. docs/api.md lists the routes;
@@ -21,7 +22,6 @@
 #define KEY_OBSERVED "/kontena/observed/"
 #define KEY_INSTANCES "/kontena/instances/"
 #define RPC_TIMEOUT_MS 30000
-#define LOGS_TAIL_MAX 10000
 
 static int name_ok(const char *s)
 {
@@ -208,40 +208,6 @@ static void h_container_inspect(struct req *r, char **params)
         call_agent(r, params, "/containers/inspect", json_pack("[s]", params[2]));
 }
 
-static int parse_long(const char *s, long min, long max, long *out)
-{
-    char *end;
-    long v;
-
-    if (!s || !*s)
-        return 0;
-    v = strtol(s, &end, 10);
-    if (*end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static void h_container_logs(struct req *r, char **params)
-{
-    long tail = 0, since = 0;
-    const char *ts = req_query(r, "timestamps");
-
-    if (!container_target(r, params))
-        return;
-    if (parse_long(req_query(r, "tail"), 0, LOGS_TAIL_MAX, &tail) != 0) {
-        reply_invalid(r, "tail", "must be a number 0..%d", LOGS_TAIL_MAX);
-        return;
-    }
-    if (parse_long(req_query(r, "since"), 0, 1L << 40, &since) != 0) {
-        reply_invalid(r, "since", "must be unix seconds");
-        return;
-    }
-    call_agent(r, params, "/containers/logs",
-               json_pack("[s, {s:I, s:I, s:b}]", params[2], "tail", (json_int_t)tail, "since",
-                         (json_int_t)since, "timestamps", ts && !strcmp(ts, "true")));
-}
-
 static void h_container_exec(struct req *r, char **params)
 {
     json_t *cmd = json_object_get(r->json, "cmd"), *x, *shell = json_object_get(r->json, "shell");
@@ -273,7 +239,6 @@ const struct route container_routes[] = {
     {"GET", "/v1/grids/:grid/containers", AUTH_TOKEN, h_container_list, NULL, NULL},
     {"GET", "/v1/containers/:grid/:node/:name/inspect", AUTH_TOKEN, h_container_inspect, NULL,
      NULL},
-    {"GET", "/v1/containers/:grid/:node/:name/logs", AUTH_TOKEN, h_container_logs, NULL, NULL},
     {"POST", "/v1/containers/:grid/:node/:name/exec", AUTH_TOKEN, h_container_exec, "exec",
      "Container"},
     {NULL, NULL, AUTH_NONE, NULL, NULL, NULL},

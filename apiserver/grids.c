@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "apiserver/api.h"
+#include "apiserver/logfwd.h"
+#include "apiserver/logstore.h"
 #include "apiserver/store.h"
 #include "apiserver/validate.h"
 #include "common/crypto.h"
@@ -171,13 +173,15 @@ static void check_logs(json_t *body, json_t *errs)
 {
     json_t *lg = json_object_get(body, "logs"), *opts;
     const char *fw;
+    char why[200];
 
     if (!lg || json_is_null(lg))
         return;
     fw = jstr(lg, "forwarder");
     opts = json_object_get(lg, "opts");
-    if (!json_is_object(lg) || !fw || (strcmp(fw, "fluentd") != 0 && strcmp(fw, "none") != 0)) {
-        json_object_set_new(errs, "logs", json_string("Forwarder must be fluentd or none"));
+    if (!json_is_object(lg) || !fw ||
+        (strcmp(fw, "syslog") != 0 && strcmp(fw, "fluentd") != 0 && strcmp(fw, "none") != 0)) {
+        json_object_set_new(errs, "logs", json_string("Forwarder must be syslog, fluentd or none"));
         return;
     }
     if (opts && !json_is_object(opts)) {
@@ -186,6 +190,14 @@ static void check_logs(json_t *body, json_t *errs)
     }
     if (strcmp(fw, "fluentd") == 0 && !json_is_string(json_object_get(opts, "fluentd-address")))
         json_object_set_new(errs, "logs", json_string("Option fluentd-address is required for fluentd"));
+    if (strcmp(fw, "syslog") == 0) {
+        if (!json_is_string(json_object_get(opts, "syslog-address")))
+            json_object_set_new(errs, "logs",
+                                json_string("Option syslog-address is required for syslog "
+                                            "(udp://host:port or tcp://host:port)"));
+        else if (!logfwd_address_ok(jstr(opts, "syslog-address"), why, sizeof(why)))
+            json_object_set_new(errs, "logs", json_string(why));
+    }
 }
 
 /* Apply the updatable fields of body to grid g (validated already). */
@@ -366,6 +378,7 @@ static void h_grid_create(struct req *r, char **params)
             user_set_release(&us);
             if (st == ST_OK)
                 reply_json(r, 201, view);
+            logfwd_kick(r->api->logfwd);
         }
         etcd_txn_result_release(&res);
         etcd_txn_free(t);
@@ -446,6 +459,7 @@ static void h_grid_update(struct req *r, char **params)
         user_set_release(&us);
     }
     json_decref(upd);
+    logfwd_kick(r->api->logfwd);
     if (st != ST_OK)
         reply_status(r, st, &e);
     else
@@ -529,6 +543,8 @@ static void h_grid_delete(struct req *r, char **params)
                 st = ST_OK;
             }
         } else if (st == ST_OK) {
+            if (r->api->logs)
+                logstore_drop_grid(r->api->logs, name); /* its log window goes with it */
             reply_json(r, 200, json_object());
         }
         etcd_txn_result_release(&res);

@@ -10,6 +10,8 @@
 
 #include "apiserver/agentws.h"
 #include "apiserver/api.h"
+#include "apiserver/logfwd.h"
+#include "apiserver/logstore.h"
 #include "apiserver/store.h"
 #include "common/cmdline.h"
 #include "common/log.h"
@@ -44,6 +46,13 @@ static void usage(FILE *f)
           "                                  env KONTENA_AGENT_PING_TIMEOUT)\n"
           "    --agent-lease-ttl SECONDS     TTL of the nodes' liveness lease (default 10;\n"
           "                                  env KONTENA_AGENT_LEASE_TTL)\n"
+          "    --log-dir DIR                 where the grids' log windows are kept (env\n"
+          "                                  KONTENA_LOG_DIR, default /var/lib/kontena/logs)\n"
+          "    --log-window-mb N             log window per grid in MiB (default 256; env\n"
+          "                                  KONTENA_LOG_WINDOW_MB)\n"
+          "    --metrics-listen ADDR:PORT    Prometheus /metrics listener (env\n"
+          "                                  KONTENA_METRICS_LISTEN, default 127.0.0.1:9300;\n"
+          "                                  '' or 'off' disables it)\n"
           "    --name NAME                   master name shown to clients (default kontena-master)\n"
           "    --initial-admin-password PW   create user 'admin' with PW if it does not exist\n"
           "                                  (env KONTENA_INITIAL_ADMIN_PASSWORD)\n"
@@ -69,7 +78,7 @@ enum {
     OPT_NAME, OPT_ADMIN_PW, OPT_ETCD_EP, OPT_ETCD_USER, OPT_ETCD_PW, OPT_ETCD_CA,
     OPT_ETCD_CERT, OPT_ETCD_KEY, OPT_ETCD_INSECURE, OPT_ETCD_WAIT, OPT_THREADS, OPT_MAX_BODY,
     OPT_LOG_LEVEL, OPT_VERSION, OPT_AGENT_LISTEN, OPT_AGENT_PING, OPT_AGENT_PING_TO,
-    OPT_AGENT_TTL,
+    OPT_AGENT_TTL, OPT_LOG_DIR, OPT_LOG_WINDOW, OPT_METRICS_LISTEN,
 };
 
 static const struct option long_opts[] = {
@@ -96,6 +105,9 @@ static const struct option long_opts[] = {
     {"agent-ping-interval", required_argument, NULL, OPT_AGENT_PING},
     {"agent-ping-timeout", required_argument, NULL, OPT_AGENT_PING_TO},
     {"agent-lease-ttl", required_argument, NULL, OPT_AGENT_TTL},
+    {"log-dir", required_argument, NULL, OPT_LOG_DIR},
+    {"log-window-mb", required_argument, NULL, OPT_LOG_WINDOW},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -138,8 +150,17 @@ int main(int argc, char **argv)
     struct agentws *aws = NULL;
     const char *agent_listen = getenv("KONTENA_AGENT_LISTEN");
     char *agent_host = NULL;
+    const char *log_dir = getenv("KONTENA_LOG_DIR"), *win = getenv("KONTENA_LOG_WINDOW_MB");
+    int log_dir_given = log_dir != NULL;
+    long window_mb = 256;
 
     memset(&a, 0, sizeof(a));
+    a.cfg.metrics_listen = getenv("KONTENA_METRICS_LISTEN");
+    a.cfg.metrics_required = a.cfg.metrics_listen != NULL;
+    if (!a.cfg.metrics_listen)
+        a.cfg.metrics_listen = "127.0.0.1:9300";
+    if (win && (window_mb = cmdline_long(win, 1, 1L << 20)) == -1)
+        return die_usage("bad KONTENA_LOG_WINDOW_MB '%s': MiB from 1 to 1048576", win);
     memset(&eo, 0, sizeof(eo));
     a.cfg.server_name = "kontena-master";
     a.cfg.threads = 4;
@@ -226,6 +247,18 @@ int main(int argc, char **argv)
                 return die_usage("bad --agent-lease-ttl '%s': seconds from 2 to 3600", optarg);
             ac.lease_ttl_s = (int)v;
             break;
+        case OPT_LOG_DIR:
+            log_dir = optarg;
+            log_dir_given = 1;
+            break;
+        case OPT_LOG_WINDOW:
+            if ((window_mb = cmdline_long(optarg, 1, 1L << 20)) == -1)
+                return die_usage("bad --log-window-mb '%s': MiB from 1 to 1048576", optarg);
+            break;
+        case OPT_METRICS_LISTEN:
+            a.cfg.metrics_listen = optarg;
+            a.cfg.metrics_required = 1;
+            break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("kontena-apiserver %s\n", KONTENA_VERSION); return 0;
         default: fprintf(stderr, "See 'kontena-apiserver --help'.\n"); return 2;
@@ -237,6 +270,12 @@ int main(int argc, char **argv)
     if (!colon || (v = cmdline_long(colon + 1, 0, 65535)) == -1)
         return die_usage("bad --listen '%s': use ADDR:PORT", listen);
     host = xstrndup(listen, (size_t)(colon - listen));
+    if (!log_dir || !*log_dir)
+        log_dir = "/var/lib/kontena/logs";
+    a.cfg.log_dir = log_dir;
+    a.cfg.log_window_bytes = (uint64_t)window_mb << 20;
+    if (!*a.cfg.metrics_listen || !strcmp(a.cfg.metrics_listen, "off"))
+        a.cfg.metrics_listen = NULL;
     a.cfg.listen_addr = host;
     a.cfg.port = (int)v;
     if (agent_listen && strcmp(agent_listen, "off") != 0) {
@@ -280,6 +319,22 @@ int main(int argc, char **argv)
         log_error("msg=\"cannot set up TLS: %s\"", e.msg);
         goto out;
     }
+    if (logstore_open(a.cfg.log_dir, a.cfg.log_window_bytes, &a.logs, &e) != ST_OK) {
+        if (log_dir_given) {
+            log_error("msg=\"%s\"", e.msg);
+            goto out;
+        }
+        log_warn("msg=\"no log window: %s (pass --log-dir)\"", e.msg);
+        err_clear(&e);
+    } else {
+        log_info("msg=\"log window: %s, %ld MiB per grid\"", a.cfg.log_dir, window_mb);
+    }
+    a.logfwd = logfwd_start(&a);
+    logs_hub_start(&a);
+    if (metrics_start(&a, &e) != ST_OK) {
+        log_error("msg=\"%s\"", e.msg);
+        goto out;
+    }
     if (api_start(&a, &e) != ST_OK) {
         log_error("msg=\"%s\"", e.msg);
         goto out;
@@ -300,7 +355,11 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     api_stop(&a);
+    metrics_stop(&a);
     agentws_stop(aws);
+    logfwd_stop(a.logfwd);
+    logs_hub_free(&a);
+    logstore_close(a.logs);
     etcd_destroy(a.etcd);
     free(a.tls_cert_pem);
     free(a.tls_key_pem);

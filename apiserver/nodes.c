@@ -103,10 +103,15 @@ static void reply_node(struct req *r, const char *grid, const json_t *node)
     enum status st =
         node_online(r->api, grid, json_string_value(json_object_get(node, "name")), &online, &e);
 
-    if (st != ST_OK)
+    if (st != ST_OK) {
         reply_status(r, st, &e);
-    else
-        reply_json(r, 200, node_view(node, online));
+    } else {
+        json_t *v = node_view(node, online),
+               *stats = stats_node_latest(r->api, grid,
+                                          json_string_value(json_object_get(node, "name")));
+        json_object_set_new(v, "stats", stats ? stats : json_null()); /* latest sample */
+        reply_json(r, 200, v);
+    }
 }
 
 static void h_node_list(struct req *r, char **params)

@@ -12,19 +12,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apiserver/api.h"
 #include "apiserver/store.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "common/xmalloc.h"
 #include "common/banned.h"
 
 #define MAX_SEGMENTS 16
 
 static const struct route misc_routes[];
-static const struct route *const route_tables[] = {misc_routes,    auth_routes,    grid_routes,
-                                                   stack_routes,   service_routes, deploy_routes,
-                                                   node_routes,    container_routes, NULL};
+static const struct route *const route_tables[] = {
+    misc_routes,  auth_routes, grid_routes,      stack_routes, service_routes, deploy_routes,
+    node_routes,  log_routes,  container_routes, stats_routes, NULL};
 
 void reply_json(struct req *r, unsigned status, json_t *j)
 {
@@ -254,6 +256,16 @@ static enum MHD_Result send_reply(struct req *r)
     struct MHD_Response *resp;
     enum MHD_Result ret;
 
+    if (r->status >= 100 && r->status < 600)
+        __atomic_add_fetch(&r->api->ctr.http_by_code[r->status], 1, __ATOMIC_RELAXED);
+    if (r->response) { /* a stream or a raw body made by the handler */
+        MHD_add_response_header(r->response, "X-Kontena-Version", KONTENA_VERSION);
+        ret = MHD_queue_response(r->conn, r->status, r->response);
+        MHD_destroy_response(r->response);
+        r->response = NULL;
+        free(s);
+        return ret;
+    }
     BUG_ON(!s);
     resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, "Content-Type", "application/json");
@@ -371,7 +383,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 enum status api_start(struct api *a, struct err *e)
 {
     struct sockaddr_in sin;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
 
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
@@ -405,6 +418,14 @@ void api_stop(struct api *a)
 {
     if (!a->mhd)
         return;
+    /* Every log follower ends its stream first: MHD cannot stop with parked connections. */
+    logs_hub_shutdown(a);
+    {
+        MHD_socket fd = MHD_quiesce_daemon(a->mhd);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+    time_sleep_ms(200);
     MHD_stop_daemon(a->mhd);
     a->mhd = NULL;
 }

@@ -15,7 +15,7 @@ const char *const grid_child_prefixes[] = {
     "/kontena/nodes/",   "/kontena/stacks/",        "/kontena/services/",
     "/kontena/instances/", "/kontena/deploys/", "/kontena/stack_deploys/",
     "/kontena/ipam/",    "/kontena/secrets/",       "/kontena/volumes/",
-    "/kontena/node_status/",
+    "/kontena/node_status/", "/kontena/stats/",
     NULL,
 };
 
