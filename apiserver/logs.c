@@ -434,6 +434,7 @@ static void reply_follow(struct req *r, struct query *q)
     struct follower *f = xcalloc(1, sizeof(*f));
     struct MHD_Response *resp;
 
+    f->next_id = start_id(r->api, q); /* before q's storage moves to f */
     f->api = r->api;
     f->conn = r->conn;
     f->grid = q->grid;
@@ -451,7 +452,6 @@ static void reply_follow(struct req *r, struct query *q)
         f->f.since = f->since;
     }
     buf_init(&f->out, 0);
-    f->next_id = start_id(r->api, q);
     f->last_out_ms = time_mono_ms();
     __atomic_add_fetch(&r->api->ctr.followers, 1, __ATOMIC_RELAXED);
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, follow_reader, f,
