@@ -42,6 +42,13 @@ struct agent_config {
      * Must not block. NULL: requests are answered 501. */
     void (*on_request)(void *arg, const json_t *msg);
     void *on_request_arg;
+
+    /* Called on the WebSocket thread with up = 1 when a connection is registered (the
+     * first /agent/node_info after connecting: the master accepts requests from then on)
+     * and with up = 0 when that connection has closed (after every pending
+     * agent_ws_call_text() callback has been failed). May be NULL. Must not block. */
+    void (*on_link)(void *arg, int up);
+    void *on_link_arg;
 };
 
 #endif

@@ -731,12 +731,19 @@ enum status docker_container_rename(struct docker *d, const char *id, const char
 
 enum status docker_container_stats(struct docker *d, const char *id, json_t **out, struct err *e)
 {
+    return docker_container_stats_sample(d, id, 0, out, e);
+}
+
+enum status docker_container_stats_sample(struct docker *d, const char *id, int one_shot,
+                                          json_t **out, struct err *e)
+{
     char *n = esc(d, id);
     struct req r;
     enum status st;
 
     *out = NULL;
-    req_init(&r, "GET", pathf("/containers/%s/stats?stream=false", n));
+    req_init(&r, "GET",
+             pathf("/containers/%s/stats?stream=false%s", n, one_shot ? "&one-shot=true" : ""));
     free(n);
     st = perform(d, &r, e, "cannot read stats of container '%s'", id);
     if (st == ST_OK)

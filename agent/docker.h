@@ -139,6 +139,10 @@ enum status docker_container_rename(struct docker *d, const char *id, const char
  * can be computed; takes 1-2 s (the daemon samples twice). */
 enum status docker_container_stats(struct docker *d, const char *id, json_t **out,
                                    struct err *e) WARN_UNUSED_RESULT;
+/* The same; one_shot: stream=false&one-shot=true, answered at once with precpu_stats
+ * empty (the caller computes CPU use from two of its own samples). */
+enum status docker_container_stats_sample(struct docker *d, const char *id, int one_shot,
+                                          json_t **out, struct err *e) WARN_UNUSED_RESULT;
 
 /* --- logs ---------------------------------------------------------------------------------- */
 

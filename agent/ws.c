@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,18 @@ struct txmsg {
     struct txmsg *next;
     size_t len;
     unsigned char *buf; /* LWS_PRE headroom */
+    /* agent_ws_call_text(): the request's id and who wants the answer (cb NULL otherwise) */
+    int64_t id;
+    agent_ws_reply_cb cb;
+    void *cbarg;
+};
+
+/* A request of ours the master has not answered yet (service thread only). */
+struct pcall {
+    struct pcall *next;
+    int64_t id;
+    agent_ws_reply_cb cb;
+    void *cbarg;
 };
 
 struct agent_ws {
@@ -54,11 +67,52 @@ struct agent_ws {
     int64_t last_ping_ms;
     struct txmsg *txq, **txtail;
     struct buf rx;
-    int64_t next_msgid;
+    int linked;            /* registered: /agent/node_info seen on this connection */
+    struct pcall *pending; /* calls sent on this connection, awaiting their answer */
+    atomic_llong next_msgid; /* any thread */
     lws_sorted_usec_list_t sul_conn, sul_tick;
 };
 
 static void connect_cb(lws_sorted_usec_list_t *sul);
+
+static void fail_call(agent_ws_reply_cb cb, void *arg, const char *why)
+{
+    json_t *err = json_pack("{s:i, s:s}", "code", 503, "message", why);
+
+    cb(arg, err, NULL);
+    json_decref(err);
+}
+
+static void fail_pending(struct agent_ws *w, const char *why)
+{
+    struct pcall *p = w->pending, *n;
+
+    w->pending = NULL;
+    for (; p; p = n) {
+        n = p->next;
+        fail_call(p->cb, p->cbarg, why);
+        free(p);
+    }
+}
+
+/* The connection is gone: fail what waits for an answer on it, then say so. */
+static void link_down(struct agent_ws *w)
+{
+    fail_pending(w, "the connection to the master closed");
+    if (w->linked) {
+        w->linked = 0;
+        if (w->cfg->on_link)
+            w->cfg->on_link(w->cfg->on_link_arg, 0);
+    }
+}
+
+static void free_txmsg(struct txmsg *m, const char *why)
+{
+    if (m->cb)
+        fail_call(m->cb, m->cbarg, why);
+    free(m->buf);
+    free(m);
+}
 
 static void queue_json(struct agent_ws *w, json_t *msg)
 {
@@ -191,6 +245,16 @@ static void on_message(struct agent_ws *w, const char *s, size_t len)
     }
     if (json_integer_value(json_array_get(m, 0)) == 1) {
         json_t *err = json_array_get(m, 2);
+        json_int_t id = json_integer_value(json_array_get(m, 1));
+        for (struct pcall **pp = &w->pending; *pp; pp = &(*pp)->next) {
+            struct pcall *p = *pp;
+            if (p->id != id)
+                continue;
+            *pp = p->next;
+            p->cb(p->cbarg, json_is_null(err) ? NULL : err, json_array_get(m, 3));
+            free(p);
+            goto out;
+        }
         if (err && !json_is_null(err)) {
             char *t = json_dumps(err, JSON_COMPACT);
             log_warn("msg=\"master answered an error: %s\"", t);
@@ -231,10 +295,15 @@ static void on_message(struct agent_ws *w, const char *s, size_t len)
                      : "?");
         if (w->cfg->on_node_info && json_is_object(node))
             w->cfg->on_node_info(w->cfg->on_node_info_arg, node);
-        req = json_pack("[i, I, s, [s, O]]", 0, (json_int_t)++w->next_msgid, "/nodes/update",
-                        w->cfg->node_id, w->cfg->node_info);
+        req = json_pack("[i, I, s, [s, O]]", 0, (json_int_t)(atomic_fetch_add(&w->next_msgid, 1) + 1),
+                        "/nodes/update", w->cfg->node_id, w->cfg->node_info);
         queue_json(w, req);
         json_decref(req);
+        if (!w->linked) {
+            w->linked = 1;
+            if (w->cfg->on_link)
+                w->cfg->on_link(w->cfg->on_link_arg, 1);
+        }
     }
 out:
     json_decref(m);
@@ -403,6 +472,7 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
         w->wsi = NULL;
         w->connected = 0;
         free_txq(w);
+        link_down(w);
         if (!w->stopping)
             schedule_connect(w);
         return 0;
@@ -411,6 +481,7 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
         w->wsi = NULL;
         w->connected = 0;
         free_txq(w);
+        link_down(w);
         if (w->stopping)
             return 0;
         if (fatal) {
@@ -437,13 +508,21 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
         for (struct txmsg *n; q; q = n) {
             n = q->next;
             q->next = NULL;
-            if (w->wsi && w->connected && !w->stopping) {
+            if (w->wsi && w->connected && !w->stopping && (!q->cb || w->linked)) {
+                if (q->cb) {
+                    struct pcall *p = xcalloc(1, sizeof(*p));
+                    p->id = q->id;
+                    p->cb = q->cb;
+                    p->cbarg = q->cbarg;
+                    p->next = w->pending;
+                    w->pending = p;
+                    q->cb = NULL; /* answered through the pending list from now on */
+                }
                 *w->txtail = q;
                 w->txtail = &q->next;
                 lws_callback_on_writable(w->wsi);
             } else {
-                free(q->buf);
-                free(q);
+                free_txmsg(q, "not connected to the master");
             }
         }
         if (stop && !w->stopping) {
@@ -545,10 +624,10 @@ int agent_ws_stop(struct agent_ws *w)
     rc = w->fatal ? 1 : 0;
     lws_context_destroy(w->ctx);
     free_txq(w);
+    fail_pending(w, "the agent is stopping");
     for (struct txmsg *m = w->outq, *n; m; m = n) {
         n = m->next;
-        free(m->buf);
-        free(m);
+        free_txmsg(m, "the agent is stopping");
     }
     buf_release(&w->rx);
     pthread_mutex_destroy(&w->mu);
@@ -568,6 +647,31 @@ void agent_ws_send(struct agent_ws *w, const json_t *msg)
     m->buf = xmalloc(LWS_PRE + m->len + 1);
     memcpy(m->buf + LWS_PRE, s, m->len);
     free(s);
+    pthread_mutex_lock(&w->mu);
+    *w->outtail = m;
+    w->outtail = &m->next;
+    pthread_mutex_unlock(&w->mu);
+    lws_cancel_service(w->ctx);
+}
+
+void agent_ws_call_text(struct agent_ws *w, const char *method, const char *params, size_t len,
+                        agent_ws_reply_cb cb, void *arg)
+{
+    struct txmsg *m = xcalloc(1, sizeof(*m));
+    char head[160];
+    int hn;
+
+    m->id = atomic_fetch_add(&w->next_msgid, 1) + 1;
+    m->cb = cb;
+    m->cbarg = arg;
+    hn = snprintf(head, sizeof(head), "[0,%lld,\"%s\",", (long long)m->id, method);
+    BUG_ON(hn < 0 || (size_t)hn >= sizeof(head));
+    m->len = (size_t)hn + len + 1;
+    m->buf = xmalloc(LWS_PRE + m->len + 1);
+    memcpy(m->buf + LWS_PRE, head, (size_t)hn);
+    memcpy(m->buf + LWS_PRE + hn, params, len);
+    m->buf[LWS_PRE + m->len - 1] = ']';
+    m->buf[LWS_PRE + m->len] = '\0';
     pthread_mutex_lock(&w->mu);
     *w->outtail = m;
     w->outtail = &m->next;

@@ -29,4 +29,16 @@ int agent_ws_stop(struct agent_ws *w);
  * closes). */
 void agent_ws_send(struct agent_ws *w, const json_t *msg);
 
+/* The answer to an agent_ws_call_text(): error is the master's error object or NULL,
+ * result its result (both borrowed). When no answer can come (not registered, the
+ * connection closed, the agent stops) error is {"code": 503, "message": "..."} and result
+ * NULL. Runs on the WebSocket thread (must not block), or on the thread calling
+ * agent_ws_stop() for calls still pending then. */
+typedef void (*agent_ws_reply_cb)(void *arg, const json_t *error, const json_t *result);
+/* Send the request [0, <new id>, method, <params>] to the master; params is the JSON text of
+ * the params array (len bytes, copied; the caller vouches it is valid JSON in UTF-8). cb is
+ * called exactly once. Any thread, never blocks. */
+void agent_ws_call_text(struct agent_ws *w, const char *method, const char *params, size_t len,
+                        agent_ws_reply_cb cb, void *arg);
+
 #endif
