@@ -15,6 +15,7 @@
  * once: its keys are never written (and any old ones are removed). docs/internals/lbconfig.md.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,11 +143,23 @@ static char *stacked(const char *stack, const char *svc, char sep)
     return xasprintf("%s%c%s", stack, sep, svc);
 }
 
+/* Both have integer field f and the values differ. */
+static int differ(const json_t *a, const json_t *b, const char *f)
+{
+    const json_t *x = json_object_get(a, f), *y = json_object_get(b, f);
+
+    return json_is_integer(x) && json_is_integer(y) &&
+           json_integer_value(x) != json_integer_value(y);
+}
+
 /* An instance's address as an upstream, or NULL when it must not receive traffic: it must
  * be meant to run (desired_state running: one about to be stopped leaves first), run with
  * an address, not wait for its port (ready false while deploy_opts.wait_for_port is not
- * open yet), and, when its service has a health check, have passed it (health null means
- * "not checked yet" then); a failed check takes it out in any case. */
+ * open yet), not be about to be replaced (the instance's revision or restart_generation
+ * differs from what the container runs, or a health restart was asked for and not applied
+ * yet: the agent stops the old container right away, so it leaves the upstreams now), and,
+ * when its service has a health check, have passed it (health null means "not checked yet"
+ * then); a failed check takes it out in any case. */
 static char *upstream_of(const json_t *inst, const json_t *obs, int port, int checked)
 {
     const char *ip = jstr(obs, "ip"), *state = jstr(obs, "state");
@@ -161,6 +174,9 @@ static char *upstream_of(const json_t *inst, const json_t *obs, int port, int ch
         return NULL;
     if (json_is_false(ready))
         return NULL;
+    if (differ(inst, obs, "revision") || differ(inst, obs, "restart_generation") ||
+        jint(inst, "health_restarts", 0) > jint(obs, "health_restarts", INT64_MAX))
+        return NULL; /* about to be re-created or restarted by its agent */
     if (checked ? !hs || strcmp(hs, "healthy") != 0 : hs && strcmp(hs, "healthy") != 0)
         return NULL;
     v = strchr(ip, ':') ? xasprintf("[%s]:%d", ip, port) : xasprintf("%s:%d", ip, port);

@@ -415,6 +415,49 @@ LTEST(checked_services_wait_for_the_first_healthy_check_and_the_port)
     json_decref(base);
 }
 
+/* Instance key and observed key with the generation fields the agent compares: revision,
+ * restart_generation, health_restarts (wanted on the instance, applied on the observed). */
+static void generations(int rev, int gen, int hr, int orev, int ogen, int ohr)
+{
+    put("/kontena/instances/lab/node-1/web-1",
+        json_pack("{s:s,s:s,s:i,s:i,s:i,s:s}", "service_id", "lab/null/web", "grid", "lab",
+                  "revision", rev, "restart_generation", gen, "health_restarts", hr,
+                  "desired_state", "running"));
+    put("/kontena/observed/lab/node-1/web-1",
+        json_pack("{s:s,s:s,s:i,s:i,s:i,s:n}", "state", "running", "ip", "10.81.0.5", "revision",
+                  orev, "restart_generation", ogen, "health_restarts", ohr, "health"));
+}
+
+/* The agent stops the old container as soon as it sees a new revision, restart generation
+ * or health restart: the upstream goes first and comes back with the new container. */
+LTEST(an_instance_about_to_be_recreated_or_restarted_leaves_first)
+{
+    json_t *base = json_pack("{s:s,s:s}", "lb/services/web/balance", "roundrobin",
+                             "lb/services/web/virtual_path", "/");
+    json_t *up = json_deep_copy(base);
+
+    json_object_set_new(up, "lb/services/web/upstreams/web-1", json_string("10.81.0.5:80"));
+    lb_null_stack();
+    service("null", "web", "nginx", NULL, "lab/null/lb", NULL);
+    generations(1, 0, 0, 1, 0, 0);
+    start(0);
+    expect_keys(json_deep_copy(up), 5000);
+    generations(2, 0, 0, 1, 0, 0); /* redeploy */
+    expect_keys(json_deep_copy(base), 5000);
+    generations(2, 0, 0, 2, 0, 0);
+    expect_keys(json_deep_copy(up), 5000);
+    generations(2, 1, 0, 2, 0, 0); /* service restart */
+    expect_keys(json_deep_copy(base), 5000);
+    generations(2, 1, 0, 2, 1, 0);
+    expect_keys(json_deep_copy(up), 5000);
+    generations(2, 1, 1, 2, 1, 0); /* health restart asked for */
+    expect_keys(json_deep_copy(base), 5000);
+    generations(2, 1, 1, 2, 1, 1);
+    expect_keys(json_deep_copy(up), 5000);
+    json_decref(base);
+    json_decref(up);
+}
+
 LTEST(a_new_healthy_instance_is_an_upstream_within_a_second)
 {
     int64_t worst = 0;
