@@ -99,6 +99,20 @@ API_TEST(lb_validation, api_unknown_mode_and_invalid_virtual_host_are_refused)
                      "KONTENA_LB_CUSTOM_SETTINGS: line 'backend evil' would open a new haproxy "
                      "section"),
               "%s", rep.body);
+    /* what haproxy would refuse: an unknown cookie option, a user in an undeclared group */
+    EXPECT(422, "POST", "/v1/grids/grd/services",
+           "{'name':'web','image':'nginx','links':[{'name':'lb'}],"
+           "'env':['KONTENA_LB_COOKIE=cookie SRV insert sticky']}");
+    cr_assert(strstr(err_at("env", NULL, NULL),
+                     "service 'web': KONTENA_LB_COOKIE: unknown cookie option or missing value at "
+                     "'sticky'"),
+              "%s", rep.body);
+    EXPECT(422, "POST", "/v1/grids/grd/services",
+           "{'name':'web','image':'nginx','links':[{'name':'lb'}],"
+           "'env':['KONTENA_LB_BASIC_AUTH_SECRETS=user a insecure-password b groups admins']}");
+    cr_assert_str_eq(err_at("env", NULL, NULL),
+                     "service 'web': KONTENA_LB_BASIC_AUTH_SECRETS: a user is in group 'admins', "
+                     "which no 'group' line declares");
     /* good settings pass */
     EXPECT(201, "POST", "/v1/grids/grd/services",
            "{'name':'web','image':'nginx','links':[{'name':'lb'}],"
