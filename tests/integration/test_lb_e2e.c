@@ -28,6 +28,7 @@
 
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
+#include "etcdclient/etcd.h"
 #include "tests/support/docker_env.h"
 #include "tests/support/http.h"
 #include "tests/support/httpload.h"
@@ -125,26 +126,42 @@ TestSuite(lb_e2e, .init = lb_init, .fini = lb_fini, .timeout = 240);
         }                                                                                          \
     } while (0)
 
-/* The LB container's output (docker logs of every container of the stack's lb service). */
+/* The LB container's own log lines (docker logs of the stack's lb containers, without the
+ * access log lines) and its keys in etcd. */
 static void dump_lb_logs(void)
 {
     char *filter = xasprintf("label=io.kontena.grid=%s", pf.grid);
-    char *ids = NULL;
+    char *ids = NULL, *save = NULL, *prefix = xasprintf("/kontena/haproxy/%s/", pf.grid);
     const char *ps[] = {
         "docker", "ps", "-aq", "--filter", filter, "--filter", "label=io.kontena.service=lb", NULL};
+    struct etcd_range_opts ro = {.range_end = ETCD_PREFIX};
+    struct etcd_range_result r;
+    struct err e = ERR_INIT;
 
     if (proc_run(ps, NULL, NULL, &ids, NULL) == 0 && ids) {
-        char *save = NULL;
         for (char *id = strtok_r(ids, "\n", &save); id; id = strtok_r(NULL, "\n", &save)) {
-            char *out = NULL, *err = NULL;
-            const char *logs[] = {"docker", "logs", "--tail", "200", id, NULL};
+            char *out = NULL, *err = NULL, *lsave = NULL;
+            const char *logs[] = {"docker", "logs", id, NULL};
             (void)proc_run(logs, NULL, NULL, &out, &err);
-            fprintf(stderr, "--- docker logs %s (the LB)\n%s%s\n", id, out ? out : "",
-                    err ? err : "");
+            fprintf(stderr, "--- docker logs %s (the LB; access log lines left out)\n", id);
+            for (char *ln = strtok_r(err, "\n", &lsave); ln; ln = strtok_r(NULL, "\n", &lsave))
+                if (!strstr(ln, " http-in ") && !strstr(ln, "[NOTICE]"))
+                    fprintf(stderr, "%s\n", ln);
+            lsave = NULL;
+            for (char *ln = strtok_r(out, "\n", &lsave); ln; ln = strtok_r(NULL, "\n", &lsave))
+                if (!strstr(ln, " http-in ") && !strstr(ln, "[NOTICE]"))
+                    fprintf(stderr, "%s\n", ln);
             free(out);
             free(err);
         }
     }
+    if (etcd_range(pf.ec, prefix, &ro, &r, &e) == ST_OK) {
+        fprintf(stderr, "--- etcd %s*\n", prefix);
+        for (size_t i = 0; i < r.n; i++)
+            fprintf(stderr, "%s = %.*s\n", r.kvs[i].key, (int)r.kvs[i].value_len, r.kvs[i].value);
+        etcd_range_result_release(&r);
+    }
+    free(prefix);
     free(ids);
     free(filter);
 }
