@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +67,7 @@ struct gstore {
 
 struct logstore {
     char *dir;
+    int lock_fd; /* flock()ed <dir>/.lock: one apiserver per directory */
     uint64_t window, seg_max;
     pthread_mutex_t mu; /* the grid list */
     struct gstore *grids;
@@ -687,18 +689,24 @@ enum status logstore_open(const char *dir, uint64_t window_bytes, struct logstor
         return err_set(e, ST_INVALID, "no log directory");
     if (mkdir_p(dir) != 0)
         return err_set(e, ST_IO, "cannot create log directory '%s': %s", dir, strerror(errno));
-    probe = xasprintf("%s/.probe", dir);
-    fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    probe = xasprintf("%s/.lock", dir);
+    fd = open(probe, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd == -1) {
         enum status st = err_set(e, ST_IO, "cannot write to log directory '%s': %s", dir,
                                  strerror(errno));
         free(probe);
         return st;
     }
-    close(fd);
-    unlink(probe);
     free(probe);
+    /* Two apiservers appending to the same segments would corrupt them. */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        enum status st = err_set(e, ST_CONFLICT,
+                                 "log directory '%s' is in use by another apiserver", dir);
+        close(fd);
+        return st;
+    }
     s = xcalloc(1, sizeof(*s));
+    s->lock_fd = fd;
     s->dir = xstrdup(dir);
     s->window = window_bytes < 65536 ? 65536 : window_bytes;
     s->seg_max = s->window / 8;
@@ -733,6 +741,7 @@ void logstore_close(struct logstore *s)
         grid_free(g);
     }
     pthread_mutex_destroy(&s->mu);
+    close(s->lock_fd);
     free(s->dir);
     free(s);
 }

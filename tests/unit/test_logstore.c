@@ -377,3 +377,17 @@ Test(logstore, syslog_format_and_addresses)
     cr_assert_not(logfwd_address_ok("udp://x y:10", why, sizeof(why)));
     cr_assert_not(logfwd_address_ok("udp://:10", why, sizeof(why)));
 }
+
+Test(logstore, one_apiserver_per_directory)
+{
+    struct logstore *s = open_store(1 << 20), *t = NULL;
+    struct err e = ERR_INIT;
+
+    /* flock is per open file description: a second open in the same process conflicts too */
+    cr_assert_eq(logstore_open(dir, 1 << 20, &t, &e), ST_CONFLICT);
+    cr_assert(strstr(e.msg, "in use by another apiserver"), "%s", e.msg);
+    cr_assert_null(t);
+    logstore_close(s);
+    t = open_store(1 << 20);
+    logstore_close(t);
+}
