@@ -19,8 +19,11 @@
 #include "agent/agent.h"
 #include "agent/dns.h"
 #include "agent/docker.h"
+#include "agent/logs.h"
+#include "agent/metrics.h"
 #include "agent/reconcile.h"
 #include "agent/rpc.h"
+#include "agent/stats.h"
 #include "agent/wg.h"
 #include "agent/ws.h"
 #include "common/cmdline.h"
@@ -74,6 +77,12 @@ static void usage(FILE *f)
         "                           containers on it with their overlay address; serve the\n"
         "                           grid's names with dnsmasq on 10.81.0.<node_number> (env\n"
         "                           KONTENA_OVERLAY=1; needs --etcd-endpoints)\n"
+        "    --stats-interval S     send container and node statistics every S seconds\n"
+        "                           (default 60; env KONTENA_STATS_INTERVAL)\n"
+        "    --metrics-listen A:P   serve Prometheus /metrics on this IPv4 address and port,\n"
+        "                           e.g. 127.0.0.1:9310 (env KONTENA_AGENT_METRICS; default\n"
+        "                           off)\n"
+        "    --no-logs              do not stream the containers' logs to the master\n"
         "    --ping-interval MS     ping the master this often (default 30000)\n"
         "    --ping-timeout MS      reconnect when a pong is this late (default 5000)\n"
         "    --backoff-max MS       longest wait between reconnects (default 90000)\n"
@@ -106,6 +115,9 @@ enum {
     OPT_RESYNC,
     OPT_NAME_PREFIX,
     OPT_OVERLAY,
+    OPT_STATS_INTERVAL,
+    OPT_METRICS,
+    OPT_NO_LOGS,
 };
 
 static const struct option long_opts[] = {
@@ -130,6 +142,9 @@ static const struct option long_opts[] = {
     {"resync-interval", required_argument, NULL, OPT_RESYNC},
     {"docker-name-prefix", required_argument, NULL, OPT_NAME_PREFIX},
     {"overlay", no_argument, NULL, OPT_OVERLAY},
+    {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS},
+    {"no-logs", no_argument, NULL, OPT_NO_LOGS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -221,6 +236,26 @@ static void send_to_master(void *arg, const json_t *msg)
     struct agent_ws **ws = arg;
     if (*ws)
         agent_ws_send(*ws, msg);
+}
+
+/* agent/logs.c's transport: requests with answers over the WebSocket. */
+static void call_master(void *arg, const char *method, const char *params, size_t len,
+                        logs_reply_fn reply, void *cbarg)
+{
+    struct agent_ws **ws = arg;
+
+    if (*ws) {
+        agent_ws_call_text(*ws, method, params, len, reply, cbarg);
+    } else {
+        json_t *err = json_pack("{s:i, s:s}", "code", 503, "message", "not connected yet");
+        reply(cbarg, err, NULL);
+        json_decref(err);
+    }
+}
+
+static void on_link(void *arg, int up)
+{
+    logs_link(arg, up);
 }
 
 /* ws://host:port/path (http(s) rewritten). 0, or -1 when unusable. */
@@ -389,6 +424,11 @@ int main(int argc, char **argv)
     struct docker_node_info dni;
     struct agent_ws *ws = NULL;
     struct agent_rpc *rpc = NULL;
+    struct logs *logs = NULL;
+    struct stats *stats = NULL;
+    struct agent_metrics *metrics = NULL;
+    const char *metrics_listen = env_or("KONTENA_AGENT_METRICS", NULL);
+    int stats_interval_s = 60, no_logs = 0;
     struct utsname un;
     sigset_t sigs;
     const char *etcd_endpoints = env_or("KONTENA_ETCD_ENDPOINTS", NULL);
@@ -411,6 +451,12 @@ int main(int argc, char **argv)
     c.ping_timeout_ms = 5000;
     c.backoff_max_ms = 90000;
     log_init("agent", LOG_INFO);
+    if (env_or("KONTENA_STATS_INTERVAL", NULL)) {
+        if ((v = cmdline_long(env_or("KONTENA_STATS_INTERVAL", NULL), 1, 86400)) == -1)
+            return die_usage("bad KONTENA_STATS_INTERVAL '%s': seconds from 1 to 86400",
+                             env_or("KONTENA_STATS_INTERVAL", NULL));
+        stats_interval_s = (int)v;
+    }
 
     while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         switch (opt) {
@@ -481,6 +527,17 @@ int main(int argc, char **argv)
             break;
         case OPT_OVERLAY:
             overlay = 1;
+            break;
+        case OPT_STATS_INTERVAL:
+            if ((v = cmdline_long(optarg, 1, 86400)) == -1)
+                return die_usage("bad --stats-interval '%s': seconds from 1 to 86400", optarg);
+            stats_interval_s = (int)v;
+            break;
+        case OPT_METRICS:
+            metrics_listen = optarg;
+            break;
+        case OPT_NO_LOGS:
+            no_logs = 1;
             break;
         case OPT_RESYNC:
             if ((v = cmdline_long(optarg, 100, 86400000)) == -1)
@@ -647,25 +704,73 @@ int main(int argc, char **argv)
             }
             c.on_request = on_request;
             c.on_request_arg = rpc;
+            if (!no_logs) {
+                struct logs_opts lo = {.docker_socket = docker_socket,
+                                       .node = c.node_name,
+                                       .transport = {.call = call_master, .arg = &ws}};
+                logs = logs_start(&lo, &e);
+                if (!logs) {
+                    log_error("msg=\"cannot follow the containers' logs: %s\"", e.msg);
+                    goto out;
+                }
+                c.on_link = on_link;
+                c.on_link_arg = logs;
+            }
         }
         if (agent_ws_start(&c, &ws, &e) != ST_OK) {
             log_error("msg=\"%s\"", e.msg);
             goto out;
         }
+        if (!no_docker) {
+            struct stats_opts so = {.docker_socket = docker_socket,
+                                    .node = c.node_name,
+                                    .interval_ms = stats_interval_s * 1000,
+                                    .fs_path = access("/var/lib/docker", R_OK) == 0
+                                                   ? "/var/lib/docker"
+                                                   : "/",
+                                    .send = send_to_master,
+                                    .send_arg = &ws};
+            stats = stats_start(&so, &e);
+            if (!stats)
+                log_error("msg=\"cannot sample statistics: %s\"", e.msg);
+        }
     } else {
         log_info("msg=\"node '%s' of grid '%s': reconciling only (no --uri)\"", c.node_name,
                  grid);
     }
+    if (metrics_listen && *metrics_listen && strcmp(metrics_listen, "off") != 0) {
+        metrics = agent_metrics_start(metrics_listen, logs, stats, &e);
+        if (!metrics) {
+            log_error("msg=\"%s\"", e.msg);
+            no_logs = -1; /* exit status 1 below */
+            goto stop;
+        }
+        log_info("msg=\"serving /metrics on %s\"", metrics_listen);
+    }
     if (sigwait(&sigs, &sig) == 0 && sig != SIGUSR1)
         log_info("msg=\"signal %d: shutting down\"", sig);
+stop:
+    agent_metrics_stop(metrics);
+    metrics = NULL;
+    stats_stop(stats);
+    stats = NULL;
     agent_rpc_stop(rpc); /* before the socket it answers through */
+    logs_stop(logs);     /* threads only: late answers from the socket are still taken */
     rc = agent_ws_stop(ws);
+    if (no_logs == -1)
+        rc = 1;
+    logs_free(logs);
+    logs = NULL;
     /* after the WebSocket thread: it may start the reconciler */
     reconcile_stop(rs.r);
     rs.r = NULL;
     dns_stop(rs.dns);
     rs.dns = NULL;
 out:
+    agent_metrics_stop(metrics);
+    stats_stop(stats);
+    logs_stop(logs);
+    logs_free(logs);
     agent_rpc_free(rpc);
     reconcile_stop(rs.r);
     dns_stop(rs.dns);
