@@ -65,13 +65,43 @@ static char *grid_of(const char *key, const char *prefix)
     return xstrndup(g, (size_t)(slash - g));
 }
 
+/* The fields of instance and observed keys that upstreams depend on (upstream_of): a change
+ * of anything else (checked_at of every health check, timestamps, spec) queues nothing. */
+static const char *const inst_fields[] = {"service_id",         "desired_state",   "revision",
+                                          "restart_generation", "health_restarts", NULL};
+static const char *const obs_fields[] = {
+    "state", "ip", "ready", "revision", "restart_generation", "health_restarts", NULL};
+
+static int same(const json_t *a, const json_t *b)
+{
+    return (!a && !b) || (a && b && json_equal(a, b));
+}
+
+static int relevant_change(const json_t *o, const json_t *n, const char *const *fields, int health)
+{
+    if (!o || !n)
+        return 1;
+    for (const char *const *f = fields; *f; f++)
+        if (!same(json_object_get(o, *f), json_object_get(n, *f)))
+            return 1;
+    if (health) {
+        const json_t *ho = json_object_get(o, "health"), *hn = json_object_get(n, "health");
+        if (json_is_null(ho) != json_is_null(hn) || !ho != !hn ||
+            !same(json_object_get(ho, "status"), json_object_get(hn, "status")))
+            return 1;
+    }
+    return 0;
+}
+
 static void on_change(void *arg, const char *key, const json_t *o, const json_t *n)
 {
     struct lbconfig *lc = arg;
     const char *prefixes[] = {P_SERVICES, P_INSTANCES, P_OBSERVED};
 
-    (void)o;
-    (void)n;
+    if (!strncmp(key, P_INSTANCES, strlen(P_INSTANCES)) && !relevant_change(o, n, inst_fields, 0))
+        return;
+    if (!strncmp(key, P_OBSERVED, strlen(P_OBSERVED)) && !relevant_change(o, n, obs_fields, 1))
+        return;
     for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++) {
         char *grid = grid_of(key, prefixes[i]);
         if (grid) {
