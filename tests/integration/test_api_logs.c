@@ -667,6 +667,7 @@ API_TEST(logs, follow_sees_every_line_once_in_order_with_keepalives)
 API_TEST(logs, window_and_cursors_survive_a_master_restart_and_from_resumes)
 {
     struct wsc c;
+    struct follow fl;
     json_t *l, *res;
     int64_t last;
 
@@ -676,8 +677,25 @@ API_TEST(logs, window_and_cursors_survive_a_master_restart_and_from_resumes)
     last = json_integer_value(json_object_get(json_array_get(l, 9), "id"));
     cr_assert_eq(last, 100);
     json_decref(l);
+    /* a follower's stream ends cleanly when the master stops (it reconnects with from=) */
+    follow_start(&fl, "/v1/grids/grd/container_logs?follow=1&limit=5", 0);
+    l = follow_wait(&fl, 5, 10000);
+    cr_assert_eq(json_array_size(l), 5);
+    json_decref(l);
     wsc_close(&c);
     cr_assert_eq(api_proc_restart(&api), 0);
+    for (int i = 0; i < 100; i++) {
+        int done;
+        pthread_mutex_lock(&fl.mu);
+        done = fl.done;
+        pthread_mutex_unlock(&fl.mu);
+        if (done)
+            break;
+        time_sleep_ms(50);
+    }
+    cr_assert(fl.done, "the follow stream did not end when the master stopped");
+    cr_assert_eq(fl.rc, 200);
+    follow_stop(&fl);
     agent_connect(&c, "n1");
     res = call(&c, "/containers/log_cursor", json_pack("[[s]]", "ccc1"));
     cr_assert_str_eq(json_string_value(json_object_get(json_object_get(res, "cursors"), "ccc1")),
@@ -690,6 +708,97 @@ API_TEST(logs, window_and_cursors_survive_a_master_restart_and_from_resumes)
     cr_assert_eq(json_integer_value(json_object_get(json_array_get(l, 0), "id")), 101);
     cr_assert_str_eq(data_at(l, 0), "stk.web-1 100");
     json_decref(l);
+    wsc_close(&c);
+}
+
+static long rss_kb(pid_t pid);
+
+/* Figures, not a timing assertion: how fast the master stores batches of 1000 lines from one
+ * agent while one follower reads them all (every line once and in order). */
+API_TEST(logs, ingest_and_follow_figures)
+{
+    struct wsc c;
+    struct follow f;
+    json_t *objs;
+    char **batches = xcalloc(100, sizeof(*batches));
+    int64_t t0, t1, t2;
+    const int nb = 100;
+
+    agent_connect(&c, "n1");
+    follow_start(&f, "/v1/grids/grd/container_logs?follow=1", 0);
+    time_sleep_ms(300);
+    /* build the messages first: only the master's side is timed */
+    for (int b = 0; b < nb; b++) {
+        json_t *items = json_array();
+        for (int i = b * 1000; i < (b + 1) * 1000; i++) {
+            char *t = ts(T0 + i / 1000000, (long long)(i % 1000000) * 1000);
+            char *d = xasprintf("line %d of a benchmark run, some text to make it look real", i);
+            json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s}",
+                                                   "id", "abcdef0123456789", "name", "stk.web-1",
+                                                   "node", "n1", "stack", "stk", "service", "web",
+                                                   "instance", 1, "time", t, "type", "stdout",
+                                                   "data", d));
+            free(t);
+            free(d);
+        }
+        {
+            json_t *m = json_pack("[i, I, s, [{s:o}]]", 0, (json_int_t)(100000 + b),
+                                  "/containers/log_batch", "items", items);
+            batches[b] = json_dumps(m, JSON_COMPACT);
+            json_decref(m);
+        }
+    }
+    t0 = time_mono_ms();
+    /* up to 4 batches in flight, as the agent does */
+    {
+        int sent = 0, acked = 0;
+        while (acked < nb) {
+            char *m;
+            while (sent < nb && sent - acked < 4)
+            {
+                cr_assert_eq(wsc_frame(&c, 1, batches[sent], strlen(batches[sent])), 0);
+                sent++;
+            }
+            m = wsc_recv(&c, 20000);
+            cr_assert(m, "no answer");
+            if (!strncmp(m, "[1,", 3))
+                acked++;
+            free(m);
+        }
+    }
+    t1 = time_mono_ms();
+    /* count entries by their newline (parsing is for the end) */
+    for (;;) {
+        size_t nl = 0;
+        pthread_mutex_lock(&f.mu);
+        for (size_t i = 0; i < f.len; i++)
+            nl += f.data[i] == '\n';
+        pthread_mutex_unlock(&f.mu);
+        if (nl >= (size_t)nb * 1000 || time_mono_ms() - t0 > 60000)
+            break;
+        time_sleep_ms(20);
+    }
+    t2 = time_mono_ms();
+    objs = follow_objects(&f, NULL);
+    cr_assert_eq(json_array_size(objs), (size_t)nb * 1000);
+    for (size_t i = 0; i < json_array_size(objs); i += 997) {
+        char want[96];
+        snprintf(want, sizeof(want), "line %zu of a benchmark run, some text to make it look real",
+                 i);
+        cr_assert_str_eq(data_at(objs, i), want);
+    }
+    fprintf(stderr,
+            "ingest: %d lines stored in %lld ms (%.0f lines/s, batches of 1000, 4 in flight); "
+            "the follower had all of them %lld ms after the first was sent (%.0f lines/s); "
+            "apiserver RSS %ld kB\n",
+            nb * 1000, (long long)(t1 - t0), nb * 1000.0 * 1000.0 / (double)(t1 - t0 ? t1 - t0 : 1),
+            (long long)(t2 - t0), nb * 1000.0 * 1000.0 / (double)(t2 - t0 ? t2 - t0 : 1),
+            rss_kb(api.pid));
+    json_decref(objs);
+    for (int b = 0; b < nb; b++)
+        free(batches[b]);
+    free(batches);
+    follow_stop(&f);
     wsc_close(&c);
 }
 
