@@ -1238,7 +1238,7 @@ struct fwd_ctx {
     const struct cfilter *cf;
     struct buf *out;
     const char *sep;
-    size_t max_entries, max_bytes, n;
+    size_t max_entries, max_bytes, max_scan, n, scanned;
 };
 
 static int fwd_line(void *arg, int64_t id, const char *l, size_t len)
@@ -1247,6 +1247,9 @@ static int fwd_line(void *arg, int64_t id, const char *l, size_t len)
     size_t sl = c->sep ? strlen(c->sep) : 0;
 
     (void)id;
+    if (c->max_scan && c->scanned >= c->max_scan)
+        return -1; /* examined enough for one call: the next one starts here */
+    c->scanned++;
     if (!cfilter_match(c->cf, l, len))
         return 1;
     if (c->n > 0 && c->out->len + len + sl > c->max_bytes)
@@ -1259,12 +1262,13 @@ static int fwd_line(void *arg, int64_t id, const char *l, size_t len)
 
 size_t logstore_read(struct logstore *s, const char *grid, int64_t from,
                      const struct log_filter *f, size_t max_entries, size_t max_bytes,
-                     struct buf *out, const char *sep, int64_t *next_id, int64_t *dropped)
+                     size_t max_scan, struct buf *out, const char *sep, int64_t *next_id,
+                     int64_t *dropped)
 {
     struct gstore *g = grid_get(s, grid, 0);
     struct cfilter cf;
     struct fwd_ctx c = {.out = out, .sep = sep, .max_entries = max_entries,
-                        .max_bytes = max_bytes};
+                        .max_bytes = max_bytes, .max_scan = max_scan};
     int64_t id = from < 1 ? 1 : from;
 
     *dropped = 0;

@@ -79,13 +79,15 @@ int logstore_cursor(struct logstore *s, const char *grid, const char *container_
 void logstore_bounds(struct logstore *s, const char *grid, int64_t *first, int64_t *next);
 
 /* Forward read: from id `from` (inclusive) append matching lines to out, each followed by
- * sep (may be NULL), until max_entries lines or out->len would exceed max_bytes (at least one
- * line is taken when there is one) or the end. *next_id gets the id after the last line
- * examined; *dropped gets how many ids were below the window (from was evicted: reading
- * starts at the oldest). Returns the number of lines appended. */
+ * sep (may be NULL), until max_entries lines, or out->len would exceed max_bytes (at least one
+ * line is taken when there is one), or max_scan lines were examined (0: no limit), or the
+ * end. *next_id gets the id after the last line examined; *dropped gets how many ids were
+ * below the window (from was evicted: reading starts at the oldest). Returns the number of
+ * lines appended. */
 size_t logstore_read(struct logstore *s, const char *grid, int64_t from,
                      const struct log_filter *f, size_t max_entries, size_t max_bytes,
-                     struct buf *out, const char *sep, int64_t *next_id, int64_t *dropped);
+                     size_t max_scan, struct buf *out, const char *sep, int64_t *next_id,
+                     int64_t *dropped);
 
 /* The id of the oldest of the newest `limit` matching lines (limit >= 1), or the next id
  * when none match: where a reader of the last `limit` lines starts. */

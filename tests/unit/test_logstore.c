@@ -79,7 +79,7 @@ static json_t *read_all(struct logstore *s, int64_t from, const struct log_filte
     json_t *arr = json_array();
 
     buf_init(&b, 0);
-    logstore_read(s, "grd", from, f, 1000000, 1u << 30, &b, "\n", &next, &d);
+    logstore_read(s, "grd", from, f, 1000000, 1u << 30, 0, &b, "\n", &next, &d);
     if (dropped)
         *dropped = d;
     for (char *p = b.ptr, *nl; p && (nl = memchr(p, '\n', b.len - (size_t)(p - b.ptr)));
@@ -342,7 +342,7 @@ Test(logstore, read_stops_at_the_byte_cap_and_resumes_there)
     buf_init(&b, 0);
     do {
         buf_reset(&b);
-        n = logstore_read(s, "grd", from, NULL, 300, 4096, &b, "\n", &next, &dropped);
+        n = logstore_read(s, "grd", from, NULL, 300, 4096, 0, &b, "\n", &next, &dropped);
         cr_assert_leq(b.len, 4096);
         total += n;
         cr_assert_eq(next, from + (int64_t)n);
@@ -390,4 +390,23 @@ Test(logstore, one_apiserver_per_directory)
     logstore_close(s);
     t = open_store(1 << 20);
     logstore_close(t);
+}
+
+Test(logstore, a_read_examines_at_most_max_scan_lines)
+{
+    struct logstore *s = open_store(1 << 20);
+    const char *cont[] = {"nobody", NULL};
+    struct log_filter f = {.containers = cont, .instance = -1};
+    struct buf b = BUF_INIT;
+    int64_t next, dropped;
+
+    put(s, "a8", "w-1", NULL, -1, "stdout", 0, 500, T0);
+    buf_init(&b, 0);
+    cr_assert_eq(logstore_read(s, "grd", 1, &f, 300, 65536, 100, &b, "\n", &next, &dropped), 0);
+    cr_assert_eq(next, 101);
+    cr_assert_eq(logstore_read(s, "grd", next, &f, 300, 65536, 1000, &b, "\n", &next, &dropped),
+                 0);
+    cr_assert_eq(next, 501);
+    buf_release(&b);
+    logstore_close(s);
 }
