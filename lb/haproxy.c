@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -170,4 +172,87 @@ int lb_haproxy_stop(pid_t pid, int timeout_ms)
         return ws;
     kill(pid, SIGKILL);
     return wait_for(pid, 2000);
+}
+
+enum status lb_haproxy_cli(const char *sock, const char *cmds, char **reply, struct err *e)
+{
+    struct sockaddr_un a = {0};
+    int fd;
+    struct buf out = BUF_INIT;
+    char *line = xasprintf("%s\n", cmds);
+    size_t off = 0, len = strlen(line);
+    long long end = now_ms() + 2000;
+    enum status st = ST_OK;
+
+    *reply = NULL;
+    if (strlen(sock) >= sizeof(a.sun_path)) {
+        free(line);
+        return err_set(e, ST_INVALID, "socket path '%s' too long", sock);
+    }
+    a.sun_family = AF_UNIX;
+    memcpy(a.sun_path, sock, strlen(sock) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1 || connect(fd, (struct sockaddr *)&a, sizeof(a)) == -1) {
+        st = err_set(e, ST_IO, "cannot connect to '%s': %s", sock, strerror(errno));
+        goto out;
+    }
+    while (off < len) {
+        ssize_t w = send(fd, line + off, len - off, MSG_NOSIGNAL);
+        if (w == -1 && errno == EINTR)
+            continue;
+        if (w == -1) {
+            st = err_set(e, ST_IO, "cannot write to '%s': %s", sock, strerror(errno));
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    buf_init(&out, OUTPUT_CAP);
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        long long left = end - now_ms();
+        char chunk[4096];
+        ssize_t r;
+        if (left <= 0) {
+            st = err_set(e, ST_IO, "no answer from '%s' within 2 s", sock);
+            break;
+        }
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        r = read(fd, chunk, sizeof(chunk));
+        if (r == -1 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (out.len + (size_t)r > OUTPUT_CAP || buf_append(&out, chunk, (size_t)r) != ST_OK)
+            break;
+    }
+    if (st == ST_OK)
+        *reply = buf_take(&out);
+out:
+    if (fd != -1)
+        close(fd);
+    buf_release(&out);
+    free(line);
+    return st;
+}
+
+pid_t lb_haproxy_current_worker(const char *master_sock)
+{
+    char *reply = NULL;
+    const char *p;
+    pid_t pid = 0;
+
+    /* The master CLI keeps the connection open unless told to quit. */
+    if (lb_haproxy_cli(master_sock, "show proc;quit", &reply, NULL) != ST_OK)
+        return 0;
+    /* "#<PID> <type> ...", "<pid> master ...", "# workers", "<pid> worker ...", "# old workers" */
+    p = strstr(reply, "# workers\n");
+    if (p) {
+        p += 10;
+        if (*p >= '0' && *p <= '9' && strstr(p, "worker") && strchr(p, '\n') &&
+            strstr(p, "worker") < strchr(p, '\n'))
+            pid = (pid_t)atoi(p);
+    }
+    free(reply);
+    return pid;
 }

@@ -30,6 +30,16 @@ enum status lb_haproxy_start(const char *bin, const char *cfg, const char *maste
 /* Seamless reload (SIGUSR2 to the master). */
 enum status lb_haproxy_reload(pid_t pid, struct err *e) WARN_UNUSED_RESULT;
 
+/* Send one line of runtime API commands (';'-separated) to the stats socket at sock and
+ * read the answer (bounded: 2 s, 64 KiB) into *reply (fresh memory). ST_IO when the socket
+ * cannot be reached. */
+enum status lb_haproxy_cli(const char *sock, const char *cmds, char **reply,
+                           struct err *e) WARN_UNUSED_RESULT;
+
+/* The pid of the current worker, from the master CLI's "show proc" on master_sock; 0 when
+ * the master does not answer (it is re-executing during a reload) or has no worker. */
+pid_t lb_haproxy_current_worker(const char *master_sock);
+
 /* Soft-stop (SIGUSR1: workers finish their connections, then the master exits), SIGTERM
  * after timeout_ms, SIGKILL 2 s later. Returns the wait status, or -1 when pid was not
  * our child. */

@@ -39,6 +39,7 @@ extern char **environ;
 #define PROG "kontena-lb"
 #define COALESCE_MS 100
 #define STOP_TIMEOUT_MS 8000
+#define RELOAD_WAIT_MS 5000
 
 struct kv {
     char *key; /* relative to the root */
@@ -63,17 +64,23 @@ struct lb {
     int synced;
     int stop;
     struct etcd_watch *w;
+    int64_t first_change; /* monotonic ms of the first change the main thread has not taken */
 
     /* Main thread only. */
     pid_t master;
-    char *applied;  /* the text haproxy runs with */
+    struct lb_render applied; /* what haproxy runs with (applied.text NULL before the first) */
+    char *admin_sock;
     char *rejected; /* the last text haproxy refused (not retried until the keys change) */
+    int force;          /* SIGHUP: validate and reload even if the text did not change */
     int64_t changed_at; /* monotonic ms of the first change not yet applied, 0 = none */
 };
 
+/* mu held. */
 static void notify(struct lb *lb)
 {
     uint64_t one = 1;
+    if (!lb->first_change)
+        lb->first_change = time_mono_ms();
     if (write(lb->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
         log_warn("msg=\"cannot wake the main loop: %s\"", strerror(errno));
 }
@@ -147,8 +154,8 @@ static int on_watch(void *arg, const struct etcd_watch_msg *m)
             log_debug("key=%s rev=%lld msg=\"%s\"", ev->kv.key, (long long)ev->kv.mod_revision,
                       ev->type == ETCD_EVENT_PUT ? "put" : "delete");
         }
-        pthread_mutex_unlock(&lb->mu);
         notify(lb);
+        pthread_mutex_unlock(&lb->mu);
         break;
     case ETCD_WATCH_DISCONNECTED:
         log_warn("key=%s msg=\"watch interrupted, resuming: %s\"", lb->prefix,
@@ -219,8 +226,8 @@ static void *watch_main(void *arg)
             log_info("key=%s rev=%lld msg=\"listed %zu keys\"", lb->prefix,
                      (long long)rr.revision, rr.n);
         lb->synced = 1;
-        pthread_mutex_unlock(&lb->mu);
         notify(lb);
+        pthread_mutex_unlock(&lb->mu);
 
         wo.key = lb->prefix;
         wo.range_end = ETCD_PREFIX;
@@ -292,6 +299,37 @@ static void log_refusal(const struct lb_render *r, const char *cfg, const char *
     }
 }
 
+/* The first line of a runtime API reply, for a log line (static storage). */
+static const char *reply_oneline(const char *reply)
+{
+    static char one[256];
+    size_t n = 0;
+
+    for (const char *p = reply ? reply : ""; *p && n < sizeof(one) - 1; p++)
+        one[n++] = (*p == '\n' || *p == '"') ? ' ' : *p;
+    one[n] = 0;
+    while (n && one[n - 1] == ' ')
+        one[--n] = 0;
+    return one;
+}
+
+/* Did every runtime API command work? "add server" answers "New server registered.", the
+ * others answer nothing; anything else is an error message. */
+static int runtime_reply_ok(const char *reply)
+{
+    static const char ok[] = "New server registered.";
+    const char *p = reply;
+
+    while (p && *p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len && !(len == strlen(ok) && strncmp(p, ok, len) == 0))
+            return 0;
+        p = eol ? eol + 1 : NULL;
+    }
+    return 1;
+}
+
 static void apply(struct lb *lb)
 {
     struct lb_render r = LB_RENDER_INIT;
@@ -300,6 +338,7 @@ static void apply(struct lb *lb)
     char *output = NULL;
     enum status st;
     int64_t t0 = time_mono_ms(), t1;
+    int runtime = 0; /* runtime API: 0 not used, 1 every command worked, -1 one failed */
 
     pthread_mutex_lock(&lb->mu);
     kvs = xcalloc(lb->n + 1, sizeof(*kvs));
@@ -311,12 +350,32 @@ static void apply(struct lb *lb)
     pthread_mutex_unlock(&lb->mu);
     free(kvs);
 
-    if (lb->applied && strcmp(r.text, lb->applied) == 0)
+    if (!lb->force && lb->applied.text && strcmp(r.text, lb->applied.text) == 0)
         goto out; /* nothing changed for haproxy */
-    if (lb->rejected && strcmp(r.text, lb->rejected) == 0)
+    if (!lb->force && lb->rejected && strcmp(r.text, lb->rejected) == 0)
         goto out;
+    lb->force = 0;
     for (size_t i = 0; i < r.n_dropped; i++)
         log_warn("msg=\"left out: %s\"", r.dropped[i]);
+    /* Servers added or removed, nothing else: tell the running workers at once through the
+     * runtime API (a new upstream serves within milliseconds, a removed one gets no new
+     * request), then validate and write the file without a reload. When a command fails,
+     * the validated, seamless reload below brings haproxy to the new configuration. */
+    if (lb->master > 0 && lb->applied.text) {
+        char *cmds = lb_render_runtime_cmds(&lb->applied, &r), *reply = NULL;
+        if (cmds) {
+            st = lb_haproxy_cli(lb->admin_sock, cmds, &reply, &e);
+            runtime = st == ST_OK && runtime_reply_ok(reply) ? 1 : -1;
+            if (st != ST_OK)
+                log_warn("msg=\"runtime API: %s; reloading instead\"", e.msg);
+            else
+                log_info("msg=\"runtime API: %s\" reply=\"%s\"%s since_change_ms=%lld", cmds,
+                         reply_oneline(reply), runtime > 0 ? "" : " (reloading instead)",
+                         (long long)(lb->changed_at ? time_mono_ms() - lb->changed_at : 0));
+            free(reply);
+            free(cmds);
+        }
+    }
     if (write_text(lb->cfg_new, r.text, &e) != ST_OK) {
         log_error("msg=\"%s\"", e.msg);
         goto out;
@@ -325,7 +384,10 @@ static void apply(struct lb *lb)
     if (st != ST_OK) {
         log_refusal(&r, lb->cfg_new, output);
         log_error("msg=\"%s; %s\"", e.msg,
-                  lb->applied ? "the running configuration stays" : "haproxy not started yet");
+                  lb->applied.text ? "the running configuration stays" : "haproxy not started yet");
+        /* Undo what the runtime API did: the old file is still in place. */
+        if (runtime && lb_haproxy_reload(lb->master, &e) != ST_OK)
+            log_error("msg=\"%s\"", e.msg);
         free(lb->rejected);
         lb->rejected = xstrdup(r.text);
         goto out;
@@ -333,26 +395,47 @@ static void apply(struct lb *lb)
     if (rename(lb->cfg_new, lb->cfg) == -1) {
         log_error("msg=\"cannot rename '%s' to '%s': %s\"", lb->cfg_new, lb->cfg,
                   strerror(errno));
+        if (runtime && lb_haproxy_reload(lb->master, &e) != ST_OK)
+            log_error("msg=\"%s\"", e.msg);
         goto out;
     }
-    free(lb->applied);
-    lb->applied = xstrdup(r.text);
+    lb_render_release(&lb->applied);
+    lb->applied = r;
+    r = (struct lb_render)LB_RENDER_INIT;
     FREE_AND_NULL(lb->rejected);
     t1 = time_mono_ms();
-    if (lb->master > 0) {
-        if (lb_haproxy_reload(lb->master, &e) != ST_OK)
+    if (lb->master > 0 && runtime > 0) {
+        log_info("msg=\"configuration applied (runtime API, no reload), %zu backends\" "
+                 "check_ms=%lld since_change_ms=%lld",
+                 lb->applied.n_backends, (long long)(t1 - t0),
+                 (long long)(lb->changed_at ? t1 - lb->changed_at : 0));
+    } else if (lb->master > 0) {
+        pid_t old = lb_haproxy_current_worker(lb->master_sock), cur = 0;
+        int64_t t2;
+        if (lb_haproxy_reload(lb->master, &e) != ST_OK) {
             log_error("msg=\"%s\"", e.msg);
-        else
-            log_info("msg=\"configuration applied (reload), %zu backends\" render_ms=%lld "
-                     "check_ms=%lld since_change_ms=%lld",
-                     r.n_backends, (long long)0, (long long)(t1 - t0),
-                     (long long)(lb->changed_at ? t1 - lb->changed_at : 0));
+            goto out;
+        }
+        /* Wait until the new worker serves, so that a runtime API command that follows
+         * reaches it rather than the worker on its way out. */
+        for (int i = 0; i < RELOAD_WAIT_MS / 10; i++) {
+            cur = lb_haproxy_current_worker(lb->master_sock);
+            if (cur > 0 && cur != old)
+                break;
+            poll(NULL, 0, 10);
+        }
+        t2 = time_mono_ms();
+        log_info("msg=\"configuration applied (reload%s), %zu backends\" worker=%d check_ms=%lld "
+                 "reload_ms=%lld since_change_ms=%lld",
+                 cur > 0 && cur != old ? "" : ", new worker not seen yet", lb->applied.n_backends,
+                 (int)cur, (long long)(t1 - t0), (long long)(t2 - t1),
+                 (long long)(lb->changed_at ? t2 - lb->changed_at : 0));
     } else {
         if (lb_haproxy_start(lb->haproxy, lb->cfg, lb->master_sock, &lb->master, &e) != ST_OK)
             log_error("msg=\"%s\"", e.msg);
         else
             log_info("msg=\"haproxy started (pid %d), %zu backends\"", (int)lb->master,
-                     r.n_backends);
+                     lb->applied.n_backends);
     }
 out:
     free(output);
@@ -560,6 +643,7 @@ int main(int argc, char **argv)
     lb.cfg = xasprintf("%s/haproxy.cfg", run_dir);
     lb.cfg_new = xasprintf("%s/haproxy.cfg.new", run_dir);
     lb.master_sock = xasprintf("%s/master.sock", run_dir);
+    lb.admin_sock = xasprintf("%s/admin.sock", run_dir);
     unlink(lb.cfg);
     {
         char *pid = xasprintf("%s/haproxy.pid", run_dir);
@@ -640,8 +724,15 @@ int main(int argc, char **argv)
         }
         if (p[1].revents & POLLIN) {
             uint64_t v;
-            if (read(lb.efd, &v, sizeof(v)) > 0 && !lb.changed_at)
-                lb.changed_at = time_mono_ms();
+            if (read(lb.efd, &v, sizeof(v)) > 0) {
+                /* The coalescing window starts when the change arrived, not when this
+                 * thread got to it (it may have been busy with a reload). */
+                pthread_mutex_lock(&lb.mu);
+                if (!lb.changed_at)
+                    lb.changed_at = lb.first_change ? lb.first_change : time_mono_ms();
+                lb.first_change = 0;
+                pthread_mutex_unlock(&lb.mu);
+            }
         }
         if (p[0].revents & POLLIN) {
             struct signalfd_siginfo si;
@@ -650,8 +741,7 @@ int main(int argc, char **argv)
                     log_info("msg=\"%s: stopping\"", strsignal((int)si.ssi_signo));
                     stopping = 1;
                 } else if (si.ssi_signo == SIGHUP) {
-                    FREE_AND_NULL(lb.applied);
-                    FREE_AND_NULL(lb.rejected);
+                    lb.force = 1;
                     lb.changed_at = time_mono_ms();
                 } else if (si.ssi_signo == SIGCHLD) {
                     int ws;
@@ -675,10 +765,10 @@ int main(int argc, char **argv)
         now = time_mono_ms();
         if (restart_at && now >= restart_at) {
             restart_at = 0;
-            if (lb.applied &&
+            if (lb.applied.text &&
                 lb_haproxy_start(lb.haproxy, lb.cfg, lb.master_sock, &lb.master, &e) != ST_OK)
                 log_error("msg=\"%s\"", e.msg);
-            else if (lb.applied)
+            else if (lb.applied.text)
                 log_info("msg=\"haproxy restarted (pid %d)\"", (int)lb.master);
         }
         pthread_mutex_lock(&lb.mu);
@@ -720,7 +810,8 @@ out:
     if (lb.efd > 0)
         close(lb.efd);
     lb_settings_release(&lb.settings);
-    free(lb.applied);
+    lb_render_release(&lb.applied);
+    free(lb.admin_sock);
     free(lb.rejected);
     free(lb.cfg);
     free(lb.cfg_new);

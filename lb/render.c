@@ -721,3 +721,108 @@ const char *lb_render_line_backend(const struct lb_render *r, size_t line_no)
         return NULL;
     return r->backends[owner];
 }
+
+/* ---- runtime API commands for server-only changes ------------------------------------------ */
+
+struct srv_line {
+    const char *backend; /* borrowed from the render */
+    const char *line;    /* start of "  server ..." in the text */
+    size_t len;          /* without the newline */
+};
+
+/* Split r's text into its server lines (srv) and the rest (other, "\n"-joined). */
+static void split_servers(const struct lb_render *r, struct srv_line **srv, size_t *n_srv,
+                          struct buf *other)
+{
+    const char *p = r->text;
+    size_t line_no = 0;
+
+    *srv = NULL;
+    *n_srv = 0;
+    while (p && *p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        line_no++;
+        if (len > 9 && strncmp(p, "  server ", 9) == 0 && lb_render_line_backend(r, line_no)) {
+            *srv = xrealloc(*srv, (*n_srv + 1) * sizeof(**srv));
+            (*srv)[*n_srv].backend = lb_render_line_backend(r, line_no);
+            (*srv)[*n_srv].line = p;
+            (*srv)[*n_srv].len = len;
+            (*n_srv)++;
+        } else {
+            BUG_ON(buf_append(other, p, len) != ST_OK || buf_puts(other, "\n") != ST_OK);
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+}
+
+/* The server name of a server line: [start, *len). */
+static const char *srv_name(const struct srv_line *s, size_t *len)
+{
+    const char *n = s->line + 9;
+    const char *sp = memchr(n, ' ', s->len - 9);
+    *len = sp ? (size_t)(sp - n) : s->len - 9;
+    return n;
+}
+
+static const struct srv_line *srv_find(const struct srv_line *v, size_t n,
+                                       const struct srv_line *want)
+{
+    size_t wl, l;
+    const char *wn = srv_name(want, &wl);
+
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = srv_name(&v[i], &l);
+        if (strcmp(v[i].backend, want->backend) == 0 && l == wl && memcmp(nm, wn, l) == 0)
+            return &v[i];
+    }
+    return NULL;
+}
+
+char *lb_render_runtime_cmds(const struct lb_render *old, const struct lb_render *new_r)
+{
+    struct srv_line *os = NULL, *ns = NULL;
+    size_t on = 0, nn = 0;
+    struct buf oo = BUF_INIT, no = BUF_INIT, cmds = BUF_INIT;
+    char *out = NULL;
+
+    if (!old || !new_r || !old->text || !new_r->text)
+        return NULL;
+    split_servers(old, &os, &on, &oo);
+    split_servers(new_r, &ns, &nn, &no);
+    if (oo.len != no.len || (oo.len && memcmp(oo.ptr, no.ptr, oo.len) != 0))
+        goto out; /* more than servers changed: the reload does it */
+    for (size_t i = 0; i < nn; i++) {
+        const struct srv_line *o = srv_find(os, on, &ns[i]);
+        size_t l;
+        const char *nm = srv_name(&ns[i], &l);
+        const char *rest = nm + l;
+        if (o && (o->len != ns[i].len || memcmp(o->line, ns[i].line, o->len) != 0))
+            goto out; /* same name, new address or options */
+        if (o)
+            continue;
+        BUG_ON(buf_printf(&cmds, "%sadd server %s/%.*s%.*s;enable server %s/%.*s", cmds.len ? ";" : "",
+                          ns[i].backend, (int)l, nm, (int)(ns[i].len - (size_t)(rest - ns[i].line)),
+                          rest, ns[i].backend, (int)l, nm) != ST_OK);
+        if (strstr(rest, " check") && (size_t)(strstr(rest, " check") - ns[i].line) < ns[i].len)
+            BUG_ON(buf_printf(&cmds, ";enable health %s/%.*s", ns[i].backend, (int)l, nm) !=
+                   ST_OK);
+    }
+    for (size_t i = 0; i < on; i++) {
+        size_t l;
+        const char *nm = srv_name(&os[i], &l);
+        if (srv_find(ns, nn, &os[i]))
+            continue;
+        BUG_ON(buf_printf(&cmds, "%sset server %s/%.*s state maint", cmds.len ? ";" : "",
+                          os[i].backend, (int)l, nm) != ST_OK);
+    }
+    if (cmds.len)
+        out = buf_take(&cmds);
+out:
+    free(os);
+    free(ns);
+    buf_release(&oo);
+    buf_release(&no);
+    buf_release(&cmds);
+    return out;
+}

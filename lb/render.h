@@ -92,4 +92,13 @@ void lb_render_release(struct lb_render *r); /* NULL is fine; back to LB_RENDER_
  * out of range. Borrowed from r. */
 const char *lb_render_line_backend(const struct lb_render *r, size_t line);
 
+/* Runtime API commands that take a running haproxy from configuration old to new at once
+ * (before the seamless reload that makes it final), when the two differ only in server
+ * lines: for an added server "add server <b>/<s> <addr> <args>;enable server <b>/<s>;enable
+ * health <b>/<s>" (only when its line has "check"), for a removed one "set server <b>/<s>
+ * state maint" (no new request goes to it; its connections finish). One line, commands
+ * separated by ';', fresh memory. NULL when nothing differs, when anything but server
+ * lines differs, or when a server kept its name but changed its line. */
+char *lb_render_runtime_cmds(const struct lb_render *old, const struct lb_render *new_r);
+
 #endif

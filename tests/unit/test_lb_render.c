@@ -722,3 +722,43 @@ Test(certs, write_real_certificate)
     free(bundle);
     free(certs);
 }
+
+/* Servers added or removed and nothing else: runtime API commands; anything else: none. */
+Test(render, runtime_cmds)
+{
+    struct lb_settings s;
+    struct lb_render a = LB_RENDER_INIT, b = LB_RENDER_INIT, c = LB_RENDER_INIT,
+                     d = LB_RENDER_INIT;
+    char *cmds;
+
+    settings(&s);
+    render(&s,
+           KVS(KV("services/web/virtual_path", "/"), KV("services/web/upstreams/w-1", "10.0.0.1:80"),
+               KV("services/web/upstreams/w-2", "10.0.0.2:80")),
+           3, &a);
+    render(&s,
+           KVS(KV("services/web/virtual_path", "/"), KV("services/web/upstreams/w-1", "10.0.0.1:80"),
+               KV("services/web/upstreams/w-3", "10.0.0.3:80")),
+           3, &b);
+    cmds = lb_render_runtime_cmds(&a, &b);
+    cr_assert_str_eq(cmds,
+                     "add server web/w-3 10.0.0.3:80 check;enable server web/w-3;enable health "
+                     "web/w-3;set server web/w-2 state maint");
+    free(cmds);
+    cr_assert_null(lb_render_runtime_cmds(&a, &a), "nothing changed");
+    render(&s,
+           KVS(KV("services/web/virtual_path", "/"), KV("services/web/upstreams/w-1", "10.0.0.9:80"),
+               KV("services/web/upstreams/w-2", "10.0.0.2:80")),
+           3, &c);
+    cr_assert_null(lb_render_runtime_cmds(&a, &c), "same name, new address: reload only");
+    render(&s,
+           KVS(KV("services/web/virtual_path", "/x"), KV("services/web/upstreams/w-1", "10.0.0.1:80")),
+           2, &d);
+    cr_assert_null(lb_render_runtime_cmds(&a, &d), "more than servers changed");
+    cr_assert_null(lb_render_runtime_cmds(NULL, &d));
+    lb_render_release(&a);
+    lb_render_release(&b);
+    lb_render_release(&c);
+    lb_render_release(&d);
+    lb_settings_release(&s);
+}
