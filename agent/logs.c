@@ -98,6 +98,8 @@ struct lmsg {
 
 struct logs {
     char *socket, *node, *node_json;
+    char *grid; /* under mu; NULL until known */
+    int grid_changed; /* under mu: the watcher lists again */
     struct logs_transport tr;
     size_t batch_items, batch_bytes, max_line;
     unsigned max_inflight;
@@ -920,6 +922,7 @@ static void learn(struct logs *l, const char *id)
     struct err e = ERR_INIT;
     struct lmsg *m;
     const char *inst, *name, *started;
+    int ours;
 
     if (docker_container_inspect(l->dapi, id, &j, &e) != ST_OK) {
         if (e.st != ST_NOTFOUND)
@@ -928,6 +931,11 @@ static void learn(struct logs *l, const char *id)
     }
     labels = json_object_get(json_object_get(j, "Config"), "Labels");
     if (strcmp(sget(labels, "io.kontena.node", ""), l->node) != 0)
+        goto out;
+    pthread_mutex_lock(&l->mu);
+    ours = l->grid && !strcmp(sget(labels, "io.kontena.grid", ""), l->grid);
+    pthread_mutex_unlock(&l->mu);
+    if (!ours)
         goto out;
     m = xcalloc(1, sizeof(*m));
     m->kind = M_INFO;
@@ -980,27 +988,65 @@ static int on_event(void *arg, const struct docker_event *ev)
         m->ci.id = xstrdup(ev->id);
         post(l, m);
     }
-    return watcher_stopping(l);
+    return watcher_stopping(l) || l->grid_changed;
+}
+
+void logs_set_grid(struct logs *l, const char *grid)
+{
+    if (!l || !grid)
+        return;
+    pthread_mutex_lock(&l->mu);
+    if (!l->grid || strcmp(l->grid, grid) != 0) {
+        free(l->grid);
+        l->grid = xstrdup(grid);
+        l->grid_changed = 1;
+        pthread_cond_broadcast(&l->cond);
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (l->dev)
+        docker_cancel(l->dev); /* an events stream with the old filter ends */
+}
+
+/* The grid label, once known ("" when stopping); fresh memory. */
+static char *wait_grid(struct logs *l)
+{
+    char *g;
+
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop && !l->grid)
+        pthread_cond_wait(&l->cond, &l->mu);
+    g = xasprintf("io.kontena.grid=%s", l->stop ? "" : l->grid);
+    l->grid_changed = 0;
+    pthread_mutex_unlock(&l->mu);
+    return g;
 }
 
 static void *watcher_main(void *arg)
 {
     struct logs *l = arg;
     char *label = xasprintf("io.kontena.node=%s", l->node);
-    const char *labels[] = {label, NULL};
-    json_t *filters = json_pack("{s:[s], s:[s], s:[s, s]}", "type", "container", "label", label,
-                                "event", "start", "destroy");
 
     while (!watcher_stopping(l)) {
-        json_t *list = NULL, *c;
+        json_t *list = NULL, *c, *filters;
         struct err e = ERR_INIT;
         size_t i;
         int64_t since = time(NULL) - 1;
+        char *glabel = wait_grid(l);
+        const char *labels[] = {label, glabel, NULL};
+
+        if (watcher_stopping(l)) {
+            free(glabel);
+            break;
+        }
+        filters = json_pack("{s:[s], s:[s, s], s:[s, s]}", "type", "container", "label", label,
+                            glabel, "event", "start", "destroy");
 
         /* all: a stopped container may still have lines the master has not stored */
         if (docker_container_list(l->dapi, labels, 1, &list, &e) != ST_OK) {
             log_warn("msg=\"cannot list containers to follow their logs: %s\"", e.msg);
             watcher_sleep(l, RETRY_MS);
+            json_decref(filters);
+            free(glabel);
             continue;
         }
         json_array_foreach(list, i, c) learn(l, sget(c, "Id", ""));
@@ -1012,8 +1058,9 @@ static void *watcher_main(void *arg)
             log_warn("msg=\"cannot follow Docker's events for logs: %s\"", e.msg);
             watcher_sleep(l, RETRY_MS);
         }
+        json_decref(filters);
+        free(glabel);
     }
-    json_decref(filters);
     free(label);
     return NULL;
 }
@@ -1029,6 +1076,7 @@ struct logs *logs_start(const struct logs_opts *o, struct err *e)
     BUG_ON(!o->node || !o->transport.call);
     l->socket = xstrdup(o->docker_socket ? o->docker_socket : DOCKER_DEFAULT_SOCKET);
     l->node = xstrdup(o->node);
+    l->grid = o->grid ? xstrdup(o->grid) : NULL;
     put_jstr(&nj, o->node);
     l->node_json = buf_take(&nj);
     l->tr = o->transport;
@@ -1117,6 +1165,7 @@ void logs_free(struct logs *l)
     pthread_mutex_destroy(&l->mu);
     free(l->socket);
     free(l->node);
+    free(l->grid);
     free(l->node_json);
     free(l);
 }

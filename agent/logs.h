@@ -43,6 +43,7 @@ struct logs_transport {
 struct logs_opts {
     const char *docker_socket; /* NULL: /var/run/docker.sock */
     const char *node;          /* required: selects io.kontena.node=<node>, item "node" */
+    const char *grid;          /* io.kontena.grid=<grid>; NULL: wait for logs_set_grid() */
     struct logs_transport transport;
     size_t batch_items;  /* 0 = 1000 */
     size_t batch_bytes;  /* 0 = 512 KiB */
@@ -56,6 +57,10 @@ struct logs;
 /* Start both threads (they do nothing until logs_link(l, 1)). opts' strings are copied.
  * NULL and e set when Docker's socket cannot be used. */
 struct logs *logs_start(const struct logs_opts *o, struct err *e);
+/* The node's grid (from /agent/node_info): only containers labelled io.kontena.grid=<grid>
+ * are followed (several agents of different grids may share a dockerd under one node name).
+ * Copied; any thread. */
+void logs_set_grid(struct logs *l, const char *grid);
 /* The connection to the master is registered (up = 1) or gone (up = 0). Any thread, never
  * blocks (agent_config.on_link). */
 void logs_link(struct logs *l, int up);

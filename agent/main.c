@@ -218,11 +218,24 @@ static void start_reconciler(struct recon_starter *s, const char *grid)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* What learns the grid from /agent/node_info (WebSocket thread). */
+struct node_hooks {
+    struct recon_starter *rs; /* NULL: no reconciler to start */
+    struct logs *logs;
+    struct stats *stats;
+};
+
 static void on_node_info(void *arg, const json_t *node)
 {
+    struct node_hooks *h = arg;
     const char *grid = json_string_value(json_object_get(json_object_get(node, "grid"), "name"));
-    if (grid)
-        start_reconciler(arg, grid);
+
+    if (!grid)
+        return;
+    if (h->rs)
+        start_reconciler(h->rs, grid);
+    logs_set_grid(h->logs, grid);
+    stats_set_grid(h->stats, grid);
 }
 
 /* The master's requests go to the request worker; its answers back to the socket. */
@@ -427,6 +440,7 @@ int main(int argc, char **argv)
     struct logs *logs = NULL;
     struct stats *stats = NULL;
     struct agent_metrics *metrics = NULL;
+    struct node_hooks hooks = {NULL, NULL, NULL};
     const char *metrics_listen = env_or("KONTENA_AGENT_METRICS", NULL);
     int stats_interval_s = 60, no_logs = 0;
     struct utsname un;
@@ -689,8 +703,7 @@ int main(int argc, char **argv)
             if (!rs.r)
                 goto out;
         } else {
-            c.on_node_info = on_node_info;
-            c.on_node_info_arg = &rs;
+            hooks.rs = &rs;
         }
     }
     if (uri) {
@@ -707,6 +720,7 @@ int main(int argc, char **argv)
             if (!no_logs) {
                 struct logs_opts lo = {.docker_socket = docker_socket,
                                        .node = c.node_name,
+                                       .grid = grid,
                                        .transport = {.call = call_master, .arg = &ws}};
                 logs = logs_start(&lo, &e);
                 if (!logs) {
@@ -717,13 +731,10 @@ int main(int argc, char **argv)
                 c.on_link_arg = logs;
             }
         }
-        if (agent_ws_start(&c, &ws, &e) != ST_OK) {
-            log_error("msg=\"%s\"", e.msg);
-            goto out;
-        }
         if (!no_docker) {
             struct stats_opts so = {.docker_socket = docker_socket,
                                     .node = c.node_name,
+                                    .grid = grid,
                                     .interval_ms = stats_interval_s * 1000,
                                     .fs_path = access("/var/lib/docker", R_OK) == 0
                                                    ? "/var/lib/docker"
@@ -733,6 +744,14 @@ int main(int argc, char **argv)
             stats = stats_start(&so, &e);
             if (!stats)
                 log_error("msg=\"cannot sample statistics: %s\"", e.msg);
+        }
+        hooks.logs = logs;
+        hooks.stats = stats;
+        c.on_node_info = on_node_info;
+        c.on_node_info_arg = &hooks;
+        if (agent_ws_start(&c, &ws, &e) != ST_OK) {
+            log_error("msg=\"%s\"", e.msg);
+            goto out;
         }
     } else {
         log_info("msg=\"node '%s' of grid '%s': reconciling only (no --uri)\"", c.node_name,

@@ -33,6 +33,7 @@ struct prev_entry {
 
 struct stats {
     char *socket, *node, *fs_path, *proc_root;
+    char *grid; /* under mu */
     int interval_ms;
     void (*send)(void *arg, const json_t *msg);
     void *send_arg;
@@ -350,15 +351,32 @@ static void prune_prevs(struct stats *s)
     }
 }
 
+void stats_set_grid(struct stats *s, const char *grid)
+{
+    if (!s || !grid)
+        return;
+    pthread_mutex_lock(&s->mu);
+    free(s->grid);
+    s->grid = xstrdup(grid);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void sample(struct stats *s)
 {
-    char *label = xasprintf("io.kontena.node=%s", s->node);
-    const char *labels[] = {label, NULL};
+    char *label = xasprintf("io.kontena.node=%s", s->node), *glabel;
+    const char *labels[] = {label, NULL, NULL};
     json_t *list = NULL, *c, *items = json_array(), *msg, *node;
     struct err e = ERR_INIT;
     size_t i;
 
-    if (docker_container_list(s->d, labels, 0, &list, &e) != ST_OK) {
+    pthread_mutex_lock(&s->mu);
+    glabel = s->grid ? xasprintf("io.kontena.grid=%s", s->grid) : NULL;
+    pthread_mutex_unlock(&s->mu);
+    labels[1] = glabel;
+    if (!glabel) {
+        json_decref(items); /* which containers are ours is not known yet */
+        items = NULL;
+    } else if (docker_container_list(s->d, labels, 0, &list, &e) != ST_OK) {
         atomic_fetch_add(&s->errors, 1);
         log_warn("msg=\"cannot list containers for stats: %s\"", e.msg);
         json_decref(items);
@@ -400,6 +418,7 @@ static void sample(struct stats *s)
     atomic_fetch_add(&s->node_samples, 1);
     json_decref(msg);
     free(label);
+    free(glabel);
 }
 
 static void *stats_main(void *arg)
@@ -432,6 +451,7 @@ struct stats *stats_start(const struct stats_opts *o, struct err *e)
     BUG_ON(!o->node || !o->send);
     s->socket = xstrdup(o->docker_socket ? o->docker_socket : DOCKER_DEFAULT_SOCKET);
     s->node = xstrdup(o->node);
+    s->grid = o->grid ? xstrdup(o->grid) : NULL;
     s->fs_path = xstrdup(o->fs_path ? o->fs_path : "/");
     s->proc_root = xstrdup(o->proc_root ? o->proc_root : "/proc");
     s->interval_ms = o->interval_ms > 0 ? o->interval_ms : DEF_INTERVAL_MS;
@@ -454,6 +474,7 @@ struct stats *stats_start(const struct stats_opts *o, struct err *e)
         pthread_mutex_destroy(&s->mu);
         free(s->socket);
         free(s->node);
+        free(s->grid);
         free(s->fs_path);
         free(s->proc_root);
         free(s);
@@ -482,6 +503,7 @@ void stats_stop(struct stats *s)
     pthread_mutex_destroy(&s->mu);
     free(s->socket);
     free(s->node);
+    free(s->grid);
     free(s->fs_path);
     free(s->proc_root);
     free(s);

@@ -28,6 +28,8 @@
 struct stats_opts {
     const char *docker_socket; /* NULL: /var/run/docker.sock */
     const char *node;          /* required */
+    const char *grid;          /* containers labelled io.kontena.grid=<grid>; NULL: none
+                                  until stats_set_grid() (node samples go out anyway) */
     int interval_ms;           /* 0 = 60000 */
     const char *fs_path;       /* statvfs of this (Docker's root dir); NULL = "/" */
     const char *proc_root;     /* NULL = "/proc" (tests) */
@@ -42,6 +44,8 @@ struct stats;
  * nothing to compare with yet), then every interval. NULL and e set on failure. */
 struct stats *stats_start(const struct stats_opts *o, struct err *e);
 void stats_stop(struct stats *s); /* stop, join, free; NULL is fine */
+/* The node's grid (from /agent/node_info); copied, any thread. */
+void stats_set_grid(struct stats *s, const char *grid);
 
 struct stats_counters {
     uint64_t container_samples, node_samples, errors, sends;

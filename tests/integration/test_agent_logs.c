@@ -219,7 +219,7 @@ static void sink_release(int do_store)
 static struct logs *start_logs(void)
 {
     struct err e = ERR_INIT;
-    struct logs_opts o = {.node = node, .transport = {.call = sink_call}};
+    struct logs_opts o = {.node = node, .grid = "lg", .transport = {.call = sink_call}};
     struct logs *l = logs_start(&o, &e);
 
     cr_assert(l, "logs_start: %s", e.msg);
@@ -232,10 +232,10 @@ static char *run(const char *what, const char *script, int tty)
 {
     struct err e = ERR_INIT;
     char *name = docker_env_name(what), *id = NULL, *cname = xasprintf("st.%s-1", what);
-    json_t *c = json_pack("{s:s, s:[s,s,s], s:b, s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:{}}",
+    json_t *c = json_pack("{s:s, s:[s,s,s], s:b, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:{}}",
                           "Image", DOCKER_ENV_IMAGE, "Cmd", "sh", "-c", script, "Tty", tty,
                           "Labels", DOCKER_ENV_RUN_LABEL, docker_env_run_id(), "io.kontena.node",
-                          node, "io.kontena.stack", "st", "io.kontena.service", what,
+                          node, "io.kontena.grid", "lg", "io.kontena.stack", "st", "io.kontena.service", what,
                           "io.kontena.instance", "1", "io.kontena.container.name", cname,
                           "HostConfig");
 
