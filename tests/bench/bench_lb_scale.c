@@ -51,7 +51,7 @@ static int64_t healthy_at(const char *who)
 {
     const char *id = strchr(who, ' ');
 
-    return id ? platform_health_first(health, id + 1, 1) : -1;
+    return id ? platform_health_first(health, id + 1, 1, NULL) : -1;
 }
 
 static json_t *poll_web(void)

@@ -519,7 +519,7 @@ struct platform_health_log {
     struct etcd_watch *w;
     pthread_t th;
     pthread_mutex_t mu;
-    json_t *first; /* container id -> {"healthy": µs, "unhealthy": µs} */
+    json_t *first; /* container id -> {"healthy": [checked µs, seen µs], "unhealthy": ...} */
 };
 
 static int on_observed(void *arg, const struct etcd_watch_msg *m)
@@ -547,7 +547,9 @@ static int on_observed(void *arg, const struct etcd_watch_msg *m)
                 json_object_set_new(h->first, id, row);
             }
             if (!json_object_get(row, st))
-                json_object_set_new(row, st, json_integer(time_iso8601_parse(at)));
+                json_object_set_new(row, st,
+                                    json_pack("[I,I]", (json_int_t)time_iso8601_parse(at),
+                                              (json_int_t)time_now_us()));
             pthread_mutex_unlock(&h->mu);
         }
         json_decref(v);
@@ -593,7 +595,8 @@ struct platform_health_log *platform_health_watch(struct platform *p)
     return h;
 }
 
-int64_t platform_health_first(struct platform_health_log *h, const char *id_prefix, int healthy)
+int64_t platform_health_first(struct platform_health_log *h, const char *id_prefix, int healthy,
+                              int64_t *seen_us)
 {
     const char *id;
     json_t *row;
@@ -605,8 +608,11 @@ int64_t platform_health_first(struct platform_health_log *h, const char *id_pref
     {
         if (n && !strncmp(id, id_prefix, n)) {
             json_t *t = json_object_get(row, healthy ? "healthy" : "unhealthy");
-            if (t)
-                v = json_integer_value(t);
+            if (t) {
+                v = json_integer_value(json_array_get(t, 0));
+                if (seen_us)
+                    *seen_us = json_integer_value(json_array_get(t, 1));
+            }
             break;
         }
     }

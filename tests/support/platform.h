@@ -164,8 +164,11 @@ struct platform_health_log;
 /* Start watching from now; NULL after saying why. */
 struct platform_health_log *platform_health_watch(struct platform *p);
 /* The first healthy (healthy 1) or unhealthy (0) result of the container whose id begins
- * with id_prefix (e.g. the 12 characters Docker shows): µs, or -1 when none was seen. */
-int64_t platform_health_first(struct platform_health_log *h, const char *id_prefix, int healthy);
+ * with id_prefix (e.g. the 12 characters Docker shows): its checked_at in µs, or -1 when
+ * none was seen. *seen_us (may be NULL) gets when the watch received that observed value
+ * (wall clock µs): the agent's delay from check to etcd is the difference. */
+int64_t platform_health_first(struct platform_health_log *h, const char *id_prefix, int healthy,
+                              int64_t *seen_us);
 /* Stop the thread and free; NULL is fine. */
 void platform_health_unwatch(struct platform_health_log *h);
 
