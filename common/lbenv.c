@@ -384,8 +384,7 @@ enum status lbenv_check_lines(const char *v, struct err *e)
     for (p = v; *p;) {
         const char *nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1),
-                 p);
+        snprintf(line, sizeof(line), "%.*s", (int)(n < sizeof(line) - 1 ? n : sizeof(line) - 1), p);
         if (opens_section(p, n))
             return err_set(e, ST_INVALID, "line '%s' would open a new haproxy section", SHOW(line));
         if (!quotes_closed(p, n))
