@@ -21,6 +21,7 @@
 
 #include "apiserver/agentws.h"
 #include "apiserver/api.h"
+#include "apiserver/logbatch.h"
 #include "apiserver/logfwd.h"
 #include "apiserver/logstore.h"
 #include "apiserver/store.h"
@@ -36,6 +37,7 @@
 #define HDR_MAX 4096
 #define TICK_US (100 * 1000)
 #define ALLOC_ATTEMPTS 64
+#define LOG_BATCH_MAX 10000 /* items in one /containers/log_batch */
 
 /* --- queues between the threads ------------------------------------------------------------ */
 
@@ -1117,12 +1119,6 @@ static json_t *rpc_error(json_int_t id, int code, const char *msg)
     return json_pack("[i, I, {s:i, s:s}, n]", 1, id, "code", code, "message", msg);
 }
 
-static const char *opt_str(const json_t *o, const char *k)
-{
-    const json_t *v = json_object_get(o, k);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 /* The stored line goes to the grid's syslog forwarder, if it has one. */
 static void forward_line(void *arg, const char *grid, const struct log_item *it,
                          const char *created_at, const char *line, size_t len)
@@ -1133,67 +1129,44 @@ static void forward_line(void *arg, const char *grid, const struct log_item *it,
     logfwd_line(w->api->logfwd, grid, it, created_at);
 }
 
-/* [0, id, "/containers/log_batch", [{"items": [...]}]]: store, answer the cursors. */
-static json_t *on_log_batch(struct agentws *w, struct wsess *s, json_int_t id, const json_t *params)
+/* [0, id, "/containers/log_batch", [{"items": [...]}]], read by logbatch_parse(): store,
+ * answer the cursors. */
+static json_t *on_log_batch(struct agentws *w, struct wsess *s, struct logbatch *lb)
 {
-    const json_t *items = json_object_get(json_array_get(params, 0), "items"), *x;
-    struct log_item *li;
+    json_int_t id = (json_int_t)lb->msgid;
     struct err e = ERR_INIT;
-    size_t n, i, k = 0, stored = 0, dropped = 0;
-    json_t *acked, *reply;
+    size_t i, stored = 0, dropped = 0;
+    json_t *acked;
     enum status st;
 
-    if (!json_is_array(items))
-        return rpc_error(id, 400, "params must be [{\"items\": [...]}]");
     if (!w->api->logs)
         return rpc_error(id, 503, "the master keeps no logs: its log directory is unusable");
-    n = json_array_size(items);
-    if (n > 10000)
-        return rpc_error(id, 413, "at most 10000 items per batch");
-    li = xcalloc(n ? n : 1, sizeof(*li));
-    json_array_foreach(items, i, x)
-    {
-        const json_t *inst = json_object_get(x, "instance");
-        struct log_item *it = &li[k];
-        if (!json_is_object(x))
-            continue;
-        it->container_id = opt_str(x, "id");
-        it->name = opt_str(x, "name");
-        it->node = s->name; /* the session's node, whatever the item says */
-        it->service = opt_str(x, "service");
-        it->stack = it->service ? opt_str(x, "stack") : NULL;
-        it->instance = json_is_integer(inst) && json_integer_value(inst) >= 0 &&
-                               json_integer_value(inst) < 1000000
-                           ? (long)json_integer_value(inst)
-                           : -1;
-        it->time = opt_str(x, "time");
-        it->type = opt_str(x, "type");
-        it->data = opt_str(x, "data");
-        k++;
+    for (i = 0; i < lb->n; i++) {
+        lb->items[i].node = s->name; /* the session's node, whatever the item says */
+        if (!lb->items[i].service)
+            lb->items[i].stack = NULL;
     }
     __atomic_add_fetch(&w->api->ctr.log_batches, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&w->api->ctr.log_lines_received, n, __ATOMIC_RELAXED);
-    st = logstore_append(w->api->logs, s->grid, li, k, &stored, &dropped,
+    __atomic_add_fetch(&w->api->ctr.log_lines_received, lb->n, __ATOMIC_RELAXED);
+    st = logstore_append(w->api->logs, s->grid, lb->items, lb->n, &stored, &dropped,
                          w->api->logfwd ? forward_line : NULL, w, &e);
     __atomic_add_fetch(&w->api->ctr.log_lines_stored, stored, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&w->api->ctr.log_lines_dropped, dropped + (n - k), __ATOMIC_RELAXED);
+    __atomic_add_fetch(&w->api->ctr.log_lines_dropped, dropped, __ATOMIC_RELAXED);
     if (st != ST_OK) {
         log_error("msg=\"cannot store logs of node '%s' of grid '%s': %s\"", s->name, s->grid,
                   e.msg);
-        free(li);
         return rpc_error(id, 500, e.msg);
     }
     acked = json_object();
-    for (i = 0; i < k; i++) {
+    for (i = 0; i < lb->n; i++) {
         char t[LOGSTORE_TIME_LEN + 1];
-        if (!li[i].container_id || json_object_get(acked, li[i].container_id))
+        const char *cid = lb->items[i].container_id;
+        if (!cid || json_object_get(acked, cid))
             continue;
-        if (logstore_cursor(w->api->logs, s->grid, li[i].container_id, t))
-            json_object_set_new(acked, li[i].container_id, json_string(t));
+        if (logstore_cursor(w->api->logs, s->grid, cid, t))
+            json_object_set_new(acked, cid, json_string(t));
     }
-    free(li);
-    reply = json_pack("[i, I, n, {s:o}]", 1, id, "acked", acked);
-    return reply;
+    return json_pack("[i, I, n, {s:o}]", 1, id, "acked", acked);
 }
 
 /* [0, id, "/containers/log_cursor", [["<docker id>", ...]]] */
@@ -1238,12 +1211,29 @@ static void on_message(struct agentws *w, struct ev *v)
 {
     struct wsess *s = find_wsess(w, v->sid);
     json_error_t jerr;
-    json_t *m = json_loadb(v->msg, v->len, 0, &jerr), *reply = NULL;
-    const char *method;
+    json_t *m = NULL, *reply = NULL;
+    const char *method, *why;
     json_int_t id;
+    struct logbatch lb;
+    int fast;
 
     if (!s) /* not registered (yet, or rejected): the agent waits for node_info */
         goto out;
+    /* Log batches, most of the traffic, skip the general JSON parser. */
+    fast = logbatch_parse(v->msg, v->len, LOG_BATCH_MAX, &lb, &why);
+    if (fast == 1) {
+        reply = on_log_batch(w, s, &lb);
+        logbatch_release(&lb);
+        send_text(w, v->sid, reply);
+        goto out;
+    }
+    if (fast == -1) {
+        log_warn("msg=\"node '%s': bad log batch: %s\"", s->name, why);
+        reply = rpc_error((json_int_t)lb.msgid, 400, why);
+        send_text(w, v->sid, reply);
+        goto out;
+    }
+    m = json_loadb(v->msg, v->len, 0, &jerr);
     if (!json_is_array(m) || json_array_size(m) < 3 || !json_is_integer(json_array_get(m, 0))) {
         log_warn("msg=\"node '%s': unparsable message dropped\"", s->name);
         goto out;
@@ -1260,9 +1250,7 @@ static void on_message(struct agentws *w, struct ev *v)
         goto out;
     id = json_integer_value(json_array_get(m, 1));
     method = json_string_value(json_array_get(m, 2));
-    if (method && !strcmp(method, "/containers/log_batch")) {
-        reply = on_log_batch(w, s, id, json_array_get(m, 3));
-    } else if (method && !strcmp(method, "/containers/log_cursor")) {
+    if (method && !strcmp(method, "/containers/log_cursor")) {
         reply = on_log_cursor(w, s, id, json_array_get(m, 3));
     } else if (method && !strcmp(method, "/nodes/update")) {
         json_t *params = json_array_get(m, 3), *info = json_array_get(params, 1);

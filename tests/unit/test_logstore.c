@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apiserver/logbatch.h"
 #include "apiserver/logfwd.h"
 #include "apiserver/logstore.h"
 #include "common/xmalloc.h"
@@ -409,4 +410,87 @@ Test(logstore, a_read_examines_at_most_max_scan_lines)
     cr_assert_eq(next, 501);
     buf_release(&b);
     logstore_close(s);
+}
+
+/* --- logbatch: the fast reader of /containers/log_batch ----------------------------------- */
+
+Test(logbatch, reads_items_like_a_json_parser)
+{
+    const char *msg =
+        " [0, 42 ,\"/containers/log_batch\",[{\"other\": {\"a\": [1, 2.5e3, true, false, null]},"
+        "\"items\":[{\"id\":\"ab12\",\"name\":\"stk.web-1\",\"node\":\"x\",\"stack\":\"stk\","
+        "\"service\":\"web\",\"instance\":3,\"time\":\"2026-11-23T06:00:00.5Z\",\"type\":\"stdout\","
+        "\"data\":\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t \\u00e9 \\ud83d\\ude00 \\ud800 end\"},"
+        "7, {\"id\":\"cd34\",\"name\":\"loner\",\"stack\":null,\"service\":null,\"instance\":null,"
+        "\"time\":\"t\",\"type\":\"stderr\",\"data\":\"\",\"extra\":[[[]]]},"
+        "{\"instance\":-1,\"data\":5}]}] ] ";
+    struct logbatch b;
+    const char *why;
+
+    cr_assert_eq(logbatch_parse(msg, strlen(msg), 100, &b, &why), 1, "%s", why ? why : "");
+    cr_assert_eq(b.msgid, 42);
+    cr_assert_eq(b.n, 3);
+    cr_assert_str_eq(b.items[0].container_id, "ab12");
+    cr_assert_str_eq(b.items[0].stack, "stk");
+    cr_assert_eq(b.items[0].instance, 3);
+    cr_assert_str_eq(b.items[0].time, "2026-11-23T06:00:00.5Z");
+    cr_assert_str_eq(b.items[0].data,
+                     "q\" b\\ s/ \b\f\n\r\t \xc3\xa9 \xf0\x9f\x98\x80 ? end");
+    cr_assert_null(b.items[1].stack);
+    cr_assert_null(b.items[1].service);
+    cr_assert_eq(b.items[1].instance, -1);
+    cr_assert_str_eq(b.items[1].data, "");
+    cr_assert_eq(b.items[2].instance, -1);
+    cr_assert_null(b.items[2].data);
+    cr_assert_null(b.items[2].container_id);
+    logbatch_release(&b);
+}
+
+Test(logbatch, other_messages_pass_and_bad_batches_are_refused)
+{
+    static const char *other[] = {
+        "[0, 1, \"/nodes/update\", []]", "[2, \"/containers/stats\", [{}]]",
+        "[1, 3, null, {}]", "", "garbage", "[0, 1, \"/containers/log_cursor\", [[]]]",
+    };
+    static const char *bad[] = {
+        "[0, 1, \"/containers/log_batch\"]",
+        "[0, 1, \"/containers/log_batch\", [{}]]",
+        "[0, 1, \"/containers/log_batch\", [{\"items\": 5}]]",
+        "[0, 1, \"/containers/log_batch\", [{\"items\": [{\"id\": \"a}]}]]",
+        "[0, 1, \"/containers/log_batch\", [{\"items\": [{\"id\": \"\\x\"}]}]]",
+        "[0, 1, \"/containers/log_batch\", [{\"items\": [{\"id\": \"\\u12\"}]}]]",
+        "[0, 1, \"/containers/log_batch\", [{\"items\": [{\"id\": 01}]}]]",
+        "[0, 1, \"/containers/log_batch\", [{\"items\": [{\"id\": \"a\"}]}]] x",
+        "[0, 1, \"/containers/log_batch\", [{\"items\": [{\"id\": \"a\n\"}]}]]",
+        "[0, 1, \"/containers/log_batch\", [{\"items\": [{}, {}, {}]}]]", /* over max_items 2 */
+        "[0, 1, \"/containers/log_batch\", [{\"items\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+    };
+    struct logbatch b;
+    const char *why;
+
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        cr_assert_eq(logbatch_parse(other[i], strlen(other[i]), 2, &b, &why), 0, "%s", other[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(logbatch_parse(bad[i], strlen(bad[i]), 2, &b, &why), -1, "%s", bad[i]);
+        cr_assert_eq(b.msgid, 1);
+        cr_assert(why && *why);
+        cr_assert_null(b.items);
+    }
+    /* every prefix of a good message is refused or passed on, never read past its end */
+    {
+        const char *good = "[0,9,\"/containers/log_batch\",[{\"items\":[{\"id\":\"ab\","
+                           "\"data\":\"x\\u00e9\\ud83d\\ude00\",\"instance\":1}]}]]";
+        char *cut;
+        for (size_t n = 0; n < strlen(good); n++) {
+            int rc;
+            cut = xmalloc(n ? n : 1);
+            memcpy(cut, good, n);
+            rc = logbatch_parse(cut, n, 10, &b, &why);
+            cr_assert_neq(rc, 1, "prefix of %zu accepted", n);
+            free(cut);
+        }
+        cr_assert_eq(logbatch_parse(good, strlen(good), 10, &b, &why), 1);
+        logbatch_release(&b);
+    }
 }
