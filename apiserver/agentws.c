@@ -109,6 +109,7 @@ struct wsess {
      * also 0 after a failed write: such a session must keep retrying at its pongs. */
     int released;
     int64_t last_check_ms;
+    json_t *stat_names; /* container names of the session's last /containers/stats */
 };
 
 struct agentws {
@@ -503,6 +504,7 @@ static void wsess_free(struct wsess *s)
     free(s->node_id);
     free(s->connected_at);
     free(s->status_key);
+    json_decref(s->stat_names);
     free(s);
 }
 
@@ -1015,7 +1017,7 @@ static void on_closed(struct agentws *w, struct ev *v)
         if (st != ST_OK && st != ST_NOTFOUND && st != ST_DENIED)
             log_warn("msg=\"cannot mark node '%s' disconnected: %s\"", s->name, e.msg);
         free(key);
-        stats_node_gone(w->api, s->grid, s->name);
+        stats_node_gone(w->api, s->grid, s->name, &s->stat_names);
         log_info("msg=\"node '%s' of grid '%s' disconnected\"", s->name, s->grid);
     }
     wsess_free(s);
@@ -1202,7 +1204,7 @@ static void on_notification(struct agentws *w, struct wsess *s, const char *meth
     if (!method || !json_is_object(p))
         return;
     if (!strcmp(method, "/containers/stats"))
-        stats_containers_update(w->api, s->grid, s->name, p, current_lease(w));
+        stats_containers_update(w->api, s->grid, s->name, p, current_lease(w), &s->stat_names);
     else if (!strcmp(method, "/nodes/stats"))
         stats_node_update(w->api, s->grid, s->name, p, current_lease(w));
 }

@@ -149,12 +149,15 @@ void logs_hub_free(struct api *a);
 
 /* Statistics (stats.c), called by the agents' endpoint's worker with the node's grid and
  * name (from its session) and the notification's params[0]; lease: the agents' lease. */
+/* *names (may be NULL; owned, replaced) holds the container names the session reported
+ * last: samples of names no longer reported are deleted; when NULL (a session's first
+ * report) etcd is searched for the node's samples instead. */
 void stats_containers_update(struct api *a, const char *grid, const char *node,
-                             const json_t *p, int64_t lease);
+                             const json_t *p, int64_t lease, json_t **names);
 void stats_node_update(struct api *a, const char *grid, const char *node, const json_t *p,
                        int64_t lease);
 /* The node's agent went away: delete its node and container samples. */
-void stats_node_gone(struct api *a, const char *grid, const char *node);
+void stats_node_gone(struct api *a, const char *grid, const char *node, json_t **names);
 /* The latest node sample (fresh) or NULL. */
 json_t *stats_node_latest(struct api *a, const char *grid, const char *node);
 #define KEY_STATS "/kontena/stats/"

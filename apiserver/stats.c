@@ -84,7 +84,7 @@ static json_t *container_sample(const json_t *c, const char *node)
 }
 
 void stats_containers_update(struct api *a, const char *grid, const char *node, const json_t *p,
-                             int64_t lease)
+                             int64_t lease, json_t **names)
 {
     const json_t *list = json_object_get(p, "containers"), *c;
     char *prefix = xasprintf(KEY_STATS "%s/containers/", grid);
@@ -134,8 +134,34 @@ void stats_containers_update(struct api *a, const char *grid, const char *node, 
         }
     }
     __atomic_add_fetch(&a->ctr.stats_container_samples, nv, __ATOMIC_RELAXED);
-    /* This node's samples of containers it no longer runs. */
-    if (etcd_range(a->etcd, prefix, &o, &res, &e) == ST_OK) {
+    /* This node's samples of containers it no longer runs: those it reported last time
+     * (the session remembers them), or on a session's first report those etcd has for it
+     * (left by an earlier session). */
+    if (names && *names) {
+        const char *name;
+        json_t *v;
+        json_object_foreach(*names, name, v)
+        {
+            char *key;
+            if (json_object_get(seen, name))
+                continue;
+            if (!t)
+                t = etcd_txn_new();
+            key = xasprintf("%s%s", prefix, name);
+            etcd_txn_delete(t, ETCD_THEN, key, NULL);
+            free(key);
+            if (++ops == TXN_OPS) {
+                struct etcd_txn_result r = {0};
+                if (etcd_txn_commit(a->etcd, t, &r, &e) != ST_OK)
+                    log_warn("msg=\"cannot delete container stats of node '%s': %s\"", node,
+                             e.msg);
+                etcd_txn_result_release(&r);
+                etcd_txn_free(t);
+                t = NULL;
+                ops = 0;
+            }
+        }
+    } else if (etcd_range(a->etcd, prefix, &o, &res, &e) == ST_OK) {
         for (size_t k = 0; k < res.n; k++) {
             const char *name = res.kvs[k].key + strlen(prefix);
             json_t *v;
@@ -162,6 +188,10 @@ void stats_containers_update(struct api *a, const char *grid, const char *node, 
         }
     } else {
         log_warn("msg=\"cannot list the container stats of grid '%s': %s\"", grid, e.msg);
+    }
+    if (names) {
+        json_decref(*names);
+        *names = json_incref(seen);
     }
     if (t && ops) {
         struct etcd_txn_result r = {0};
@@ -236,13 +266,13 @@ void stats_node_update(struct api *a, const char *grid, const char *node, const 
     json_decref(o);
 }
 
-void stats_node_gone(struct api *a, const char *grid, const char *node)
+void stats_node_gone(struct api *a, const char *grid, const char *node, json_t **names)
 {
     json_t *empty = json_pack("{s:[]}", "containers");
     char *key = xasprintf(KEY_STATS "%s/nodes/%s", grid, node);
     struct err e = ERR_INIT;
 
-    stats_containers_update(a, grid, node, empty, 0);
+    stats_containers_update(a, grid, node, empty, 0, names);
     if (etcd_delete(a->etcd, key, NULL, NULL, &e) != ST_OK)
         log_warn("msg=\"cannot delete the stats of node '%s': %s\"", node, e.msg);
     free(key);
