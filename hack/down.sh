@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stop what hack/up.sh started: the agents, the controllers (host processes by their pid
 # files, containers by their names kontena-<grid>-<name>), kontena-apiserver and etcd, and
-# remove the containers the agents made for the grid (label io.kontena.grid=<grid>). The
+# remove the containers the agents made for the grid (label io.kontena.grid=<grid>, the
+# example load balancer's too; the kontena/lb image stays). The
 # machine's dockerd is left running (hack/dockerd.sh stop stops it). State stays in the
 # data dir; pass --purge to delete it too.
 # Settings: KONTENA_DATA_DIR (default ~/.kontena-local), KONTENA_GRID (default local),
@@ -38,7 +39,7 @@ for f in "$data"/agent-*.pid; do
   f=${f##*/}
   stop "${f%.pid}"
 done
-for name in scheduler ipam rescheduler health; do
+for name in scheduler ipam rescheduler health lbconfig; do
   stop "$name"
   if [ $docker_ok = 1 ] && docker inspect "kontena-$grid-$name" >/dev/null 2>&1; then
     # stop (SIGTERM) first: the controller gives its leader lease back on the way out

@@ -2,10 +2,13 @@
 # Bring up a whole local platform in one command:
 #   installs missing packages, builds, starts the machine's dockerd and the busybox test
 #   image, an embedded etcd (own data directory and port), kontena-apiserver (HTTPS,
-#   self-signed certificate, agents' endpoint), the four controllers (kontena-scheduler,
-#   -ipam, -rescheduler, -health), three agents node-1..node-3 on the one dockerd; creates
-#   the admin user, logs the CLI in, creates and selects a grid, installs the example stack
-#   hack/examples/hello.yml, waits until every instance runs and prints where.
+#   self-signed certificate, agents' endpoint), the five controllers (kontena-scheduler,
+#   -ipam, -rescheduler, -health, -lbconfig), three agents node-1..node-3 on the one
+#   dockerd; builds the load balancer image kontena/lb (hack/lb-image.sh); creates the admin
+#   user, logs the CLI in, creates and selects a grid, installs the example stacks
+#   hack/examples/hello.yml and hack/examples/lb.yml (a kontena/lb load balancer, host
+#   network, in front of a web service and a tcp service), waits until every instance runs
+#   and the load balancer answers, and prints where and its URL.
 # Idempotent: running it again reuses what is already running and what exists.
 #
 #   hack/up.sh                            controllers as host processes
@@ -18,7 +21,9 @@
 #   KONTENA_AGENT_PORT agents' endpoint port on 127.0.0.1     (default 9293)
 #   KONTENA_ETCD_PORT  embedded etcd client port              (default 23790; peer = +1)
 #   KONTENA_CTL_PORT   first controller /metrics port         (default 9301: scheduler 9301,
-#                      ipam 9302, rescheduler 9303, health 9304)
+#                      ipam 9302, rescheduler 9303, health 9304, lbconfig 9305)
+#   KONTENA_LB_PORT    the example load balancer's HTTP port  (default 8080)
+#   KONTENA_LB_TCP_PORT  ... and its tcp service's port       (default 8070)
 #   KONTENA_GRID       grid to create and select              (default local)
 #   KONTENA_NODES      how many agents                        (default 3)
 #   KONTENA_BIN_DIR    use these binaries instead of building build/bin
@@ -32,7 +37,7 @@ for a in "$@"; do
   case "$a" in
     --controllers-in-containers) in_containers=1 ;;
     -h | --help)
-      sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
@@ -53,9 +58,13 @@ nodes=${KONTENA_NODES:-3}
 url="https://127.0.0.1:$port"
 agents_uri="wss://127.0.0.1:$agent_port/"
 etcd_url="http://127.0.0.1:$etcd_port"
-controllers=(scheduler ipam rescheduler health)
+lb_port=${KONTENA_LB_PORT:-8080}
+lb_tcp_port=${KONTENA_LB_TCP_PORT:-8070}
+controllers=(scheduler ipam rescheduler health lbconfig)
 example=$root/hack/examples/hello.yml
 stack=hello
+lb_example=$root/hack/examples/lb.yml
+lb_stack=lb
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { echo "up.sh: $*" >&2; exit 1; }
@@ -87,11 +96,11 @@ else
   echo "binaries in $bin"
 fi
 missing=()
-for p in kontena kontena-apiserver kontena-agent "${controllers[@]/#/kontena-}"; do
+for p in kontena kontena-apiserver kontena-agent kontena-lb "${controllers[@]/#/kontena-}"; do
   [ -x "$bin/$p" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -ne 0 ]; then
-  die "not built in $bin: ${missing[*]} (each controller is controllers/<name>.c; nothing was started)"
+  die "not built in $bin: ${missing[*]} (each controller is controllers/<name>.c, kontena-lb is lb/; nothing was started)"
 fi
 
 step "Starting the machine's dockerd and the test image"
@@ -147,7 +156,8 @@ grid_token=$(kontena grid show --token "$grid")
 
 step "Starting the controllers ($([ $in_containers = 1 ] && echo containers || echo host processes))"
 if [ $in_containers = 1 ]; then
-  hack/images.sh "${controllers[@]}" || die "cannot build the controller images"
+  hack/images.sh "${controllers[@]}" ||
+    die "cannot build the controller images (hack/images.sh must know each of: ${controllers[*]})"
 fi
 for i in "${!controllers[@]}"; do
   name=${controllers[$i]}
@@ -218,21 +228,32 @@ for i in "${!controllers[@]}"; do
 done
 echo "controllers healthy: ${controllers[*]}"
 
-step "Installing the example stack $example"
+step "Building the load balancer image kontena/lb (hack/lb-image.sh)"
+KONTENA_BIN_DIR=$bin hack/lb-image.sh || die "cannot build the load balancer image kontena/lb"
+
+step "Installing the example stacks $example and $lb_example"
 # apply: install the first time, upgrade when the file changed, nothing otherwise; it waits
-# for the deploys.
+# for the deploys. The load balancer runs with host networking and reads this etcd.
 kontena stack apply --timeout 300 "$example"
+kontena stack apply --timeout 300 -v "etcd_endpoints=$etcd_url" -v "http_port=$lb_port" \
+  -v "tcp_port=$lb_tcp_port" "$lb_example"
 
 step "Waiting until every instance runs"
-for ((i = 0; ; i++)); do
-  # NAME  INSTANCES ("running / wanted") ...: every row at its wanted count
-  if kontena service ls --stack "$stack" | awk 'NR > 1 { if ($3 != $5 || $5 == 0) bad = 1 } END { exit bad }'; then
-    break
-  fi
-  ((i >= 600)) && die "not every instance of stack $stack runs after 60 s: $(kontena service ls --stack "$stack")"
-  sleep 0.1
+for s in "$stack" "$lb_stack"; do
+  for ((i = 0; ; i++)); do
+    # NAME  INSTANCES ("running / wanted") ...: every row at its wanted count
+    if kontena service ls --stack "$s" | awk 'NR > 1 { if ($3 != $5 || $5 == 0) bad = 1 } END { exit bad }'; then
+      break
+    fi
+    ((i >= 600)) && die "not every instance of stack $s runs after 60 s: $(kontena service ls --stack "$s")"
+    sleep 0.1
+  done
+  kontena service ls --stack "$s"
 done
-kontena service ls --stack "$stack"
+lb_url="http://127.0.0.1:$lb_port/"
+wait_http "$lb_url" "the load balancer (stack $lb_stack)" 30 ||
+  die "the load balancer does not serve $lb_url (docker logs of the $lb_stack.lb-1 container; kontena-lbconfig log $data/lbconfig.log)"
+echo "the load balancer answers at $lb_url: $(curl -s "$lb_url")"
 
 echo
 echo "Where each instance runs (NODE/CONTAINER):"
@@ -251,6 +272,8 @@ for i in "${!controllers[@]}"; do
   printf '    %-12s http://127.0.0.1:%s/metrics  (/healthz)\n' "${controllers[$i]}" "$(ctl_http "$i")"
 done
 cat <<SUMMARY
+  load balancer $lb_url  (stack $lb_stack: kontena/lb on the host network in front of web;
+              tcp service on 127.0.0.1:$lb_tcp_port; the LB reads this etcd)
   logs        $data/apiserver.log, $data/etcd.log
   CLI         $bin/kontena  (config: ${KONTENA_CONFIG:-$HOME/.kontena_client.json})
 
@@ -260,6 +283,8 @@ Try:
   kontena stack show $stack
   kontena service ls
   kontena service scale $stack/web 3
+  curl $lb_url                    # web-1, web-2, web-3 in turn
+  kontena service scale $lb_stack/web 5
   kontena node update --availability drain node-1
   kontena container ls
   curl -s http://127.0.0.1:$ctl_port/metrics | grep ^kontena_
