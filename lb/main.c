@@ -557,6 +557,10 @@ int main(int argc, char **argv)
     size_t n_warnings = 0, n_env = 0;
     int n_certs = 0;
 
+    {
+        struct lb_settings init = LB_SETTINGS_INIT; /* the defaults: ports 80, 443, 1000 */
+        lb.settings = init;
+    }
     while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (opt) {
         case OPT_ENDPOINTS: o_endpoints = optarg; break;

@@ -14,6 +14,7 @@
  *                                 (seamless reloads): no failed request
  *   sigterm_leaves_no_haproxy     SIGTERM → exit 0, no haproxy process left
  *   etcd_restart                  etcd down: the LB keeps serving; back: changes apply
+ *   usage_errors                  bad LB settings: exit 2 with a message naming them
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -695,4 +696,39 @@ Test(lb, etcd_restart, .timeout = 120)
     etcd_destroy(T.etcd);
     T.etcd = NULL; /* its keys went with the private etcd */
     etcd_proc_cleanup(&p);
+}
+
+/* Usage errors: exit status 2 and a message naming what is wrong; --help lists the flags. */
+Test(lb, usage_errors)
+{
+    char *bin = xasprintf("%s/kontena-lb", KONTENA_BIN_DIR), *out = NULL, *err = NULL;
+    char *run = xasprintf("KONTENA_LB_RUN_DIR=%s", T.run_dir);
+    static const struct {
+        const char *env, *arg, *want;
+    } cases[] = {
+        {"KONTENA_LB_HTTP_PORT=0", "--etcd-path=/x", "KONTENA_LB_HTTP_PORT"},
+        {"KONTENA_LB_STATS_PORT=80", "--etcd-path=/x", "must differ"},
+        {"STATS_PASSWORD=a b", "--etcd-path=/x", "STATS_PASSWORD"},
+        {"KONTENA_LB_HEALTH_URI=health", "--etcd-path=/x", "KONTENA_LB_HEALTH_URI"},
+        {"KONTENA_GRID_NAME=", "--log-level=info", "no key root"},
+        {"KONTENA_LB_CUSTOM_SETTINGS=backend x", "--etcd-path=/x", "KONTENA_LB_CUSTOM_SETTINGS"},
+        {"X=1", "--bogus", "unknown option"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc = proc_run((const char *const[]){bin, "--etcd-endpoints=http://127.0.0.1:1",
+                                                cases[i].arg, NULL},
+                          (const char *const[]){cases[i].env, run, NULL}, NULL, &out, &err);
+        cr_expect_eq(rc, 2, "%s %s: exit %d", cases[i].env, cases[i].arg, rc);
+        cr_expect(err && strstr(err, cases[i].want), "%s %s: '%s'", cases[i].env, cases[i].arg,
+                  err);
+        FREE_AND_NULL(out);
+        FREE_AND_NULL(err);
+    }
+    cr_assert_eq(proc_run((const char *const[]){bin, "--help", NULL}, NULL, NULL, &out, &err), 0);
+    cr_assert(strstr(out, "--etcd-path") && strstr(out, "KONTENA_LB_HTTP_PORT (80)"), "%s", out);
+    free(out);
+    free(err);
+    free(run);
+    free(bin);
 }
