@@ -565,8 +565,24 @@ static void h_service_logs(struct req *r, char **params)
 static void h_container_logs(struct req *r, char **params)
 {
     struct query q = {0};
+    char *key;
+    int ok;
 
     if (!load_grid(r, params[0]))
+        return;
+    /* the node must exist (its container may be gone: its lines stay readable) */
+    if (!node_name_valid(params[1])) {
+        reply_error(r, 404, "Node %s not found", params[1]);
+        return;
+    }
+    key = key_node(params[0], params[1]);
+    {
+        char what[200];
+        snprintf(what, sizeof(what), "Node %s", params[1]);
+        ok = must_exist(r, key, what);
+    }
+    free(key);
+    if (!ok)
         return;
     q.grid = xstrdup(params[0]);
     if (parse_common(r, &q) && parse_lists(r, &q, params[2], params[1], NULL, NULL, NULL))

@@ -611,6 +611,10 @@ API_TEST(logs, batches_are_stored_acked_and_queried_with_filters)
     get("/v1/grids/nope/container_logs", &r);
     cr_assert_eq(r.status, 404, "%s", r.body);
     http_reply_release(&r);
+    get("/v1/containers/grd/ghost/x/logs", &r);
+    cr_assert_eq(r.status, 404, "%s", r.body);
+    cr_assert(strstr(r.body, "Node ghost not found"), "%s", r.body);
+    http_reply_release(&r);
 
     /* cursors */
     res = call(&c, "/containers/log_cursor", json_pack("[[s, s, s]]", "aaa1", "aaa4", "ffff"));
