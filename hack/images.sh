@@ -4,8 +4,8 @@
 # lists (plus the dynamic loader, the CA bundle, /etc/nsswitch.conf, /etc/passwd, /tmp) is
 # tarred and handed to `docker import` with ENTRYPOINT ["/kontena-<name>"].
 #
-#   hack/images.sh                 scheduler ipam rescheduler health
-#   hack/images.sh NAME...         any of scheduler ipam rescheduler health agent apiserver
+#   hack/images.sh                 scheduler ipam rescheduler health lbconfig
+#   hack/images.sh NAME...         any of scheduler ipam rescheduler health lbconfig agent apiserver
 #
 # Each image is tagged <repo>/<name>:<version> (version from `kontena-<name> --version`) and
 # <repo>/<name>:latest. Idempotent and fast: the image carries the SHA-256 of its rootfs tar
@@ -28,16 +28,16 @@ docker=${DOCKER:-docker}
 say() { echo "images.sh: $*" >&2; }
 
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(scheduler ipam rescheduler health)
+[ ${#names[@]} -eq 0 ] && names=(scheduler ipam rescheduler health lbconfig)
 for n in "${names[@]}"; do
   case "$n" in
-    scheduler | ipam | rescheduler | health | agent | apiserver) ;;
+    scheduler | ipam | rescheduler | health | lbconfig | agent | apiserver) ;;
     -h | --help)
       sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
-      say "unknown image '$n' (scheduler, ipam, rescheduler, health, agent, apiserver)"
+      say "unknown image '$n' (scheduler, ipam, rescheduler, health, lbconfig, agent, apiserver)"
       exit 2
       ;;
   esac
