@@ -800,14 +800,20 @@ int64_t docker_parse_time_ns(const char *s, size_t len)
     tm.tm_sec = se;
     secs = (int64_t)timegm(&tm);
     if (s[i] == 'Z' && i + 1 == len)
-        return secs * 1000000000 + ns;
+        goto done;
     if ((s[i] == '+' || s[i] == '-') && i + 6 == len && s[i + 3] == ':' &&
         !digits(s + i + 1, 2, &oh) && !digits(s + i + 4, 2, &om)) {
         int64_t off = (int64_t)oh * 3600 + om * 60;
         secs += s[i] == '+' ? -off : off;
-        return secs * 1000000000 + ns;
+        goto done;
     }
     return -1;
+done:
+    /* Docker's "never" is 0001-01-01T00:00:00Z: before the epoch (and anything past 2262)
+     * has no ns value */
+    if (secs < 0 || secs > INT64_MAX / 1000000000 - 1)
+        return -1;
+    return secs * 1000000000 + ns;
 }
 
 void docker_demux_init(struct docker_demux *x, int raw, int timestamps, size_t max_line,
