@@ -675,8 +675,61 @@ static int mkdir_p(const char *dir)
     return rc;
 }
 
-enum status logstore_open(const char *dir, uint64_t window_bytes, struct logstore **out,
-                          struct err *e)
+/* Delete the grids' files of dir when its epoch is not ours; write ours. */
+static void check_epoch(const char *dir, const char *epoch)
+{
+    char *path = xasprintf("%s/epoch", dir), *tmp = xasprintf("%s/epoch.tmp", dir);
+    char have[128] = "";
+    FILE *f = fopen(path, "r");
+    DIR *d;
+    struct dirent *de;
+
+    if (f) {
+        if (!fgets(have, sizeof(have), f))
+            have[0] = '\0';
+        fclose(f);
+        have[strcspn(have, "\n")] = '\0';
+    }
+    if (strcmp(have, epoch) != 0) {
+        {
+            d = opendir(dir);
+            while (d && (de = readdir(d)) != NULL) {
+                char *gd;
+                DIR *gdir;
+                struct dirent *ge;
+                if (!grid_name_ok(de->d_name))
+                    continue;
+                gd = xasprintf("%s/%s", dir, de->d_name);
+                gdir = opendir(gd);
+                while (gdir && (ge = readdir(gdir)) != NULL) {
+                    if (strstr(ge->d_name, ".seg") || !strncmp(ge->d_name, "cursors.json", 12)) {
+                        char *fp = xasprintf("%s/%s", gd, ge->d_name);
+                        unlink(fp);
+                        free(fp);
+                    }
+                }
+                if (gdir)
+                    closedir(gdir);
+                rmdir(gd);
+                free(gd);
+            }
+            if (d)
+                closedir(d);
+            if (have[0])
+                log_warn("msg=\"log directory '%s' belonged to another cluster (epoch %s, ours "
+                         "%s): its windows were deleted\"",
+                         dir, have, epoch);
+        }
+        f = fopen(tmp, "w");
+        if (!f || fprintf(f, "%s\n", epoch) < 0 || fclose(f) != 0 || rename(tmp, path) != 0)
+            log_warn("msg=\"cannot write '%s': %s\"", path, strerror(errno));
+    }
+    free(path);
+    free(tmp);
+}
+
+enum status logstore_open(const char *dir, uint64_t window_bytes, const char *epoch,
+                          struct logstore **out, struct err *e)
 {
     struct logstore *s;
     DIR *d;
@@ -705,6 +758,8 @@ enum status logstore_open(const char *dir, uint64_t window_bytes, struct logstor
         close(fd);
         return st;
     }
+    if (epoch && *epoch)
+        check_epoch(dir, epoch);
     s = xcalloc(1, sizeof(*s));
     s->lock_fd = fd;
     s->dir = xstrdup(dir);

@@ -54,9 +54,12 @@ struct log_filter {
 };
 
 /* Open (creating dir if needed) and recover every grid found under dir. window_bytes per
- * grid (>= 64 KiB). */
-enum status logstore_open(const char *dir, uint64_t window_bytes, struct logstore **out,
-                          struct err *e) WARN_UNUSED_RESULT;
+ * grid (>= 64 KiB). epoch (may be NULL) names the cluster the window belongs to: when
+ * <dir>/epoch holds another one, every grid's files are deleted first (the window of
+ * another etcd cluster, e.g. a re-installed master or an earlier test run), then epoch is
+ * written there. ST_CONFLICT when another process has dir open. */
+enum status logstore_open(const char *dir, uint64_t window_bytes, const char *epoch,
+                          struct logstore **out, struct err *e) WARN_UNUSED_RESULT;
 /* Save the cursors and close. NULL is fine. */
 void logstore_close(struct logstore *s);
 

@@ -14,11 +14,14 @@
 #include "apiserver/logstore.h"
 #include "apiserver/store.h"
 #include "common/cmdline.h"
+#include "common/crypto.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 #include "etcdclient/etcd.h"
 #include "common/banned.h"
+
+#define KEY_LOG_EPOCH "/kontena/master/log_epoch"
 
 static void usage(FILE *f)
 {
@@ -47,7 +50,9 @@ static void usage(FILE *f)
           "    --agent-lease-ttl SECONDS     TTL of the nodes' liveness lease (default 10;\n"
           "                                  env KONTENA_AGENT_LEASE_TTL)\n"
           "    --log-dir DIR                 where the grids' log windows are kept (env\n"
-          "                                  KONTENA_LOG_DIR, default /var/lib/kontena/logs)\n"
+          "                                  KONTENA_LOG_DIR, default /var/lib/kontena/logs, or\n"
+          "                                  /var/lib/kontena/logs-<API port> when another\n"
+          "                                  apiserver of this host has that one)\n"
           "    --log-window-mb N             log window per grid in MiB (default 256; env\n"
           "                                  KONTENA_LOG_WINDOW_MB)\n"
           "    --metrics-listen ADDR:PORT    Prometheus /metrics listener (env\n"
@@ -135,6 +140,37 @@ static enum status wait_for_etcd(struct etcd *c, long seconds, struct err *e)
     }
 }
 
+/* The cluster's log epoch (/kontena/master/log_epoch, created once with a random id): a log
+ * directory written for another etcd cluster is wiped (logstore_open()). NULL if etcd
+ * cannot say (then nothing is wiped). Fresh memory. */
+static char *log_epoch(struct etcd *c)
+{
+    struct err e = ERR_INIT;
+    json_t *o = NULL;
+    char *out = NULL;
+
+    for (int attempt = 0; attempt < 3 && !out; attempt++) {
+        if (store_get(c, KEY_LOG_EPOCH, &o, NULL, &e) == ST_OK) {
+            const char *id = json_string_value(json_object_get(o, "id"));
+            out = id ? xstrdup(id) : NULL;
+        } else if (e.st == ST_NOTFOUND) {
+            char *hex = crypto_random_hex(16);
+            json_t *n = json_pack("{s:s}", "id", hex);
+            err_clear(&e);
+            if (store_create(c, KEY_LOG_EPOCH, n, &e) != ST_OK && e.st != ST_CONFLICT)
+                log_warn("msg=\"cannot create %s: %s\"", KEY_LOG_EPOCH, e.msg);
+            json_decref(n);
+            free(hex);
+        } else {
+            log_warn("msg=\"cannot read %s: %s\"", KEY_LOG_EPOCH, e.msg);
+        }
+        json_decref(o);
+        o = NULL;
+        err_clear(&e);
+    }
+    return out;
+}
+
 int main(int argc, char **argv)
 {
     struct api a;
@@ -153,6 +189,7 @@ int main(int argc, char **argv)
     const char *log_dir = getenv("KONTENA_LOG_DIR"), *win = getenv("KONTENA_LOG_WINDOW_MB");
     int log_dir_given = log_dir != NULL;
     long window_mb = 256;
+    char *alt_dir = NULL, *epoch = NULL;
 
     memset(&a, 0, sizeof(a));
     a.cfg.metrics_listen = getenv("KONTENA_METRICS_LISTEN");
@@ -319,16 +356,25 @@ int main(int argc, char **argv)
         log_error("msg=\"cannot set up TLS: %s\"", e.msg);
         goto out;
     }
-    if (logstore_open(a.cfg.log_dir, a.cfg.log_window_bytes, &a.logs, &e) != ST_OK) {
+    epoch = log_epoch(a.etcd);
+    if (logstore_open(a.cfg.log_dir, a.cfg.log_window_bytes, epoch, &a.logs, &e) != ST_OK) {
         if (log_dir_given) {
             log_error("msg=\"%s\"", e.msg);
             goto out;
         }
-        log_warn("msg=\"no log window: %s (pass --log-dir)\"", e.msg);
+        /* The default is taken by another apiserver of this host (tests run many): one
+         * directory per API port, the same again after a restart. */
+        alt_dir = xasprintf("%s-%d", a.cfg.log_dir, a.cfg.port);
+        log_warn("msg=\"%s: using '%s'\"", e.msg, alt_dir);
         err_clear(&e);
-    } else {
-        log_info("msg=\"log window: %s, %ld MiB per grid\"", a.cfg.log_dir, window_mb);
+        a.cfg.log_dir = alt_dir;
+        if (logstore_open(a.cfg.log_dir, a.cfg.log_window_bytes, epoch, &a.logs, &e) != ST_OK) {
+            log_warn("msg=\"no log window: %s (pass --log-dir)\"", e.msg);
+            err_clear(&e);
+        }
     }
+    if (a.logs)
+        log_info("msg=\"log window: %s, %ld MiB per grid\"", a.cfg.log_dir, window_mb);
     a.logfwd = logfwd_start(&a);
     logs_hub_start(&a);
     if (metrics_start(&a, &e) != ST_OK) {
@@ -366,5 +412,7 @@ out:
     free(a.tls_fingerprint);
     free(host);
     free(agent_host);
+    free(alt_dir);
+    free(epoch);
     return rc;
 }

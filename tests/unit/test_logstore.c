@@ -35,7 +35,7 @@ static struct logstore *open_store(uint64_t window)
 {
     struct logstore *s = NULL;
     struct err e = ERR_INIT;
-    cr_assert_eq(logstore_open(dir, window, &s, &e), ST_OK, "%s", e.msg);
+    cr_assert_eq(logstore_open(dir, window, "ep1", &s, &e), ST_OK, "%s", e.msg);
     return s;
 }
 
@@ -385,7 +385,7 @@ Test(logstore, one_apiserver_per_directory)
     struct err e = ERR_INIT;
 
     /* flock is per open file description: a second open in the same process conflicts too */
-    cr_assert_eq(logstore_open(dir, 1 << 20, &t, &e), ST_CONFLICT);
+    cr_assert_eq(logstore_open(dir, 1 << 20, "ep1", &t, &e), ST_CONFLICT);
     cr_assert(strstr(e.msg, "in use by another apiserver"), "%s", e.msg);
     cr_assert_null(t);
     logstore_close(s);
@@ -493,4 +493,24 @@ Test(logbatch, other_messages_pass_and_bad_batches_are_refused)
         cr_assert_eq(logbatch_parse(good, strlen(good), 10, &b, &why), 1);
         logbatch_release(&b);
     }
+}
+
+Test(logstore, a_window_of_another_cluster_is_wiped)
+{
+    struct logstore *s = open_store(1 << 20), *t = NULL;
+    struct err e = ERR_INIT;
+    int64_t first, next;
+
+    put(s, "a9", "v-1", NULL, -1, "stdout", 0, 10, T0);
+    logstore_close(s);
+    s = open_store(1 << 20); /* same epoch: kept */
+    logstore_bounds(s, "grd", &first, &next);
+    cr_assert_eq(next, 11);
+    logstore_close(s);
+    cr_assert_eq(logstore_open(dir, 1 << 20, "ep2", &t, &e), ST_OK, "%s", e.msg);
+    logstore_bounds(t, "grd", &first, &next);
+    cr_assert_eq(next, 1, "the old cluster's lines are gone");
+    cr_assert_not(logstore_cursor(t, "grd", "a9", (char[LOGSTORE_TIME_LEN + 1]){0}));
+    cr_assert_eq(put(t, "a9", "v-1", NULL, -1, "stdout", 0, 3, T0), 3);
+    logstore_close(t);
 }
