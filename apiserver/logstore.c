@@ -787,13 +787,29 @@ enum status logstore_open(const char *dir, uint64_t window_bytes, const char *ep
 
 void logstore_close(struct logstore *s)
 {
+    int empty = 1;
+
     if (!s)
         return;
     for (struct gstore *g = s->grids, *n; g; g = n) {
         n = g->next;
         if (g->cursors_dirty)
             cursors_save(g);
+        if (g->nseg > 1 || (g->nseg == 1 && g->segs[0].count > 0))
+            empty = 0;
+        else
+            rmdir(g->dir); /* fails (and stays) when it holds anything */
         grid_free(g);
+    }
+    if (empty) {
+        /* nothing kept: leave no trace (a test's server, a master that never got a line) */
+        char *p = xasprintf("%s/epoch", s->dir);
+        unlink(p);
+        free(p);
+        p = xasprintf("%s/.lock", s->dir);
+        unlink(p);
+        free(p);
+        rmdir(s->dir);
     }
     pthread_mutex_destroy(&s->mu);
     close(s->lock_fd);

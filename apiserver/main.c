@@ -22,6 +22,7 @@
 #include "common/banned.h"
 
 #define KEY_LOG_EPOCH "/kontena/master/log_epoch"
+#define LOG_DIR_DEFAULT "/var/lib/kontena/logs"
 
 static void usage(FILE *f)
 {
@@ -50,9 +51,9 @@ static void usage(FILE *f)
           "    --agent-lease-ttl SECONDS     TTL of the nodes' liveness lease (default 10;\n"
           "                                  env KONTENA_AGENT_LEASE_TTL)\n"
           "    --log-dir DIR                 where the grids' log windows are kept (env\n"
-          "                                  KONTENA_LOG_DIR, default /var/lib/kontena/logs, or\n"
-          "                                  /var/lib/kontena/logs-<API port> when another\n"
-          "                                  apiserver of this host has that one)\n"
+          "                                  KONTENA_LOG_DIR; default /var/lib/kontena/logs,\n"
+          "                                  /var/lib/kontena/logs-<port> when --listen has\n"
+          "                                  another port than 9292)\n"
           "    --log-window-mb N             log window per grid in MiB (default 256; env\n"
           "                                  KONTENA_LOG_WINDOW_MB)\n"
           "    --metrics-listen ADDR:PORT    Prometheus /metrics listener (env\n"
@@ -307,8 +308,14 @@ int main(int argc, char **argv)
     if (!colon || (v = cmdline_long(colon + 1, 0, 65535)) == -1)
         return die_usage("bad --listen '%s': use ADDR:PORT", listen);
     host = xstrndup(listen, (size_t)(colon - listen));
-    if (!log_dir || !*log_dir)
-        log_dir = "/var/lib/kontena/logs";
+    if (!log_dir || !*log_dir) {
+        /* One directory per API port but the standard one: several apiservers of one host
+         * (tests) never share one, and a restarted server finds its own again. */
+        if (a.cfg.port == 9292)
+            log_dir = LOG_DIR_DEFAULT;
+        else
+            log_dir = alt_dir = xasprintf(LOG_DIR_DEFAULT "-%d", a.cfg.port);
+    }
     a.cfg.log_dir = log_dir;
     a.cfg.log_window_bytes = (uint64_t)window_mb << 20;
     if (!*a.cfg.metrics_listen || !strcmp(a.cfg.metrics_listen, "off"))
@@ -362,16 +369,8 @@ int main(int argc, char **argv)
             log_error("msg=\"%s\"", e.msg);
             goto out;
         }
-        /* The default is taken by another apiserver of this host (tests run many): one
-         * directory per API port, the same again after a restart. */
-        alt_dir = xasprintf("%s-%d", a.cfg.log_dir, a.cfg.port);
-        log_warn("msg=\"%s: using '%s'\"", e.msg, alt_dir);
+        log_warn("msg=\"no log window: %s (pass --log-dir)\"", e.msg);
         err_clear(&e);
-        a.cfg.log_dir = alt_dir;
-        if (logstore_open(a.cfg.log_dir, a.cfg.log_window_bytes, epoch, &a.logs, &e) != ST_OK) {
-            log_warn("msg=\"no log window: %s (pass --log-dir)\"", e.msg);
-            err_clear(&e);
-        }
     }
     if (a.logs)
         log_info("msg=\"log window: %s, %ld MiB per grid\"", a.cfg.log_dir, window_mb);
