@@ -46,6 +46,12 @@ struct kv {
     char *value;
 };
 
+/* A copy of the key map, for work outside the lock. */
+struct kvset {
+    struct kv *v;
+    size_t n;
+};
+
 struct lb {
     /* Set once at start. */
     char *haproxy;
@@ -69,6 +75,7 @@ struct lb {
     /* Main thread only. */
     pid_t master;
     struct lb_render applied; /* what haproxy runs with (applied.text NULL before the first) */
+    struct kvset good;        /* the keys it was rendered from (see apply's fallback) */
     char *admin_sock;
     char *rejected; /* the last text haproxy refused (not retried until the keys change) */
     int force;          /* SIGHUP: validate and reload even if the text did not change */
@@ -330,80 +337,124 @@ static int runtime_reply_ok(const char *reply)
     return 1;
 }
 
-static void apply(struct lb *lb)
+static void kvset_release(struct kvset *s)
 {
-    struct lb_render r = LB_RENDER_INIT;
-    struct lb_kv *kvs;
-    struct err e = ERR_INIT;
-    char *output = NULL;
-    enum status st;
-    int64_t t0 = time_mono_ms(), t1;
-    int runtime = 0; /* runtime API: 0 not used, 1 every command worked, -1 one failed */
-
-    pthread_mutex_lock(&lb->mu);
-    kvs = xcalloc(lb->n + 1, sizeof(*kvs));
-    for (size_t i = 0; i < lb->n; i++) {
-        kvs[i].key = lb->kvs[i].key;
-        kvs[i].value = lb->kvs[i].value;
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].key);
+        free(s->v[i].value);
     }
-    lb_render(&lb->settings, kvs, lb->n, NULL, 0, &r);
-    pthread_mutex_unlock(&lb->mu);
-    free(kvs);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
 
-    if (!lb->force && lb->applied.text && strcmp(r.text, lb->applied.text) == 0)
-        goto out; /* nothing changed for haproxy */
-    if (!lb->force && lb->rejected && strcmp(r.text, lb->rejected) == 0)
-        goto out;
-    lb->force = 0;
-    for (size_t i = 0; i < r.n_dropped; i++)
-        log_warn("msg=\"left out: %s\"", r.dropped[i]);
-    /* Servers added or removed, nothing else: tell the running workers at once through the
-     * runtime API (a new upstream serves within milliseconds, a removed one gets no new
-     * request), then validate and write the file without a reload. When a command fails,
-     * the validated, seamless reload below brings haproxy to the new configuration. */
-    if (lb->master > 0 && lb->applied.text) {
-        char *cmds = lb_render_runtime_cmds(&lb->applied, &r), *reply = NULL;
-        if (cmds) {
-            st = lb_haproxy_cli(lb->admin_sock, cmds, &reply, &e);
-            runtime = st == ST_OK && runtime_reply_ok(reply) ? 1 : -1;
-            if (st != ST_OK)
-                log_warn("msg=\"runtime API: %s; reloading instead\"", e.msg);
-            else
-                log_info("msg=\"runtime API: %s\" reply=\"%s\"%s since_change_ms=%lld", cmds,
-                         reply_oneline(reply), runtime > 0 ? "" : " (reloading instead)",
-                         (long long)(lb->changed_at ? time_mono_ms() - lb->changed_at : 0));
-            free(reply);
-            free(cmds);
+static void kvset_add(struct kvset *s, const char *key, const char *value)
+{
+    s->v = xrealloc(s->v, (s->n + 1) * sizeof(*s->v));
+    s->v[s->n].key = xstrdup(key);
+    s->v[s->n].value = xstrdup(value);
+    s->n++;
+}
+
+/* The backend of a key ("services/<svc>/..." or "tcp-services/<svc>/...": *svc, *len) and
+ * whether it is an upstream key; 0 for a key of no backend. */
+static int key_backend(const char *key, const char **svc, size_t *len, int *upstream)
+{
+    const char *rest = NULL, *slash;
+
+    if (strncmp(key, "services/", 9) == 0)
+        rest = key + 9;
+    else if (strncmp(key, "tcp-services/", 13) == 0)
+        rest = key + 13;
+    if (!rest || !(slash = strchr(rest, '/')))
+        return 0;
+    *svc = rest;
+    *len = (size_t)(slash - rest);
+    *upstream = strncmp(slash + 1, "upstreams/", 10) == 0;
+    return 1;
+}
+
+static int in_names(char *const *names, size_t n, const char *s, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* The keys to render: cur, except that the settings (not the upstreams) of the backends in
+ * old[0..n_old) come from good, the last configuration haproxy accepted. *kvs borrows from
+ * cur and good. */
+static size_t compose(const struct kvset *cur, const struct kvset *good, char *const *old,
+                      size_t n_old, struct lb_kv **kvs)
+{
+    size_t n = 0;
+    const char *svc;
+    size_t len;
+    int up;
+
+    *kvs = xcalloc(cur->n + good->n + 1, sizeof(**kvs));
+    for (size_t i = 0; i < cur->n; i++) {
+        if (key_backend(cur->v[i].key, &svc, &len, &up) && !up && in_names(old, n_old, svc, len))
+            continue;
+        (*kvs)[n].key = cur->v[i].key;
+        (*kvs)[n++].value = cur->v[i].value;
+    }
+    for (size_t i = 0; i < good->n; i++)
+        if (key_backend(good->v[i].key, &svc, &len, &up) && !up &&
+            in_names(old, n_old, svc, len)) {
+            (*kvs)[n].key = good->v[i].key;
+            (*kvs)[n++].value = good->v[i].value;
+        }
+    return n;
+}
+
+/* Add to *names the backends owning the lines haproxy complains about ("[<cfg>:<line>]")
+ * and not in it yet; the number added. */
+static size_t culprits(const struct lb_render *r, const char *cfg, const char *output,
+                       char ***names, size_t *n)
+{
+    size_t added = 0, cl = strlen(cfg);
+
+    for (const char *p = output; p && (p = strstr(p, cfg)) != NULL; p += cl) {
+        const char *owner;
+        if (p[cl] != ':')
+            continue;
+        owner = lb_render_line_backend(r, (size_t)strtoul(p + cl + 1, NULL, 10));
+        if (owner && !in_names(*names, *n, owner, strlen(owner))) {
+            *names = xrealloc(*names, (*n + 1) * sizeof(**names));
+            (*names)[(*n)++] = xstrdup(owner);
+            added++;
         }
     }
-    if (write_text(lb->cfg_new, r.text, &e) != ST_OK) {
-        log_error("msg=\"%s\"", e.msg);
-        goto out;
-    }
-    st = lb_haproxy_check(lb->haproxy, lb->cfg_new, &output, &e);
-    if (st != ST_OK) {
-        log_refusal(&r, lb->cfg_new, output);
-        log_error("msg=\"%s; %s\"", e.msg,
-                  lb->applied.text ? "the running configuration stays" : "haproxy not started yet");
-        /* Undo what the runtime API did: the old file is still in place. */
-        if (runtime && lb_haproxy_reload(lb->master, &e) != ST_OK)
-            log_error("msg=\"%s\"", e.msg);
-        free(lb->rejected);
-        lb->rejected = xstrdup(r.text);
-        goto out;
-    }
+    return added;
+}
+
+/* Put the validated configuration r (rendered from `used`) in place and make haproxy run
+ * it: nothing more when the runtime API already did (runtime > 0), a seamless reload
+ * otherwise, or the first start. Takes r and used. */
+static void install(struct lb *lb, struct lb_render *r, struct kvset *used, int runtime,
+                    int64_t t0)
+{
+    struct err e = ERR_INIT;
+    int64_t t1 = time_mono_ms();
+
     if (rename(lb->cfg_new, lb->cfg) == -1) {
         log_error("msg=\"cannot rename '%s' to '%s': %s\"", lb->cfg_new, lb->cfg,
                   strerror(errno));
         if (runtime && lb_haproxy_reload(lb->master, &e) != ST_OK)
-            log_error("msg=\"%s\"", e.msg);
-        goto out;
+            log_error("msg=\"%s\"", e.msg); /* undo the runtime API's change */
+        lb_render_release(r);
+        kvset_release(used);
+        return;
     }
     lb_render_release(&lb->applied);
-    lb->applied = r;
-    r = (struct lb_render)LB_RENDER_INIT;
-    FREE_AND_NULL(lb->rejected);
-    t1 = time_mono_ms();
+    lb->applied = *r;
+    *r = (struct lb_render)LB_RENDER_INIT;
+    kvset_release(&lb->good);
+    lb->good = *used;
+    used->v = NULL;
+    used->n = 0;
     if (lb->master > 0 && runtime > 0) {
         log_info("msg=\"configuration applied (runtime API, no reload), %zu backends\" "
                  "check_ms=%lld since_change_ms=%lld",
@@ -414,7 +465,7 @@ static void apply(struct lb *lb)
         int64_t t2;
         if (lb_haproxy_reload(lb->master, &e) != ST_OK) {
             log_error("msg=\"%s\"", e.msg);
-            goto out;
+            return;
         }
         /* Wait until the new worker serves, so that a runtime API command that follows
          * reaches it rather than the worker on its way out. */
@@ -430,15 +481,167 @@ static void apply(struct lb *lb)
                  cur > 0 && cur != old ? "" : ", new worker not seen yet", lb->applied.n_backends,
                  (int)cur, (long long)(t1 - t0), (long long)(t2 - t1),
                  (long long)(lb->changed_at ? t2 - lb->changed_at : 0));
+    } else if (lb_haproxy_start(lb->haproxy, lb->cfg, lb->master_sock, &lb->master, &e) !=
+               ST_OK) {
+        log_error("msg=\"%s\"", e.msg);
     } else {
-        if (lb_haproxy_start(lb->haproxy, lb->cfg, lb->master_sock, &lb->master, &e) != ST_OK)
-            log_error("msg=\"%s\"", e.msg);
-        else
-            log_info("msg=\"haproxy started (pid %d), %zu backends\"", (int)lb->master,
-                     lb->applied.n_backends);
+        log_info("msg=\"haproxy started (pid %d), %zu backends\"", (int)lb->master,
+                 lb->applied.n_backends);
     }
+}
+
+/* Write r's text to the .new file and run haproxy -c on it: ST_OK, or ST_INVALID with
+ * haproxy's output in *output (fresh), or ST_IO. */
+static enum status check_text(struct lb *lb, const struct lb_render *r, char **output)
+{
+    struct err e = ERR_INIT;
+    enum status st;
+
+    *output = NULL;
+    if (write_text(lb->cfg_new, r->text, &e) != ST_OK) {
+        log_error("msg=\"%s\"", e.msg);
+        return ST_IO;
+    }
+    st = lb_haproxy_check(lb->haproxy, lb->cfg_new, output, &e);
+    if (st == ST_IO)
+        log_error("msg=\"%s\"", e.msg);
+    return st;
+}
+
+#define FALLBACK_ROUNDS 4
+
+static void apply(struct lb *lb)
+{
+    struct lb_render r = LB_RENDER_INIT;
+    struct kvset cur = {0};
+    struct lb_kv *kvs;
+    struct err e = ERR_INIT;
+    char *output = NULL, **old = NULL;
+    size_t n_old = 0;
+    enum status st;
+    int64_t t0 = time_mono_ms();
+    int runtime = 0; /* runtime API: 0 not used, 1 every command worked, -1 one failed */
+
+    pthread_mutex_lock(&lb->mu);
+    for (size_t i = 0; i < lb->n; i++)
+        kvset_add(&cur, lb->kvs[i].key, lb->kvs[i].value);
+    pthread_mutex_unlock(&lb->mu);
+    n_old = compose(&cur, &lb->good, NULL, 0, &kvs);
+    lb_render(&lb->settings, kvs, n_old, NULL, 0, &r);
+    free(kvs);
+    n_old = 0;
+
+    if (!lb->force && lb->applied.text && strcmp(r.text, lb->applied.text) == 0)
+        goto out; /* nothing changed for haproxy */
+    if (!lb->force && lb->rejected && strcmp(r.text, lb->rejected) == 0)
+        goto out;
+    lb->force = 0;
+    for (size_t i = 0; i < r.n_dropped; i++)
+        log_warn("msg=\"left out: %s\"", r.dropped[i]);
+    /* Servers added or removed, nothing else: tell the running workers at once through the
+     * runtime API (a new upstream serves within milliseconds, a removed one gets no new
+     * request), then validate and write the file without a reload. When a command fails,
+     * the validated, seamless reload brings haproxy to the new configuration. */
+    if (lb->master > 0 && lb->applied.text) {
+        char *cmds = lb_render_runtime_cmds(&lb->applied, &r), *reply = NULL;
+        if (cmds) {
+            st = lb_haproxy_cli(lb->admin_sock, cmds, &reply, &e);
+            runtime = st == ST_OK && runtime_reply_ok(reply) ? 1 : -1;
+            if (st != ST_OK)
+                log_warn("msg=\"runtime API: %s; reloading instead\"", e.msg);
+            else
+                log_info("msg=\"runtime API: %s\" reply=\"%s\"%s since_change_ms=%lld", cmds,
+                         reply_oneline(reply), runtime > 0 ? "" : " (reloading instead)",
+                         (long long)(lb->changed_at ? time_mono_ms() - lb->changed_at : 0));
+            free(reply);
+            free(cmds);
+        }
+    }
+    st = check_text(lb, &r, &output);
+    if (st == ST_OK) {
+        FREE_AND_NULL(lb->rejected);
+        install(lb, &r, &cur, runtime, t0);
+        goto out;
+    }
+    if (st != ST_INVALID)
+        goto undo;
+    log_refusal(&r, lb->cfg_new, output);
+    free(lb->rejected);
+    lb->rejected = xstrdup(r.text);
+    /* haproxy refuses a line of some backends (a custom setting it does not know, say):
+     * render those with the settings it last accepted (their upstreams still follow), or
+     * leave them out when it never accepted any, so that the other backends' changes are
+     * not held up. Never more than a few rounds; the result must pass haproxy -c too. */
+    if (culprits(&r, lb->cfg_new, output, &old, &n_old) == 0)
+        goto refused; /* not a backend's line: nothing to fall back on */
+    for (int round = 0; round < FALLBACK_ROUNDS; round++) {
+        struct lb_render fb = LB_RENDER_INIT;
+        char **skip = NULL;
+        size_t n_skip = 0, n;
+
+        for (size_t i = 0; i < n_old; i++) {
+            int have = 0;
+            for (size_t j = 0; j < lb->good.n && !have; j++) {
+                const char *svc;
+                size_t len;
+                int up;
+                have = key_backend(lb->good.v[j].key, &svc, &len, &up) && !up &&
+                       len == strlen(old[i]) && memcmp(svc, old[i], len) == 0;
+            }
+            if (!have) {
+                skip = xrealloc(skip, (n_skip + 1) * sizeof(*skip));
+                skip[n_skip++] = old[i];
+            }
+        }
+        n = compose(&cur, &lb->good, old, n_old, &kvs);
+        lb_render(&lb->settings, kvs, n, (const char *const *)skip, n_skip, &fb);
+        free(kvs);
+        free(skip);
+        FREE_AND_NULL(output);
+        if (lb->applied.text && strcmp(fb.text, lb->applied.text) == 0 && !runtime) {
+            log_warn("msg=\"haproxy refuses the new settings of %zu backend(s), first '%s': "
+                     "the running configuration stays until their keys change\"",
+                     n_old, old[0]);
+            lb_render_release(&fb);
+            goto out;
+        }
+        st = check_text(lb, &fb, &output);
+        if (st == ST_OK) {
+            struct kvset used = {0};
+            for (size_t i = 0; i < n_old; i++)
+                log_warn("msg=\"haproxy refuses the new settings of backend '%s': its last "
+                         "accepted settings stay (or it stays out) until its keys change\" "
+                         "backend=%s",
+                         old[i], old[i]);
+            n = compose(&cur, &lb->good, old, n_old, &kvs);
+            for (size_t i = 0; i < n; i++)
+                kvset_add(&used, kvs[i].key, kvs[i].value);
+            free(kvs);
+            install(lb, &fb, &used, 0, t0);
+            kvset_release(&used);
+            lb_render_release(&fb);
+            goto out;
+        }
+        if (st == ST_INVALID)
+            log_refusal(&fb, lb->cfg_new, output);
+        n = st == ST_INVALID ? culprits(&fb, lb->cfg_new, output, &old, &n_old) : 0;
+        lb_render_release(&fb);
+        if (n == 0)
+            break;
+    }
+refused:
+    log_error("msg=\"haproxy refuses the configuration; %s\"",
+              lb->applied.text ? "the running configuration stays" : "haproxy not started yet");
+undo:
+    /* Undo what the runtime API did: the old file is still in place. */
+    if (runtime && lb_haproxy_reload(lb->master, &e) != ST_OK)
+        log_error("msg=\"%s\"", e.msg);
 out:
+    for (size_t i = 0; i < n_old; i++)
+        free(old[i]);
+    free(old);
     free(output);
+    kvset_release(&cur);
     lb_render_release(&r);
 }
 
@@ -815,6 +1018,7 @@ out:
         close(lb.efd);
     lb_settings_release(&lb.settings);
     lb_render_release(&lb.applied);
+    kvset_release(&lb.good);
     free(lb.admin_sock);
     free(lb.rejected);
     free(lb.cfg);

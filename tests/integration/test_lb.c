@@ -6,8 +6,10 @@
  *   routes_by_host_path_and_tcp   virtual host, path (stripped), tcp port, health URI,
  *                                 stats, unmatched host → 503
  *   new_upstream_latency          key written → first request served by it (printed)
- *   invalid_custom_setting        haproxy refuses → the running configuration stays and
- *                                 keeps serving; fixed → applied again
+ *   invalid_custom_setting        haproxy refuses a backend's new line → the running
+ *                                 configuration stays; other changes still apply (that
+ *                                 backend with its last accepted settings, a new refused
+ *                                 backend left out); fixed → applied
  *   bad_keys_left_out             a backend with a bad value is left out, the rest serves
  *   zero_failures_under_load      bounded load (keep-alive + new connections) while
  *                                 upstreams come and go (runtime API) and settings change
@@ -266,6 +268,8 @@ static void teardown(void)
 
     if (T.lb > 0)
         proc_stop(T.lb, SIGTERM, 12000);
+    if (getenv("TEST_LB_VERBOSE") && T.lb_log)
+        proc_dump_file(T.lb_log);
     /* Never leave a haproxy behind, even when a test failed half-way. */
     n = procs_mentioning(T.run_dir ? T.run_dir : "/nonexistent", left, 16);
     for (int i = 0; i < n; i++)
@@ -492,39 +496,64 @@ Test(lb, new_upstream_latency)
 
 Test(lb, invalid_custom_setting)
 {
-    char *cfg = NULL, *after = NULL, body[128];
+    char *cfg = NULL, *after = NULL, body[128], *p = xasprintf("%s/haproxy.cfg", T.run_dir);
 
     backend_start(0, "web-1");
     backend_start(1, "web-2");
+    backend_start(2, "api-1");
     put("services/web/virtual_hosts", "web.test");
+    put("services/web/custom_settings", "http-response set-header X-Ok yes");
     put_upstream("services/web", 0);
     lb_start(NULL);
     cr_assert_geq(wait_body("/", "web.test", "web-1", 5000), 0);
-    {
-        char *p = xasprintf("%s/haproxy.cfg", T.run_dir);
-        cfg = read_file(p);
-        cr_assert_not_null(cfg);
-        /* A line common/lbenv lets through (no control characters, no new section) but
-         * haproxy refuses. */
-        put("services/web/custom_settings", "option no-such-option-anywhere");
-        for (int i = 0; i < 300 && !log_has("haproxy refuses the configuration"); i++)
-            usleep(10000);
-        cr_assert(log_has("haproxy refuses the configuration"), "no refusal logged");
-        cr_assert(log_has("backend=web"), "the refused line is traced to backend web");
-        after = read_file(p);
-        cr_assert_str_eq(after, cfg, "the running configuration was replaced");
-        for (int i = 0; i < 20; i++) {
-            cr_assert_eq(get("/", "web.test", body, sizeof(body)), 200, "still serving");
-            cr_assert_str_eq(body, "web-1");
-        }
-        /* Fixed: the next valid configuration is applied (with the new upstream). */
-        put_upstream("services/web", 1);
-        del("services/web/custom_settings");
-        cr_assert_geq(wait_body("/", "web.test", "web-2", 5000), 0, "fixed, not applied");
-        free(after);
-        free(p);
+    cfg = read_file(p);
+    cr_assert_not_null(cfg);
+
+    /* A line common/lbenv lets through (no control characters, no new section) but haproxy
+     * refuses: the running configuration stays, and keeps serving. */
+    put("services/web/custom_settings", "option no-such-option-anywhere");
+    for (int i = 0; i < 300 && !log_has("haproxy refuses the new settings"); i++)
+        usleep(10000);
+    cr_assert(log_has("haproxy refuses the new settings"), "no refusal logged");
+    cr_assert(log_has("backend=web"), "the refused line is traced to backend web");
+    after = read_file(p);
+    cr_assert_str_eq(after, cfg, "the running configuration was replaced");
+    FREE_AND_NULL(after);
+    for (int i = 0; i < 20; i++) {
+        cr_assert_eq(get("/", "web.test", body, sizeof(body)), 200, "still serving");
+        cr_assert_str_eq(body, "web-1");
     }
+
+    /* Other changes are not held up: web's upstreams follow (with its last accepted
+     * settings), a new backend appears; a new backend haproxy refuses stays out. */
+    put_upstream("services/web", 1);
+    put("services/api/virtual_path", "/api");
+    put_upstream("services/api", 2);
+    put("services/bad/virtual_path", "/bad");
+    put("services/bad/custom_settings", "option another-unknown-option");
+    put_upstream("services/bad", 2);
+    cr_assert_geq(wait_body("/", "web.test", "web-2", 5000), 0, "web's new upstream held up");
+    cr_assert_geq(wait_body("/api/", NULL, "api-1", 5000), 0, "new backend held up");
+    cr_assert_eq(get("/bad/", NULL, NULL, 0), 503, "a backend haproxy refuses is left out");
+    after = read_file(p);
+    cr_assert(strstr(after, "X-Ok yes"), "web keeps its last accepted settings");
+    cr_assert_null(strstr(after, "no-such-option"));
+    cr_assert_null(strstr(after, "another-unknown"));
+    FREE_AND_NULL(after);
+
+    /* Fixed: the new settings are applied. */
+    put("services/web/custom_settings", "http-response set-header X-Ok fixed");
+    for (int i = 0; i < 300; i++) {
+        after = read_file(p);
+        if (after && strstr(after, "X-Ok fixed"))
+            break;
+        FREE_AND_NULL(after);
+        usleep(10000);
+    }
+    cr_assert_not_null(after, "the fixed setting was not applied");
+    free(after);
     free(cfg);
+    free(p);
 }
 
 Test(lb, bad_keys_left_out)
