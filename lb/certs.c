@@ -92,8 +92,7 @@ int lb_cert_valid(const char *bundle)
     return ok;
 }
 
-static enum status write_file(const char *dir, const char *name, const char *data,
-                              struct err *e)
+static enum status write_file(const char *dir, const char *name, const char *data, struct err *e)
 {
     char *path = xasprintf("%s/%s", dir, name);
     size_t len = strlen(data), off = 0;

@@ -30,7 +30,6 @@ int lb_cert_valid(const char *bundle);
  * message to *warnings (fresh strings, *n_warnings of them; free with lb_certs_free).
  * ST_IO when dir cannot be made or written. */
 enum status lb_certs_write(const char *dir, const char *const *env, size_t n, int *written,
-                           char ***warnings, size_t *n_warnings,
-                           struct err *e) WARN_UNUSED_RESULT;
+                           char ***warnings, size_t *n_warnings, struct err *e) WARN_UNUSED_RESULT;
 
 #endif

@@ -130,8 +130,8 @@ out:
     return st;
 }
 
-enum status lb_haproxy_start(const char *bin, const char *cfg, const char *master_sock,
-                             pid_t *pid, struct err *e)
+enum status lb_haproxy_start(const char *bin, const char *cfg, const char *master_sock, pid_t *pid,
+                             struct err *e)
 {
     pid_t parent = getpid(), p;
 

@@ -24,8 +24,8 @@ enum status lb_haproxy_check(const char *bin, const char *cfg, char **output,
 
 /* Start the master; *pid gets its pid. ST_IO when fork/exec fails (exec failures show as
  * an exit status 127 of the child). */
-enum status lb_haproxy_start(const char *bin, const char *cfg, const char *master_sock,
-                             pid_t *pid, struct err *e) WARN_UNUSED_RESULT;
+enum status lb_haproxy_start(const char *bin, const char *cfg, const char *master_sock, pid_t *pid,
+                             struct err *e) WARN_UNUSED_RESULT;
 
 /* Seamless reload (SIGUSR2 to the master). */
 enum status lb_haproxy_reload(pid_t pid, struct err *e) WARN_UNUSED_RESULT;

@@ -77,7 +77,7 @@ struct lb {
     struct lb_render applied; /* what haproxy runs with (applied.text NULL before the first) */
     struct kvset good;        /* the keys it was rendered from (see apply's fallback) */
     char *admin_sock;
-    char *rejected; /* the last text haproxy refused (not retried until the keys change) */
+    char *rejected;     /* the last text haproxy refused (not retried until the keys change) */
     int force;          /* SIGHUP: validate and reload even if the text did not change */
     int64_t changed_at; /* monotonic ms of the first change not yet applied, 0 = none */
 };
@@ -230,8 +230,8 @@ static void *watch_main(void *arg)
                 map_put(lb, rr.kvs[i].key + strlen(lb->prefix),
                         rr.kvs[i].value ? rr.kvs[i].value : "");
         if (!lb->synced)
-            log_info("key=%s rev=%lld msg=\"listed %zu keys\"", lb->prefix,
-                     (long long)rr.revision, rr.n);
+            log_info("key=%s rev=%lld msg=\"listed %zu keys\"", lb->prefix, (long long)rr.revision,
+                     rr.n);
         lb->synced = 1;
         notify(lb);
         pthread_mutex_unlock(&lb->mu);
@@ -299,8 +299,7 @@ static void log_refusal(const struct lb_render *r, const char *cfg, const char *
             at[cl] == ':')
             owner = lb_render_line_backend(r, (size_t)strtoul(at + cl + 1, NULL, 10));
         if (strstr(ln, "ALERT") || strstr(ln, "WARNING"))
-            log_error("msg=\"haproxy: %s\"%s%s", ln, owner ? " backend=" : "",
-                      owner ? owner : "");
+            log_error("msg=\"haproxy: %s\"%s%s", ln, owner ? " backend=" : "", owner ? owner : "");
         free(ln);
         p = eol ? eol + 1 : NULL;
     }
@@ -401,8 +400,7 @@ static size_t compose(const struct kvset *cur, const struct kvset *good, char *c
         (*kvs)[n++].value = cur->v[i].value;
     }
     for (size_t i = 0; i < good->n; i++)
-        if (key_backend(good->v[i].key, &svc, &len, &up) && !up &&
-            in_names(old, n_old, svc, len)) {
+        if (key_backend(good->v[i].key, &svc, &len, &up) && !up && in_names(old, n_old, svc, len)) {
             (*kvs)[n].key = good->v[i].key;
             (*kvs)[n++].value = good->v[i].value;
         }
@@ -433,15 +431,13 @@ static size_t culprits(const struct lb_render *r, const char *cfg, const char *o
 /* Put the validated configuration r (rendered from `used`) in place and make haproxy run
  * it: nothing more when the runtime API already did (runtime > 0), a seamless reload
  * otherwise, or the first start. Takes r and used. */
-static void install(struct lb *lb, struct lb_render *r, struct kvset *used, int runtime,
-                    int64_t t0)
+static void install(struct lb *lb, struct lb_render *r, struct kvset *used, int runtime, int64_t t0)
 {
     struct err e = ERR_INIT;
     int64_t t1 = time_mono_ms();
 
     if (rename(lb->cfg_new, lb->cfg) == -1) {
-        log_error("msg=\"cannot rename '%s' to '%s': %s\"", lb->cfg_new, lb->cfg,
-                  strerror(errno));
+        log_error("msg=\"cannot rename '%s' to '%s': %s\"", lb->cfg_new, lb->cfg, strerror(errno));
         if (runtime && lb_haproxy_reload(lb->master, &e) != ST_OK)
             log_error("msg=\"%s\"", e.msg); /* undo the runtime API's change */
         lb_render_release(r);
@@ -481,8 +477,7 @@ static void install(struct lb *lb, struct lb_render *r, struct kvset *used, int 
                  cur > 0 && cur != old ? "" : ", new worker not seen yet", lb->applied.n_backends,
                  (int)cur, (long long)(t1 - t0), (long long)(t2 - t1),
                  (long long)(lb->changed_at ? t2 - lb->changed_at : 0));
-    } else if (lb_haproxy_start(lb->haproxy, lb->cfg, lb->master_sock, &lb->master, &e) !=
-               ST_OK) {
+    } else if (lb_haproxy_start(lb->haproxy, lb->cfg, lb->master_sock, &lb->master, &e) != ST_OK) {
         log_error("msg=\"%s\"", e.msg);
     } else {
         log_info("msg=\"haproxy started (pid %d), %zu backends\"", (int)lb->master,
@@ -676,35 +671,36 @@ static char *default_gateway(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: " PROG " [options]\n"
-            "\n"
-            "Watches one load balancer's keys in etcd (/kontena/haproxy/<grid>/<lb path>/),\n"
-            "renders the haproxy configuration, validates it with `haproxy -c` and applies\n"
-            "it with a seamless reload of haproxy in master-worker mode.\n"
-            "\n"
-            "options (environment in brackets):\n"
-            "    --etcd-endpoints URLS   etcd, comma-separated [ETCD_ENDPOINTS]; default\n"
-            "                            http://$ETCD_NODE:2379, else the default gateway's\n"
-            "    --etcd-path PATH        root of the keys [ETCD_PATH]; default\n"
-            "                            /kontena/haproxy/$KONTENA_GRID_NAME/[$KONTENA_STACK_NAME/]"
-            "$KONTENA_SERVICE_NAME\n"
-            "    --haproxy PATH          the haproxy binary [KONTENA_LB_HAPROXY] (/usr/sbin/haproxy)\n"
-            "    --run-dir DIR           configuration, sockets, certificates\n"
-            "                            [KONTENA_LB_RUN_DIR] (/var/run/kontena-lb)\n"
-            "    --log-level LEVEL       debug, info, warn, error [KONTENA_LOG_LEVEL] (info)\n"
-            "    -h, --help              this text\n"
-            "    --version               print the version\n"
-            "\n"
-            "load balancer settings (environment only, reference §7.8):\n"
-            "    KONTENA_LB_HTTP_PORT (80), KONTENA_LB_HTTPS_PORT (443), KONTENA_LB_STATS_PORT\n"
-            "    (1000), KONTENA_LB_HEALTH_URI, KONTENA_LB_SSL_CIPHERS, KONTENA_LB_CUSTOM_SETTINGS,\n"
-            "    KONTENA_LB_GLOBAL_SETTINGS, KONTENA_LB_ACCEPT_PROXY, KONTENA_LB_HTTP2,\n"
-            "    STATS_PASSWORD (secret), SYSLOG_TARGET (stdout), SSL_CERTS, SSL_CERT_*\n"
-            "\n"
-            "SIGTERM/SIGINT: soft-stop haproxy (connections finish, %d s at most), exit 0.\n"
-            "SIGHUP: render and apply again.\n",
-            STOP_TIMEOUT_MS / 1000);
+    fprintf(
+        f,
+        "usage: " PROG " [options]\n"
+        "\n"
+        "Watches one load balancer's keys in etcd (/kontena/haproxy/<grid>/<lb path>/),\n"
+        "renders the haproxy configuration, validates it with `haproxy -c` and applies\n"
+        "it with a seamless reload of haproxy in master-worker mode.\n"
+        "\n"
+        "options (environment in brackets):\n"
+        "    --etcd-endpoints URLS   etcd, comma-separated [ETCD_ENDPOINTS]; default\n"
+        "                            http://$ETCD_NODE:2379, else the default gateway's\n"
+        "    --etcd-path PATH        root of the keys [ETCD_PATH]; default\n"
+        "                            /kontena/haproxy/$KONTENA_GRID_NAME/[$KONTENA_STACK_NAME/]"
+        "$KONTENA_SERVICE_NAME\n"
+        "    --haproxy PATH          the haproxy binary [KONTENA_LB_HAPROXY] (/usr/sbin/haproxy)\n"
+        "    --run-dir DIR           configuration, sockets, certificates\n"
+        "                            [KONTENA_LB_RUN_DIR] (/var/run/kontena-lb)\n"
+        "    --log-level LEVEL       debug, info, warn, error [KONTENA_LOG_LEVEL] (info)\n"
+        "    -h, --help              this text\n"
+        "    --version               print the version\n"
+        "\n"
+        "load balancer settings (environment only, reference §7.8):\n"
+        "    KONTENA_LB_HTTP_PORT (80), KONTENA_LB_HTTPS_PORT (443), KONTENA_LB_STATS_PORT\n"
+        "    (1000), KONTENA_LB_HEALTH_URI, KONTENA_LB_SSL_CIPHERS, KONTENA_LB_CUSTOM_SETTINGS,\n"
+        "    KONTENA_LB_GLOBAL_SETTINGS, KONTENA_LB_ACCEPT_PROXY, KONTENA_LB_HTTP2,\n"
+        "    STATS_PASSWORD (secret), SYSLOG_TARGET (stdout), SSL_CERTS, SSL_CERT_*\n"
+        "\n"
+        "SIGTERM/SIGINT: soft-stop haproxy (connections finish, %d s at most), exit 0.\n"
+        "SIGHUP: render and apply again.\n",
+        STOP_TIMEOUT_MS / 1000);
 }
 
 static char *opt_or_env(const char *opt, const char *env)
@@ -766,14 +762,29 @@ int main(int argc, char **argv)
     }
     while ((opt = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (opt) {
-        case OPT_ENDPOINTS: o_endpoints = optarg; break;
-        case OPT_PATH: o_path = optarg; break;
-        case OPT_HAPROXY: o_haproxy = optarg; break;
-        case OPT_RUN_DIR: o_run = optarg; break;
-        case OPT_LOG_LEVEL: o_level = optarg; break;
-        case 'h': usage(stdout); return 0;
-        case OPT_VERSION: printf(PROG " %s\n", KONTENA_VERSION); return 0;
-        default: return cmdline_usage(PROG, "unknown option");
+        case OPT_ENDPOINTS:
+            o_endpoints = optarg;
+            break;
+        case OPT_PATH:
+            o_path = optarg;
+            break;
+        case OPT_HAPROXY:
+            o_haproxy = optarg;
+            break;
+        case OPT_RUN_DIR:
+            o_run = optarg;
+            break;
+        case OPT_LOG_LEVEL:
+            o_level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            printf(PROG " %s\n", KONTENA_VERSION);
+            return 0;
+        default:
+            return cmdline_usage(PROG, "unknown option");
         }
     }
     if (optind < argc)
@@ -999,9 +1010,10 @@ out:
     }
     if (lb.master > 0) {
         int ws = lb_haproxy_stop(lb.master, STOP_TIMEOUT_MS);
-        log_info("msg=\"haproxy stopped (%s %d)\"",
-                 ws != -1 && WIFEXITED(ws) ? "status" : "signal",
-                 ws == -1 ? -1 : WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
+        log_info("msg=\"haproxy stopped (%s %d)\"", ws != -1 && WIFEXITED(ws) ? "status" : "signal",
+                 ws == -1        ? -1
+                 : WIFEXITED(ws) ? WEXITSTATUS(ws)
+                                 : WTERMSIG(ws));
         lb.master = 0;
     }
     if (th_started) {

@@ -57,8 +57,7 @@ static int plain_line(const char *v)
     return 1;
 }
 
-static enum status env_port(lb_getenv_fn get, void *arg, const char *name, int *port,
-                            struct err *e)
+static enum status env_port(lb_getenv_fn get, void *arg, const char *name, int *port, struct err *e)
 {
     const char *v = get(arg, name);
     struct err pe = ERR_INIT;
@@ -125,8 +124,7 @@ enum status lb_settings_from_env(struct lb_settings *s, lb_getenv_fn get, void *
         goto fail;
     }
     s->ssl_ciphers = xstrdup(v && *v ? v : DEFAULT_CIPHERS);
-    if ((st = env_lines(get, arg, "KONTENA_LB_CUSTOM_SETTINGS", &s->custom_settings, e)) !=
-            ST_OK ||
+    if ((st = env_lines(get, arg, "KONTENA_LB_CUSTOM_SETTINGS", &s->custom_settings, e)) != ST_OK ||
         (st = env_lines(get, arg, "KONTENA_LB_GLOBAL_SETTINGS", &s->global_settings, e)) != ST_OK)
         goto fail;
     s->accept_proxy = get(arg, "KONTENA_LB_ACCEPT_PROXY") != NULL;
@@ -170,8 +168,9 @@ enum field {
 };
 
 static const char *const field_names[NFIELDS] = {
-    "balance",    "virtual_hosts",      "virtual_path",    "keep_virtual_path", "cookie",
-    "basic_auth_secrets", "custom_settings", "health_check_uri", "health_check_port",
+    "balance",           "virtual_hosts",    "virtual_path",
+    "keep_virtual_path", "cookie",           "basic_auth_secrets",
+    "custom_settings",   "health_check_uri", "health_check_port",
     "external_port",
 };
 
@@ -361,17 +360,38 @@ static enum status backend_check(struct backend *b, struct err *e)
         if (!v)
             continue;
         switch ((enum field)f) {
-        case F_BALANCE: st = lbenv_check_balance(v, &pe); break;
-        case F_VHOSTS: st = lbenv_check_virtual_hosts(v, &pe); break;
-        case F_VPATH: st = lbenv_check_virtual_paths(v, &pe); break;
-        case F_KEEP: st = lbenv_check_keep_virtual_path(v, &pe); break;
-        case F_COOKIE: st = lbenv_check_cookie(v, &pe); break;
-        case F_AUTH: st = lbenv_check_basic_auth(v, &pe); break;
-        case F_CUSTOM: st = lbenv_check_lines(v, &pe); break;
-        case F_HCURI: st = lbenv_check_uri(v, &pe); break;
-        case F_HCPORT: st = lbenv_check_port(v, NULL, &pe); break;
-        case F_EXTPORT: st = lbenv_check_port(v, &b->ext_port, &pe); break;
-        case NFIELDS: break;
+        case F_BALANCE:
+            st = lbenv_check_balance(v, &pe);
+            break;
+        case F_VHOSTS:
+            st = lbenv_check_virtual_hosts(v, &pe);
+            break;
+        case F_VPATH:
+            st = lbenv_check_virtual_paths(v, &pe);
+            break;
+        case F_KEEP:
+            st = lbenv_check_keep_virtual_path(v, &pe);
+            break;
+        case F_COOKIE:
+            st = lbenv_check_cookie(v, &pe);
+            break;
+        case F_AUTH:
+            st = lbenv_check_basic_auth(v, &pe);
+            break;
+        case F_CUSTOM:
+            st = lbenv_check_lines(v, &pe);
+            break;
+        case F_HCURI:
+            st = lbenv_check_uri(v, &pe);
+            break;
+        case F_HCPORT:
+            st = lbenv_check_port(v, NULL, &pe);
+            break;
+        case F_EXTPORT:
+            st = lbenv_check_port(v, &b->ext_port, &pe);
+            break;
+        case NFIELDS:
+            break;
         }
         if (st != ST_OK)
             bad = f;
@@ -567,11 +587,12 @@ void lb_render(const struct lb_settings *s, const struct lb_kv *kvs, size_t n,
         if (skipped)
             continue;
         if (backend_check(b, &e) != ST_OK) {
-            add_dropped(r, "backend '%s' (%s): %s", b->name,
-                        b->tcp ? "tcp-services" : "services", e.msg);
+            add_dropped(r, "backend '%s' (%s): %s", b->name, b->tcp ? "tcp-services" : "services",
+                        e.msg);
             continue;
         }
-        if (b->tcp && nkeep && !keep[nkeep - 1]->tcp && strcmp(keep[nkeep - 1]->name, b->name) == 0) {
+        if (b->tcp && nkeep && !keep[nkeep - 1]->tcp &&
+            strcmp(keep[nkeep - 1]->name, b->name) == 0) {
             add_dropped(r, "backend '%s' (tcp-services): the service is also under services/",
                         b->name);
             continue;
@@ -594,8 +615,9 @@ void lb_render(const struct lb_settings *s, const struct lb_kv *kvs, size_t n,
                 continue; /* nothing to listen for yet: the original left it out too */
             if (b->ext_port == s->http_port || b->ext_port == s->stats_port ||
                 (s->have_certs && b->ext_port == s->https_port)) {
-                add_dropped(r, "backend '%s' (tcp-services): port clash: external_port %d is a "
-                               "port of the load balancer itself",
+                add_dropped(r,
+                            "backend '%s' (tcp-services): port clash: external_port %d is a "
+                            "port of the load balancer itself",
                             b->name, b->ext_port);
                 continue;
             }
@@ -801,12 +823,12 @@ char *lb_render_runtime_cmds(const struct lb_render *old, const struct lb_render
             goto out; /* same name, new address or options */
         if (o)
             continue;
-        BUG_ON(buf_printf(&cmds, "%sadd server %s/%.*s%.*s;enable server %s/%.*s", cmds.len ? ";" : "",
-                          ns[i].backend, (int)l, nm, (int)(ns[i].len - (size_t)(rest - ns[i].line)),
-                          rest, ns[i].backend, (int)l, nm) != ST_OK);
+        BUG_ON(buf_printf(&cmds, "%sadd server %s/%.*s%.*s;enable server %s/%.*s",
+                          cmds.len ? ";" : "", ns[i].backend, (int)l, nm,
+                          (int)(ns[i].len - (size_t)(rest - ns[i].line)), rest, ns[i].backend,
+                          (int)l, nm) != ST_OK);
         if (strstr(rest, " check") && (size_t)(strstr(rest, " check") - ns[i].line) < ns[i].len)
-            BUG_ON(buf_printf(&cmds, ";enable health %s/%.*s", ns[i].backend, (int)l, nm) !=
-                   ST_OK);
+            BUG_ON(buf_printf(&cmds, ";enable health %s/%.*s", ns[i].backend, (int)l, nm) != ST_OK);
     }
     for (size_t i = 0; i < on; i++) {
         size_t l;

@@ -35,26 +35,28 @@ struct lb_kv {
 /* The load balancer's own settings, from its environment (lb_settings_from_env). Strings
  * are owned by the struct. NULL = unset. */
 struct lb_settings {
-    int http_port;          /* KONTENA_LB_HTTP_PORT, 80 */
-    int https_port;         /* KONTENA_LB_HTTPS_PORT, 443 */
-    int stats_port;         /* KONTENA_LB_STATS_PORT, 1000 */
-    char *run_dir;          /* pidfile, admin socket */
-    char *certs_dir;        /* bind ... ssl crt <certs_dir>/ when have_certs */
-    int have_certs;         /* at least one certificate was written */
-    char *health_uri;       /* KONTENA_LB_HEALTH_URI → monitor-uri */
-    char *ssl_ciphers;      /* KONTENA_LB_SSL_CIPHERS or the built-in list */
-    char *custom_settings;  /* KONTENA_LB_CUSTOM_SETTINGS: lines in defaults */
-    char *global_settings;  /* KONTENA_LB_GLOBAL_SETTINGS: lines in global */
-    int accept_proxy;       /* KONTENA_LB_ACCEPT_PROXY set (any value) */
-    int http2;              /* KONTENA_LB_HTTP2 != "false" */
-    char *stats_password;   /* STATS_PASSWORD, "secret" */
-    char *log_target;       /* SYSLOG_TARGET, or NULL: "stdout format raw local0 info" */
-    int drop_privileges;    /* run the workers as nobody/nogroup (when started as root) */
-    int maxconn;            /* global maxconn: 100000, or what RLIMIT_NOFILE allows */
+    int http_port;         /* KONTENA_LB_HTTP_PORT, 80 */
+    int https_port;        /* KONTENA_LB_HTTPS_PORT, 443 */
+    int stats_port;        /* KONTENA_LB_STATS_PORT, 1000 */
+    char *run_dir;         /* pidfile, admin socket */
+    char *certs_dir;       /* bind ... ssl crt <certs_dir>/ when have_certs */
+    int have_certs;        /* at least one certificate was written */
+    char *health_uri;      /* KONTENA_LB_HEALTH_URI → monitor-uri */
+    char *ssl_ciphers;     /* KONTENA_LB_SSL_CIPHERS or the built-in list */
+    char *custom_settings; /* KONTENA_LB_CUSTOM_SETTINGS: lines in defaults */
+    char *global_settings; /* KONTENA_LB_GLOBAL_SETTINGS: lines in global */
+    int accept_proxy;      /* KONTENA_LB_ACCEPT_PROXY set (any value) */
+    int http2;             /* KONTENA_LB_HTTP2 != "false" */
+    char *stats_password;  /* STATS_PASSWORD, "secret" */
+    char *log_target;      /* SYSLOG_TARGET, or NULL: "stdout format raw local0 info" */
+    int drop_privileges;   /* run the workers as nobody/nogroup (when started as root) */
+    int maxconn;           /* global maxconn: 100000, or what RLIMIT_NOFILE allows */
 };
 
 #define LB_SETTINGS_INIT                                                                           \
-    {80, 443, 1000, NULL, NULL, 0, NULL, NULL, NULL, NULL, 0, 1, NULL, NULL, 0, 100000}
+    {                                                                                              \
+        80, 443, 1000, NULL, NULL, 0, NULL, NULL, NULL, NULL, 0, 1, NULL, NULL, 0, 100000          \
+    }
 
 /* Look up an environment variable: return its value (borrowed) or NULL. */
 typedef const char *(*lb_getenv_fn)(void *arg, const char *name);
@@ -69,17 +71,20 @@ enum status lb_settings_from_env(struct lb_settings *s, lb_getenv_fn get, void *
 void lb_settings_release(struct lb_settings *s); /* NULL is fine; back to LB_SETTINGS_INIT */
 
 struct lb_render {
-    char *text;        /* the configuration, '\n'-terminated lines, no blank line */
-    int *line_owner;   /* line_owner[i]: backend index of line i+1, -1 for the LB's own */
+    char *text;      /* the configuration, '\n'-terminated lines, no blank line */
+    int *line_owner; /* line_owner[i]: backend index of line i+1, -1 for the LB's own */
     size_t n_lines;
-    char **backends;   /* names of the rendered backends (http and tcp), in order */
+    char **backends; /* names of the rendered backends (http and tcp), in order */
     size_t n_backends;
-    char **dropped;    /* one message per backend left out, e.g.
-                        * "backend 'web': balance: 'fast' is not ..." */
+    char **dropped; /* one message per backend left out, e.g.
+                     * "backend 'web': balance: 'fast' is not ..." */
     size_t n_dropped;
 };
 
-#define LB_RENDER_INIT {NULL, NULL, 0, NULL, 0, NULL, 0}
+#define LB_RENDER_INIT                                                                             \
+    {                                                                                              \
+        NULL, NULL, 0, NULL, 0, NULL, 0                                                            \
+    }
 
 /* Render kvs[0..n) (any order; duplicates: the last one wins) with settings s into out
  * (LB_RENDER_INIT or released). Backends named in skip[0..n_skip) are left out silently

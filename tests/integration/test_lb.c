@@ -113,9 +113,9 @@ static struct backend_proc *backend_start(int i, const char *name)
         char *url;
         b->port = proc_free_port();
         bind = xasprintf("127.0.0.1:%d", b->port);
-        b->pid = proc_spawn((const char *const[]){"busybox", "httpd", "-f", "-p", bind, "-h",
-                                                  www, NULL},
-                            NULL, log);
+        b->pid =
+            proc_spawn((const char *const[]){"busybox", "httpd", "-f", "-p", bind, "-h", www, NULL},
+                       NULL, log);
         free(bind);
         url = xasprintf("http://127.0.0.1:%d/", b->port);
         if (b->pid > 0 && proc_wait_http(url, 200, 5000) == 0) {
@@ -168,8 +168,7 @@ static char *lb_url(const char *path)
 
 static void lb_start(const char *const *extra_env)
 {
-    char *bin = xasprintf("%s/kontena-lb", KONTENA_BIN_DIR), *hp, *sp, *ep, *path, *run,
-         *url;
+    char *bin = xasprintf("%s/kontena-lb", KONTENA_BIN_DIR), *hp, *sp, *ep, *path, *run, *url;
     const char *env[16];
     size_t n = 0;
 
@@ -611,8 +610,8 @@ Test(lb, zero_failures_under_load, .timeout = 120)
         int64_t first = httpload_wait_seen(l, T.be[i].name, 3000);
         cr_expect_geq(first, 0, "%s never served under load", T.be[i].name);
         if (first >= 0)
-            fprintf(stderr, "test_lb: under load, %s served %.1f ms after its key\n",
-                    T.be[i].name, (double)(first - t_put[i]) / 1000.0);
+            fprintf(stderr, "test_lb: under load, %s served %.1f ms after its key\n", T.be[i].name,
+                    (double)(first - t_put[i]) / 1000.0);
     }
     /* Changes that need a reload (a backend's settings), under load: seamless. */
     for (int i = 0; i < 3; i++) {
@@ -745,9 +744,9 @@ Test(lb, usage_errors)
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int rc = proc_run((const char *const[]){bin, "--etcd-endpoints=http://127.0.0.1:1",
-                                                cases[i].arg, NULL},
-                          (const char *const[]){cases[i].env, run, NULL}, NULL, &out, &err);
+        int rc = proc_run(
+            (const char *const[]){bin, "--etcd-endpoints=http://127.0.0.1:1", cases[i].arg, NULL},
+            (const char *const[]){cases[i].env, run, NULL}, NULL, &out, &err);
         cr_expect_eq(rc, 2, "%s %s: exit %d", cases[i].env, cases[i].arg, rc);
         cr_expect(err && strstr(err, cases[i].want), "%s %s: '%s'", cases[i].env, cases[i].arg,
                   err);

@@ -96,8 +96,8 @@ static void setup(void)
 static void teardown(void)
 {
     if (T.container)
-        (void)proc_run((const char *const[]){"docker", "rm", "-f", T.container, NULL}, NULL,
-                       NULL, NULL, NULL);
+        (void)proc_run((const char *const[]){"docker", "rm", "-f", T.container, NULL}, NULL, NULL,
+                       NULL, NULL);
     for (int i = 0; i < 2; i++)
         if (T.httpd[i] > 0)
             proc_stop(T.httpd[i], SIGTERM, 2000);
@@ -137,9 +137,9 @@ static void httpd_start(int i, const char *name)
     fclose(f);
     T.httpd_port[i] = proc_free_port();
     bind = xasprintf("127.0.0.1:%d", T.httpd_port[i]);
-    T.httpd[i] = proc_spawn(
-        (const char *const[]){"busybox", "httpd", "-f", "-p", bind, "-h", www, NULL}, NULL,
-        "/dev/null");
+    T.httpd[i] =
+        proc_spawn((const char *const[]){"busybox", "httpd", "-f", "-p", bind, "-h", www, NULL},
+                   NULL, "/dev/null");
     url = xasprintf("http://%s/", bind);
     cr_assert_eq(proc_wait_http(url, 200, 5000), 0, "busybox httpd %s", name);
     free(url);
@@ -202,8 +202,7 @@ static void lb_run(const char *const *env)
 static long get(const char *scheme, int port, const char *host, char *first, size_t cap)
 {
     struct http_reply r = {0};
-    char *url = xasprintf("%s://127.0.0.1:%d/", scheme, port),
-         *hdr = xasprintf("Host: %s", host);
+    char *url = xasprintf("%s://127.0.0.1:%d/", scheme, port), *hdr = xasprintf("Host: %s", host);
     long st;
 
     http_do("GET", url, NULL, NULL, 0, hdr, &r);
@@ -261,23 +260,21 @@ Test(lb_image, serves_and_stops)
 
 Test(lb_image, ssl_certs)
 {
-    char *key = xasprintf("%s/k.pem", T.dir), *crt = xasprintf("%s/c.pem", T.dir), *pem,
-         *env_certs, body[128], v[64];
+    char *key = xasprintf("%s/k.pem", T.dir), *crt = xasprintf("%s/c.pem", T.dir), *pem, *env_certs,
+         body[128], v[64];
     char *out = NULL, *err = NULL;
     int rc;
 
     rc = proc_run((const char *const[]){"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                                        "-out", crt, "-days", "2", "-subj", "/CN=web.test",
-                                        NULL},
+                                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
+                                        crt, "-days", "2", "-subj", "/CN=web.test", NULL},
                   NULL, NULL, &out, &err);
     cr_assert_eq(rc, 0, "openssl: %s", err);
     free(out);
     free(err);
     {
         char *cmd = xasprintf("cat %s %s", crt, key);
-        cr_assert_eq(proc_run((const char *const[]){"sh", "-c", cmd, NULL}, NULL, NULL, &pem,
-                              NULL),
+        cr_assert_eq(proc_run((const char *const[]){"sh", "-c", cmd, NULL}, NULL, NULL, &pem, NULL),
                      0);
         free(cmd);
     }

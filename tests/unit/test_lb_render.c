@@ -185,48 +185,47 @@ Test(render, http_default_path)
 Test(render, hosts_paths_order_and_stripping)
 {
     /* Groups: hosts+paths (both), then hosts only, then paths only; key order inside. */
-    check_body(
-        KVS(KV("services/d-paths/virtual_path", "/api, /v2/"),
-            KV("services/d-paths/upstreams/d.paths-1", "10.81.0.9:8080"),
-            KV("services/c-keep/virtual_path", "/keep"),
-            KV("services/c-keep/keep_virtual_path", "true"),
-            KV("services/b-hosts/virtual_hosts", "www.example.com,*.example.org"),
-            KV("services/b-hosts/upstreams/b.hosts-1", "10.81.0.8:80"),
-            KV("services/a-both/virtual_hosts", "api.example.com"),
-            KV("services/a-both/virtual_path", "/a.b+c"),
-            KV("services/a-both/upstreams/a.both-1", "[fd00::1]:80")),
-        9,
-        "frontend http-in\n"
-        "  bind *:80\n"
-        "  http-request replace-header Host '^([^:\\[\\]]+):[0-9]+$' '\\1'\n"
-        "  acl host_a-both hdr(host) -i api.example.com\n"
-        "  acl host_a-both_virtual_path path_beg /a.b+c\n"
-        "  acl host_b-hosts hdr(host) -i www.example.com\n"
-        "  acl host_b-hosts hdr_end(host) -i .example.org\n"
-        "  acl host_c-keep_virtual_path path_beg /keep\n"
-        "  acl host_d-paths_virtual_path path_beg /api\n"
-        "  acl host_d-paths_virtual_path path_beg /v2/\n"
-        "  use_backend a-both if host_a-both host_a-both_virtual_path\n"
-        "  use_backend b-hosts if host_b-hosts\n"
-        "  use_backend c-keep if host_c-keep_virtual_path\n"
-        "  use_backend d-paths if host_d-paths_virtual_path\n"
-        "backend a-both\n"
-        "  option forwardfor\n"
-        "  balance roundrobin\n"
-        "  http-request replace-path '^(/a\\.b\\+c)/?(.*)' '/\\2'\n"
-        "  server a.both-1 [fd00::1]:80 check\n"
-        "backend b-hosts\n"
-        "  option forwardfor\n"
-        "  balance roundrobin\n"
-        "  server b.hosts-1 10.81.0.8:80 check\n"
-        "backend c-keep\n"
-        "  option forwardfor\n"
-        "  balance roundrobin\n"
-        "backend d-paths\n"
-        "  option forwardfor\n"
-        "  balance roundrobin\n"
-        "  http-request replace-path '^(/api|/v2)/?(.*)' '/\\2'\n"
-        "  server d.paths-1 10.81.0.9:8080 check\n");
+    check_body(KVS(KV("services/d-paths/virtual_path", "/api, /v2/"),
+                   KV("services/d-paths/upstreams/d.paths-1", "10.81.0.9:8080"),
+                   KV("services/c-keep/virtual_path", "/keep"),
+                   KV("services/c-keep/keep_virtual_path", "true"),
+                   KV("services/b-hosts/virtual_hosts", "www.example.com,*.example.org"),
+                   KV("services/b-hosts/upstreams/b.hosts-1", "10.81.0.8:80"),
+                   KV("services/a-both/virtual_hosts", "api.example.com"),
+                   KV("services/a-both/virtual_path", "/a.b+c"),
+                   KV("services/a-both/upstreams/a.both-1", "[fd00::1]:80")),
+               9,
+               "frontend http-in\n"
+               "  bind *:80\n"
+               "  http-request replace-header Host '^([^:\\[\\]]+):[0-9]+$' '\\1'\n"
+               "  acl host_a-both hdr(host) -i api.example.com\n"
+               "  acl host_a-both_virtual_path path_beg /a.b+c\n"
+               "  acl host_b-hosts hdr(host) -i www.example.com\n"
+               "  acl host_b-hosts hdr_end(host) -i .example.org\n"
+               "  acl host_c-keep_virtual_path path_beg /keep\n"
+               "  acl host_d-paths_virtual_path path_beg /api\n"
+               "  acl host_d-paths_virtual_path path_beg /v2/\n"
+               "  use_backend a-both if host_a-both host_a-both_virtual_path\n"
+               "  use_backend b-hosts if host_b-hosts\n"
+               "  use_backend c-keep if host_c-keep_virtual_path\n"
+               "  use_backend d-paths if host_d-paths_virtual_path\n"
+               "backend a-both\n"
+               "  option forwardfor\n"
+               "  balance roundrobin\n"
+               "  http-request replace-path '^(/a\\.b\\+c)/?(.*)' '/\\2'\n"
+               "  server a.both-1 [fd00::1]:80 check\n"
+               "backend b-hosts\n"
+               "  option forwardfor\n"
+               "  balance roundrobin\n"
+               "  server b.hosts-1 10.81.0.8:80 check\n"
+               "backend c-keep\n"
+               "  option forwardfor\n"
+               "  balance roundrobin\n"
+               "backend d-paths\n"
+               "  option forwardfor\n"
+               "  balance roundrobin\n"
+               "  http-request replace-path '^(/api|/v2)/?(.*)' '/\\2'\n"
+               "  server d.paths-1 10.81.0.9:8080 check\n");
 }
 
 Test(render, tcp_services)
@@ -256,51 +255,50 @@ Test(render, tcp_services)
 
 Test(render, cookie_auth_custom_health_check)
 {
-    check_body(
-        KVS(KV("services/a/cookie", ""), KV("services/a/upstreams/a-1", "10.0.0.1:80"),
-            KV("services/a/upstreams/a-2", "10.0.0.2:80"),
-            KV("services/b/cookie", "cookie SRV insert indirect nocache"),
-            KV("services/b/basic_auth_secrets",
-               "user admin insecure-password s3cret\n\nuser ro insecure-password x\n"),
-            KV("services/b/custom_settings", "  http-request set-header X-Lb kontena\n\n"
-                                              "timeout server 2m"),
-            KV("services/b/balance", "source"), KV("services/b/virtual_hosts", "b.test"),
-            KV("services/b/upstreams/b-1", "10.0.0.3:80"),
-            KV("services/c/health_check_uri", "/healthz"),
-            KV("services/c/health_check_port", "8081"), KV("services/c/virtual_path", "/c"),
-            KV("services/c/upstreams/c-1", "10.0.0.4:8080")),
-        13,
-        "frontend http-in\n"
-        "  bind *:80\n"
-        "  http-request replace-header Host '^([^:\\[\\]]+):[0-9]+$' '\\1'\n"
-        "  acl host_b hdr(host) -i b.test\n"
-        "  acl host_c_virtual_path path_beg /c\n"
-        "  use_backend b if host_b\n"
-        "  use_backend c if host_c_virtual_path\n"
-        "backend a\n"
-        "  option forwardfor\n"
-        "  cookie KONTENA_SERVERID insert indirect nocache\n"
-        "  balance roundrobin\n"
-        "  server a-1 10.0.0.1:80 check cookie a-1\n"
-        "  server a-2 10.0.0.2:80 check cookie a-2\n"
-        "backend b\n"
-        "  option forwardfor\n"
-        "  http-request set-header X-Lb kontena\n"
-        "  timeout server 2m\n"
-        "  cookie SRV insert indirect nocache\n"
-        "  balance source\n"
-        "  acl auth_ok_b http_auth(auth_users_b)\n"
-        "  http-request auth realm b if !auth_ok_b\n"
-        "  server b-1 10.0.0.3:80 check cookie b-1\n"
-        "userlist auth_users_b\n"
-        "  user admin insecure-password s3cret\n"
-        "  user ro insecure-password x\n"
-        "backend c\n"
-        "  option forwardfor\n"
-        "  balance roundrobin\n"
-        "  http-request replace-path '^(/c)/?(.*)' '/\\2'\n"
-        "  option httpchk GET /healthz\n"
-        "  server c-1 10.0.0.4:8080 check port 8081\n");
+    check_body(KVS(KV("services/a/cookie", ""), KV("services/a/upstreams/a-1", "10.0.0.1:80"),
+                   KV("services/a/upstreams/a-2", "10.0.0.2:80"),
+                   KV("services/b/cookie", "cookie SRV insert indirect nocache"),
+                   KV("services/b/basic_auth_secrets",
+                      "user admin insecure-password s3cret\n\nuser ro insecure-password x\n"),
+                   KV("services/b/custom_settings", "  http-request set-header X-Lb kontena\n\n"
+                                                    "timeout server 2m"),
+                   KV("services/b/balance", "source"), KV("services/b/virtual_hosts", "b.test"),
+                   KV("services/b/upstreams/b-1", "10.0.0.3:80"),
+                   KV("services/c/health_check_uri", "/healthz"),
+                   KV("services/c/health_check_port", "8081"), KV("services/c/virtual_path", "/c"),
+                   KV("services/c/upstreams/c-1", "10.0.0.4:8080")),
+               13,
+               "frontend http-in\n"
+               "  bind *:80\n"
+               "  http-request replace-header Host '^([^:\\[\\]]+):[0-9]+$' '\\1'\n"
+               "  acl host_b hdr(host) -i b.test\n"
+               "  acl host_c_virtual_path path_beg /c\n"
+               "  use_backend b if host_b\n"
+               "  use_backend c if host_c_virtual_path\n"
+               "backend a\n"
+               "  option forwardfor\n"
+               "  cookie KONTENA_SERVERID insert indirect nocache\n"
+               "  balance roundrobin\n"
+               "  server a-1 10.0.0.1:80 check cookie a-1\n"
+               "  server a-2 10.0.0.2:80 check cookie a-2\n"
+               "backend b\n"
+               "  option forwardfor\n"
+               "  http-request set-header X-Lb kontena\n"
+               "  timeout server 2m\n"
+               "  cookie SRV insert indirect nocache\n"
+               "  balance source\n"
+               "  acl auth_ok_b http_auth(auth_users_b)\n"
+               "  http-request auth realm b if !auth_ok_b\n"
+               "  server b-1 10.0.0.3:80 check cookie b-1\n"
+               "userlist auth_users_b\n"
+               "  user admin insecure-password s3cret\n"
+               "  user ro insecure-password x\n"
+               "backend c\n"
+               "  option forwardfor\n"
+               "  balance roundrobin\n"
+               "  http-request replace-path '^(/c)/?(.*)' '/\\2'\n"
+               "  option httpchk GET /healthz\n"
+               "  server c-1 10.0.0.4:8080 check port 8081\n");
 }
 
 Test(render, certs_health_uri_accept_proxy)
@@ -361,18 +359,16 @@ Test(render, certs_health_uri_accept_proxy)
     if (access(haproxy_bin(), X_OK) == 0) {
         char *pem = xasprintf("%s/cert1_gen.pem", certs), *key = xasprintf("%s/k.pem", dir),
              *crt = xasprintf("%s/c.pem", dir), *cmd;
-        cr_assert_eq(proc_run((const char *const[]){"mkdir", "-p", certs, NULL}, NULL, NULL,
-                              NULL, NULL),
-                     0);
-        rc = proc_run((const char *const[]){"openssl", "req", "-x509", "-newkey", "ec",
-                                            "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                                            "-keyout", key, "-out", crt, "-days", "2", "-subj",
-                                            "/CN=lb.test", NULL},
-                      NULL, NULL, &out, &err);
+        cr_assert_eq(
+            proc_run((const char *const[]){"mkdir", "-p", certs, NULL}, NULL, NULL, NULL, NULL), 0);
+        rc =
+            proc_run((const char *const[]){"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                           "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                                           "-out", crt, "-days", "2", "-subj", "/CN=lb.test", NULL},
+                     NULL, NULL, &out, &err);
         cr_assert_eq(rc, 0, "openssl: %s", err);
         cmd = xasprintf("cat %s %s > %s", crt, key, pem);
-        cr_assert_eq(proc_run((const char *const[]){"sh", "-c", cmd, NULL}, NULL, NULL, NULL,
-                              NULL),
+        cr_assert_eq(proc_run((const char *const[]){"sh", "-c", cmd, NULL}, NULL, NULL, NULL, NULL),
                      0);
         haproxy_accepts(r.text);
         free(cmd);
@@ -481,14 +477,19 @@ Test(render, bad_values_dropped)
     struct lb_settings s;
     struct lb_render r = LB_RENDER_INIT;
     static const char *const want_dropped[] = {
-        "upstream 'bad-addr' of backend 'good'", "upstream 'bad name' of backend 'good'",
-        "backend 'b-balance' (services): balance:", "backend 'b-vhost' (services): virtual_hosts:",
-        "backend 'b-path' (services): virtual_path:", "backend 'b-custom' (services): custom_settings:",
-        "backend 'b-ctrl' (services): custom_settings:", "backend 'b-cookie' (services): cookie:",
+        "upstream 'bad-addr' of backend 'good'",
+        "upstream 'bad name' of backend 'good'",
+        "backend 'b-balance' (services): balance:",
+        "backend 'b-vhost' (services): virtual_hosts:",
+        "backend 'b-path' (services): virtual_path:",
+        "backend 'b-custom' (services): custom_settings:",
+        "backend 'b-ctrl' (services): custom_settings:",
+        "backend 'b-cookie' (services): cookie:",
         "backend 'b-auth' (services): basic_auth_secrets:",
         "backend 'b-keep' (services): keep_virtual_path:",
         "backend 'b-hc' (services): health_check_uri:",
-        "backend 'b-hcport' (services): health_check_port:", "backend 'stats' (services): name:",
+        "backend 'b-hcport' (services): health_check_port:",
+        "backend 'stats' (services): name:",
         "backend 'bad$name' (services): name:",
         "backend 't-http' (tcp-services): port clash: external_port 80",
         "backend 't-b' (tcp-services): port clash: external_port 5000 is already used by 't-a'",
@@ -590,14 +591,12 @@ Test(settings, from_env)
     cr_assert_null(s.health_uri);
     lb_settings_release(&s);
 
-    cr_assert_eq(from_env(&s, &e,
-                          (const char *const[]){"KONTENA_LB_HTTP_PORT=8080",
-                                                "KONTENA_LB_STATS_PORT=8081",
-                                                "KONTENA_LB_HEALTH_URI=/health",
-                                                "KONTENA_LB_HTTP2=false",
-                                                "KONTENA_LB_ACCEPT_PROXY=", "STATS_PASSWORD=pw",
-                                                NULL}),
-                 ST_OK, "%s", e.msg);
+    cr_assert_eq(
+        from_env(&s, &e,
+                 (const char *const[]){"KONTENA_LB_HTTP_PORT=8080", "KONTENA_LB_STATS_PORT=8081",
+                                       "KONTENA_LB_HEALTH_URI=/health", "KONTENA_LB_HTTP2=false",
+                                       "KONTENA_LB_ACCEPT_PROXY=", "STATS_PASSWORD=pw", NULL}),
+        ST_OK, "%s", e.msg);
     cr_assert_eq(s.http_port, 8080);
     cr_assert_eq(s.stats_port, 8081);
     cr_assert_str_eq(s.health_uri, "/health");
@@ -615,12 +614,10 @@ Test(settings, from_env)
     cr_assert_eq(from_env(&s, &e, (const char *const[]){"KONTENA_LB_HEALTH_URI=health", NULL}),
                  ST_INVALID);
     cr_assert(strstr(e.msg, "KONTENA_LB_HEALTH_URI"), "%s", e.msg);
-    cr_assert_eq(from_env(&s, &e, (const char *const[]){"STATS_PASSWORD=a b", NULL}),
-                 ST_INVALID);
+    cr_assert_eq(from_env(&s, &e, (const char *const[]){"STATS_PASSWORD=a b", NULL}), ST_INVALID);
     cr_assert(strstr(e.msg, "STATS_PASSWORD"), "%s", e.msg);
-    cr_assert_eq(
-        from_env(&s, &e, (const char *const[]){"KONTENA_LB_GLOBAL_SETTINGS=a\x01", NULL}),
-        ST_INVALID);
+    cr_assert_eq(from_env(&s, &e, (const char *const[]){"KONTENA_LB_GLOBAL_SETTINGS=a\x01", NULL}),
+                 ST_INVALID);
     cr_assert(strstr(e.msg, "KONTENA_LB_GLOBAL_SETTINGS"), "%s", e.msg);
     cr_assert_eq(
         from_env(&s, &e, (const char *const[]){"KONTENA_LB_CUSTOM_SETTINGS=frontend x", NULL}),
@@ -670,8 +667,8 @@ Test(certs, write_real_certificate)
     size_t l1, l2;
 
     rc = proc_run((const char *const[]){"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                                        "-out", crt, "-days", "2", "-subj", "/CN=lb.test", NULL},
+                                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
+                                        crt, "-days", "2", "-subj", "/CN=lb.test", NULL},
                   NULL, NULL, &out, &err);
     cr_assert_eq(rc, 0, "openssl: %s", err);
     f = fopen(crt, "r");
@@ -703,9 +700,9 @@ Test(certs, write_real_certificate)
         cr_assert_eq(access(p3, R_OK), 0);
         lb_certs_free(warnings, nw);
         /* Written again without certificates: the old files are gone. */
-        cr_assert_eq(lb_certs_write(certs, (const char *const[]){"A=b"}, 1, &written, &warnings,
-                                    &nw, &e),
-                     ST_OK);
+        cr_assert_eq(
+            lb_certs_write(certs, (const char *const[]){"A=b"}, 1, &written, &warnings, &nw, &e),
+            ST_OK);
         cr_assert_eq(written, 0);
         cr_assert_neq(access(p1, F_OK), 0);
         free(p1);
@@ -727,17 +724,18 @@ Test(certs, write_real_certificate)
 Test(render, runtime_cmds)
 {
     struct lb_settings s;
-    struct lb_render a = LB_RENDER_INIT, b = LB_RENDER_INIT, c = LB_RENDER_INIT,
-                     d = LB_RENDER_INIT;
+    struct lb_render a = LB_RENDER_INIT, b = LB_RENDER_INIT, c = LB_RENDER_INIT, d = LB_RENDER_INIT;
     char *cmds;
 
     settings(&s);
     render(&s,
-           KVS(KV("services/web/virtual_path", "/"), KV("services/web/upstreams/w-1", "10.0.0.1:80"),
+           KVS(KV("services/web/virtual_path", "/"),
+               KV("services/web/upstreams/w-1", "10.0.0.1:80"),
                KV("services/web/upstreams/w-2", "10.0.0.2:80")),
            3, &a);
     render(&s,
-           KVS(KV("services/web/virtual_path", "/"), KV("services/web/upstreams/w-1", "10.0.0.1:80"),
+           KVS(KV("services/web/virtual_path", "/"),
+               KV("services/web/upstreams/w-1", "10.0.0.1:80"),
                KV("services/web/upstreams/w-3", "10.0.0.3:80")),
            3, &b);
     cmds = lb_render_runtime_cmds(&a, &b);
@@ -747,13 +745,15 @@ Test(render, runtime_cmds)
     free(cmds);
     cr_assert_null(lb_render_runtime_cmds(&a, &a), "nothing changed");
     render(&s,
-           KVS(KV("services/web/virtual_path", "/"), KV("services/web/upstreams/w-1", "10.0.0.9:80"),
+           KVS(KV("services/web/virtual_path", "/"),
+               KV("services/web/upstreams/w-1", "10.0.0.9:80"),
                KV("services/web/upstreams/w-2", "10.0.0.2:80")),
            3, &c);
     cr_assert_null(lb_render_runtime_cmds(&a, &c), "same name, new address: reload only");
-    render(&s,
-           KVS(KV("services/web/virtual_path", "/x"), KV("services/web/upstreams/w-1", "10.0.0.1:80")),
-           2, &d);
+    render(
+        &s,
+        KVS(KV("services/web/virtual_path", "/x"), KV("services/web/upstreams/w-1", "10.0.0.1:80")),
+        2, &d);
     cr_assert_null(lb_render_runtime_cmds(&a, &d), "more than servers changed");
     cr_assert_null(lb_render_runtime_cmds(NULL, &d));
     lb_render_release(&a);
