@@ -762,3 +762,118 @@ Test(render, runtime_cmds)
     lb_render_release(&d);
     lb_settings_release(&s);
 }
+
+/* Random keys and values (control characters, quotes, '#', section keywords, newlines):
+ * the renderer never crashes, and nothing it renders opens a section it did not mean to or
+ * carries a control character. */
+Test(render, random_input_is_safe)
+{
+    static const char *const fields[] = {"balance",
+                                         "virtual_hosts",
+                                         "virtual_path",
+                                         "keep_virtual_path",
+                                         "cookie",
+                                         "basic_auth_secrets",
+                                         "custom_settings",
+                                         "health_check_uri",
+                                         "health_check_port",
+                                         "external_port",
+                                         "upstreams/a-1",
+                                         "upstreams/b-2",
+                                         "upstreams/",
+                                         "",
+                                         "x/y"};
+    static const char *const pieces[] = {
+        "roundrobin",
+        "leastconn",
+        "/api",
+        "*.x.test",
+        "a.test",
+        "true",
+        "80",
+        "5000",
+        "10.0.0.1:80",
+        "[::1]:80",
+        "cookie X insert",
+        "user a insecure-password b",
+        "\n",
+        "\r",
+        "\t",
+        " ",
+        "'",
+        "\"",
+        "#",
+        "\\",
+        "backend evil",
+        "frontend",
+        "listen x",
+        "global",
+        "option httplog",
+        ",",
+        "/",
+        ":",
+        "\x01",
+        "\x7f",
+        "é",
+        "$",
+        "%",
+    };
+    static const char *const svcs[] = {"web", "api", "stats", "a b", "", "x/y", "t-1"};
+    struct lb_settings s;
+    size_t rendered = 0, dropped = 0;
+
+    settings(&s);
+    srand(12345);
+    for (int round = 0; round < 300; round++) {
+        struct lb_kv kvs[24];
+        char *keys[24], *vals[24];
+        size_t n = (size_t)(rand() % 24);
+        struct lb_render r = LB_RENDER_INIT;
+
+        for (size_t i = 0; i < n; i++) {
+            char v[256] = "";
+            int parts = rand() % 5;
+            keys[i] = xasprintf("%s/%s/%s", rand() % 3 ? "services" : "tcp-services",
+                                svcs[rand() % (int)(sizeof(svcs) / sizeof(svcs[0]))],
+                                fields[rand() % (int)(sizeof(fields) / sizeof(fields[0]))]);
+            for (int p = 0; p < parts; p++)
+                strncat(v, pieces[rand() % (int)(sizeof(pieces) / sizeof(pieces[0]))],
+                        sizeof(v) - strlen(v) - 1);
+            vals[i] = xstrdup(v);
+            kvs[i].key = keys[i];
+            kvs[i].value = vals[i];
+        }
+        lb_render(&s, kvs, n, NULL, 0, &r);
+        rendered += r.n_backends;
+        dropped += r.n_dropped;
+        for (const char *p = r.text; *p; p++)
+            cr_assert(*p == '\n' || (unsigned char)*p >= ' ', "control character in:\n%s", r.text);
+        for (const char *p = r.text; *p; p = strchr(p, '\n') + 1) {
+            if (p[0] == ' ')
+                continue;
+            /* A section header: one of ours, naming a rendered backend. */
+            int ok = !strncmp(p, "global\n", 7) || !strncmp(p, "defaults\n", 9) ||
+                     !strncmp(p, "frontend http-in\n", 17) || !strncmp(p, "listen stats\n", 13);
+            for (size_t b = 0; !ok && b < r.n_backends; b++) {
+                char *h1 = xasprintf("backend %s\n", r.backends[b]),
+                     *h2 = xasprintf("listen %s\n", r.backends[b]),
+                     *h3 = xasprintf("userlist auth_users_%s\n", r.backends[b]);
+                ok = !strncmp(p, h1, strlen(h1)) || !strncmp(p, h2, strlen(h2)) ||
+                     !strncmp(p, h3, strlen(h3));
+                free(h1);
+                free(h2);
+                free(h3);
+            }
+            cr_assert(ok, "unexpected section line '%.*s' in:\n%s", (int)strcspn(p, "\n"), p,
+                      r.text);
+        }
+        lb_render_release(&r);
+        for (size_t i = 0; i < n; i++) {
+            free(keys[i]);
+            free(vals[i]);
+        }
+    }
+    cr_assert_gt(rendered, 20, "the random input rendered only %zu backends", rendered);
+    cr_assert_gt(dropped, 20, "the random input dropped only %zu backends", dropped);
+    lb_settings_release(&s);
+}
