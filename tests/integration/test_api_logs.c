@@ -1142,3 +1142,48 @@ API_TEST(logs, syslog_forwarding_reaches_a_real_rsyslogd_over_udp_and_tcp)
     free(dir);
     free(out);
 }
+
+API_TEST(logs, a_removed_grid_takes_its_logs_and_stats_along)
+{
+    struct wsc c;
+    struct http_reply r;
+    json_t *l;
+    char *u = xasprintf("%s/v1/grids/grd?force=true", api.url);
+
+    agent_connect(&c, "n1");
+    l = send_lines(&c, "eee1", "stk.web-1", "stk", "web", 1, "stdout", 0, 20);
+    cr_assert(json_object_get(json_object_get(l, "acked"), "eee1"), "not stored");
+    json_decref(l);
+    notify(&c, "/containers/stats",
+           json_pack("[{s:s, s:[o]}]", "node", "n1", "containers",
+                     cstat("g1", "stk.web-1", "web", 1, 1.0, 1 << 20)));
+    for (int i = 0; i < 100; i++) {
+        get("/v1/grids/grd/stats", &r);
+        if (json_array_size(json_object_get(r.json, "stats")) == 1)
+            break;
+        http_reply_release(&r);
+        time_sleep_ms(50);
+    }
+    http_reply_release(&r);
+    l = logs_of("/v1/grids/grd/container_logs");
+    cr_assert_eq(json_array_size(l), 20, "%s", json_dumps(l, 0));
+    json_decref(l);
+    wsc_close(&c);
+    cr_assert_eq(http_do("DELETE", u, token, NULL, 0, NULL, &r), 0);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    http_reply_release(&r);
+    free(u);
+    u = xasprintf("%s/v1/grids", api.url);
+    cr_assert_eq(http_do("POST", u, token, "{\"name\":\"grd\",\"initial_size\":1}", (size_t)-1,
+                         NULL, &r),
+                 0);
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    http_reply_release(&r);
+    free(u);
+    l = logs_of("/v1/grids/grd/container_logs");
+    cr_assert_eq(json_array_size(l), 0, "the old grid's lines are gone");
+    json_decref(l);
+    get("/v1/grids/grd/stats", &r);
+    cr_assert_eq(json_array_size(json_object_get(r.json, "stats")), 0, "%s", r.body);
+    http_reply_release(&r);
+}
