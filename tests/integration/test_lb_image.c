@@ -185,10 +185,11 @@ static void lb_run(const char *const *env)
     cr_assert_eq(rc, 0, "docker run: %s", err);
     url = xasprintf("http://127.0.0.1:%d/__health", T.http_port);
     if (proc_wait_http(url, 200, 20000) != 0) {
-        char *logs = NULL;
+        char *logs = NULL, *logs_err = NULL;
         (void)proc_run((const char *const[]){"docker", "logs", T.container, NULL}, NULL, NULL,
-                       &logs, &logs);
-        cr_assert_fail("the LB container does not answer %s:\n%s", url, logs ? logs : "");
+                       &logs, &logs_err);
+        cr_assert_fail("the LB container does not answer %s:\n%s%s", url, logs ? logs : "",
+                       logs_err ? logs_err : "");
     }
     free(url);
     free(out);
@@ -227,7 +228,7 @@ static int wait_body(const char *scheme, int port, const char *host, const char 
 
 Test(lb_image, serves_and_stops)
 {
-    char v[64], *out = NULL, *logs = NULL;
+    char v[64], *out = NULL, *logs = NULL, *logs_err = NULL;
 
     httpd_start(0, "web-1");
     httpd_start(1, "web-2");
@@ -249,13 +250,15 @@ Test(lb_image, serves_and_stops)
                                                 T.container, NULL},
                           NULL, NULL, &out, NULL),
                  0);
+    /* kontena-lb logs to stderr, haproxy to stdout */
     (void)proc_run((const char *const[]){"docker", "logs", T.container, NULL}, NULL, NULL, &logs,
-                   &logs);
-    cr_assert_eq(atoi(out), 0, "exit code %s; logs:\n%s", out, logs);
-    cr_assert(logs && strstr(logs, "haproxy stopped (status 0)"), "logs:\n%s", logs);
-    cr_assert(strstr(logs, "key=/kontena/haproxy/g1/infra/lb/"), "root computed from the env");
+                   &logs_err);
+    cr_assert_eq(atoi(out), 0, "exit code %s; logs:\n%s%s", out, logs, logs_err);
+    cr_assert(logs_err && strstr(logs_err, "haproxy stopped (status 0)"), "logs:\n%s", logs_err);
+    cr_assert(strstr(logs_err, "key=/kontena/haproxy/g1/infra/lb/"), "root computed from the env");
     free(out);
     free(logs);
+    free(logs_err);
 }
 
 Test(lb_image, ssl_certs)
