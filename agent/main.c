@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <ifaddrs.h>
+#include <malloc.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <netinet/in.h>
@@ -465,6 +466,12 @@ int main(int argc, char **argv)
     c.ping_timeout_ms = 5000;
     c.backoff_max_ms = 90000;
     log_init("agent", LOG_INFO);
+    /* Memory (the agent's target is <= 8 MB RSS): at most two malloc arenas for our eight
+     * threads, and buffers from 64 KiB up (log batches) in their own mappings, handed back to
+     * the kernel when freed instead of staying in an arena at the peak's size. */
+    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 256 * 1024);
     if (env_or("KONTENA_STATS_INTERVAL", NULL)) {
         if ((v = cmdline_long(env_or("KONTENA_STATS_INTERVAL", NULL), 1, 86400)) == -1)
             return die_usage("bad KONTENA_STATS_INTERVAL '%s': seconds from 1 to 86400",
