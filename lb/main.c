@@ -76,6 +76,9 @@ struct lb {
     pid_t master;
     struct lb_render applied; /* what haproxy runs with (applied.text NULL before the first) */
     struct kvset good;        /* the keys it was rendered from (see apply's fallback) */
+    char **parked;            /* "<backend>/<server>" put in maint by the runtime API, to be */
+    size_t n_parked;          /* deleted once their connections are gone (frees the name) */
+    int64_t unpark_at;        /* next deletion attempt (monotonic ms), 0 = none pending */
     char *admin_sock;
     char *rejected;     /* the last text haproxy refused (not retried until the keys change) */
     int force;          /* SIGHUP: validate and reload even if the text did not change */
@@ -428,6 +431,60 @@ static size_t culprits(const struct lb_render *r, const char *cfg, const char *o
     return added;
 }
 
+#define MAX_PARKED 512
+
+static void parked_clear(struct lb *lb)
+{
+    for (size_t i = 0; i < lb->n_parked; i++)
+        free(lb->parked[i]);
+    FREE_AND_NULL(lb->parked);
+    lb->n_parked = 0;
+    lb->unpark_at = 0;
+}
+
+/* Remember the servers cmds put in maint ("set server <b>/<s> state maint"). */
+static void park(struct lb *lb, const char *cmds)
+{
+    static const char pre[] = "set server ", post[] = " state maint";
+
+    for (const char *p = cmds; (p = strstr(p, pre)) != NULL;) {
+        const char *name = p + sizeof(pre) - 1, *end = strstr(name, post);
+        if (!end)
+            break;
+        if (lb->n_parked < MAX_PARKED) {
+            lb->parked = xrealloc(lb->parked, (lb->n_parked + 1) * sizeof(*lb->parked));
+            lb->parked[lb->n_parked++] = xstrndup(name, (size_t)(end - name));
+        }
+        p = end;
+    }
+}
+
+/* Delete the parked servers whose connections are gone (haproxy refuses while a server has
+ * active or idle connections), so that a server of the same name can be added again
+ * through the runtime API (an instance re-created under its name with a new address). */
+static void unpark(struct lb *lb)
+{
+    size_t w = 0;
+
+    for (size_t i = 0; i < lb->n_parked; i++) {
+        char *cmd = xasprintf("del server %s", lb->parked[i]), *reply = NULL;
+        int gone = 0;
+        if (lb_haproxy_cli(lb->admin_sock, cmd, &reply, NULL) == ST_OK)
+            gone = strstr(reply, "Server deleted.") || strstr(reply, "No such server") ||
+                   strstr(reply, "No such backend");
+        if (gone) {
+            log_debug("msg=\"runtime API: %s\"", cmd);
+            free(lb->parked[i]);
+        } else {
+            lb->parked[w++] = lb->parked[i];
+        }
+        free(cmd);
+        free(reply);
+    }
+    lb->n_parked = w;
+    lb->unpark_at = w ? time_mono_ms() + 1000 : 0;
+}
+
 /* Put the validated configuration r (rendered from `used`) in place and make haproxy run
  * it: nothing more when the runtime API already did (runtime > 0), a seamless reload
  * otherwise, or the first start. Takes r and used. */
@@ -463,6 +520,7 @@ static void install(struct lb *lb, struct lb_render *r, struct kvset *used, int 
             log_error("msg=\"%s\"", e.msg);
             return;
         }
+        parked_clear(lb); /* the new worker runs the file, which has none of them */
         /* Wait until the new worker serves, so that a runtime API command that follows
          * reaches it rather than the worker on its way out. */
         for (int i = 0; i < RELOAD_WAIT_MS / 10; i++) {
@@ -540,8 +598,15 @@ static void apply(struct lb *lb)
     if (lb->master > 0 && lb->applied.text) {
         char *cmds = lb_render_runtime_cmds(&lb->applied, &r), *reply = NULL;
         if (cmds) {
+            if (lb->n_parked)
+                unpark(lb);
             st = lb_haproxy_cli(lb->admin_sock, cmds, &reply, &e);
             runtime = st == ST_OK && runtime_reply_ok(reply) ? 1 : -1;
+            if (runtime > 0) {
+                park(lb, cmds);
+                if (lb->n_parked)
+                    unpark(lb);
+            }
             if (st != ST_OK)
                 log_warn("msg=\"runtime API: %s; reloading instead\"", e.msg);
             else
@@ -934,7 +999,9 @@ int main(int argc, char **argv)
             timeout = lb.changed_at + COALESCE_MS - now;
         if (restart_at && (timeout < 0 || restart_at - now < timeout))
             timeout = restart_at - now;
-        if (timeout < -1 || (timeout < 0 && (lb.changed_at || restart_at)))
+        if (lb.unpark_at && (timeout < 0 || lb.unpark_at - now < timeout))
+            timeout = lb.unpark_at - now;
+        if (timeout < -1 || (timeout < 0 && (lb.changed_at || restart_at || lb.unpark_at)))
             timeout = 0;
         if (poll(p, 2, (int)timeout) == -1 && errno != EINTR) {
             log_error("msg=\"poll: %s\"", strerror(errno));
@@ -972,6 +1039,7 @@ int main(int argc, char **argv)
                                   WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws),
                                   (long long)restart_backoff);
                         lb.master = 0;
+                        parked_clear(&lb);
                         restart_at = time_mono_ms() + restart_backoff;
                         restart_backoff = restart_backoff * 2 > 5000 ? 5000 : restart_backoff * 2;
                     }
@@ -989,6 +1057,8 @@ int main(int argc, char **argv)
             else if (lb.applied.text)
                 log_info("msg=\"haproxy restarted (pid %d)\"", (int)lb.master);
         }
+        if (lb.unpark_at && now >= lb.unpark_at && lb.master > 0)
+            unpark(&lb);
         pthread_mutex_lock(&lb.mu);
         synced = lb.synced;
         pthread_mutex_unlock(&lb.mu);
@@ -1031,6 +1101,7 @@ out:
     lb_settings_release(&lb.settings);
     lb_render_release(&lb.applied);
     kvset_release(&lb.good);
+    parked_clear(&lb);
     free(lb.admin_sock);
     free(lb.rejected);
     free(lb.cfg);

@@ -17,6 +17,8 @@
  *   sigterm_leaves_no_haproxy     SIGTERM → exit 0, no haproxy process left
  *   etcd_restart                  etcd down: the LB keeps serving; back: changes apply
  *   usage_errors                  bad LB settings: exit 2 with a message naming them
+ *   same_name_new_address         a re-created instance (same name, new address) through
+ *                                 the runtime API, no reload
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -759,4 +761,37 @@ Test(lb, usage_errors)
     free(err);
     free(run);
     free(bin);
+}
+
+/* An instance re-created under its name with a new address (a redeploy): its upstream key
+ * goes, then comes back with another value. The removed server is deleted from the running
+ * haproxy once its connections are gone, so the new one is added through the runtime API
+ * again, without a reload. */
+Test(lb, same_name_new_address)
+{
+    char *v;
+    int64_t t0, dt;
+
+    backend_start(0, "web-1");
+    backend_start(1, "web-2");
+    backend_start(2, "web-2-new");
+    put("services/web/virtual_hosts", "web.test");
+    put_upstream("services/web", 0);
+    put_upstream("services/web", 1);
+    lb_start(NULL);
+    cr_assert_geq(wait_body("/", "web.test", "web-2", 5000), 0);
+    del_upstream("services/web", 1);
+    usleep(1500000);
+    v = upstream_of(2);
+    t0 = now_us();
+    put("services/web/upstreams/web-2", v);
+    dt = wait_body("/", "web.test", "web-2-new", 5000);
+    cr_assert_geq(dt, 0, "the re-created instance is not served");
+    dt = now_us() - t0;
+    fprintf(stderr, "test_lb: same name, new address: served %.1f ms after its key\n",
+            (double)dt / 1000.0);
+    cr_assert_lt(dt, 1000000);
+    cr_assert_eq(log_has("configuration applied (reload"), 0,
+                 "a reload was needed (the old server was not deleted)");
+    free(v);
 }
