@@ -959,6 +959,10 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    /* One stream, as the original's container had: our lines, haproxy's notices and its
+     * access log (log stdout) all go to stdout. Usage errors (above) stay on stderr. */
+    if (dup2(STDOUT_FILENO, STDERR_FILENO) == -1)
+        log_warn("msg=\"cannot send logs to stdout: %s\"", strerror(errno));
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);

@@ -250,12 +250,13 @@ Test(lb_image, serves_and_stops)
                                                 T.container, NULL},
                           NULL, NULL, &out, NULL),
                  0);
-    /* kontena-lb logs to stderr, haproxy to stdout */
+    /* kontena-lb and haproxy log to stdout */
     (void)proc_run((const char *const[]){"docker", "logs", T.container, NULL}, NULL, NULL, &logs,
                    &logs_err);
     cr_assert_eq(atoi(out), 0, "exit code %s; logs:\n%s%s", out, logs, logs_err);
-    cr_assert(logs_err && strstr(logs_err, "haproxy stopped (status 0)"), "logs:\n%s", logs_err);
-    cr_assert(strstr(logs_err, "key=/kontena/haproxy/g1/infra/lb/"), "root computed from the env");
+    cr_assert(logs && strstr(logs, "haproxy stopped (status 0)"), "stdout:\n%s\nstderr:\n%s", logs,
+              logs_err);
+    cr_assert(strstr(logs, "key=/kontena/haproxy/g1/infra/lb/"), "root computed from the env");
     free(out);
     free(logs);
     free(logs_err);
