@@ -35,7 +35,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$duration" in '' | *[!0-9]*) echo "bench-lb.sh: bad --duration '$duration'" >&2; exit 2 ;; esac
-[ "$duration" -ge 1 ] && [ "$duration" -le 60 ] || { echo "bench-lb.sh: --duration 1..60" >&2; exit 2; }
+if [ "$duration" -lt 1 ] || [ "$duration" -gt 60 ]; then
+  echo "bench-lb.sh: --duration 1..60" >&2
+  exit 2
+fi
 for tool in etcd etcdctl haproxy busybox wrk curl python3; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
     { echo "bench-lb.sh: '$tool' is missing (hack/install-deps.sh)" >&2; exit 1; }
@@ -123,7 +126,7 @@ ETCD_ENDPOINTS="http://127.0.0.1:$ec" ETCD_PATH=$root KONTENA_LB_RUN_DIR="$work/
   KONTENA_LB_HEALTH_URI=/__health KONTENA_LB_HAPROXY="$haproxy_bin" \
   "$dir/bin/kontena-lb" >"$work/lb.log" 2>&1 &
 lb_pid=$!
-pids+=($lb_pid)
+pids+=("$lb_pid")
 wait_http "http://127.0.0.1:$lb_http/" static.test
 wait_http "http://127.0.0.1:$lb_http/" busybox.test
 
