@@ -33,6 +33,7 @@
 #define LINE_MAX_BYTES (1 << 20) /* no stored line is longer: data is cut at 16 KiB */
 #define CURSORS_SAVE_MS 1000
 #define NAME_MAX_LEN 256
+#define TIME_MAX_S 9000000000LL /* 2255-03-14: ns since the epoch still fit in int64 */
 
 struct seg {
     int64_t first_id, count;
@@ -106,7 +107,7 @@ int64_t logstore_time_parse(const char *s)
         long long whole;
         errno = 0;
         whole = strtoll(s, &end, 10);
-        if (errno || whole < 0 || whole > 253402300799LL || end == s)
+        if (errno || whole < 0 || whole > TIME_MAX_S || end == s)
             return -1;
         if (*end == '.') {
             int n = 0;
@@ -158,7 +159,7 @@ int64_t logstore_time_parse(const char *s)
     } else {
         return -1;
     }
-    if (*p || t < 0)
+    if (*p || t < 0 || t > TIME_MAX_S)
         return -1;
     ns = t * 1000000000LL + frac;
     return ns;

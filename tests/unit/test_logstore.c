@@ -109,6 +109,8 @@ Test(logstore, time_parse_and_format)
     cr_assert_eq(logstore_time_parse("2026-13-01T00:00:00Z"), -1);
     cr_assert_eq(logstore_time_parse("2026-11-23T06:12:28"), -1);
     cr_assert_eq(logstore_time_parse(""), -1);
+    cr_assert_eq(logstore_time_parse("8661-01-01T00:00:00Z"), -1); /* ns overflow int64 */
+    cr_assert_eq(logstore_time_parse("211144255200"), -1);
     logstore_time_format(logstore_time_parse("2026-11-23T06:12:28.1234567Z"), t);
     cr_assert_str_eq(t, "2026-11-23T06:12:28.123456700Z");
 }
