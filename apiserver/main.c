@@ -308,6 +308,11 @@ int main(int argc, char **argv)
     if (!colon || (v = cmdline_long(colon + 1, 0, 65535)) == -1)
         return die_usage("bad --listen '%s': use ADDR:PORT", listen);
     host = xstrndup(listen, (size_t)(colon - listen));
+    a.cfg.log_window_bytes = (uint64_t)window_mb << 20;
+    if (!*a.cfg.metrics_listen || !strcmp(a.cfg.metrics_listen, "off"))
+        a.cfg.metrics_listen = NULL;
+    a.cfg.listen_addr = host;
+    a.cfg.port = (int)v;
     if (!log_dir || !*log_dir) {
         /* One directory per API port but the standard one: several apiservers of one host
          * (tests) never share one, and a restarted server finds its own again. */
@@ -317,11 +322,6 @@ int main(int argc, char **argv)
             log_dir = alt_dir = xasprintf(LOG_DIR_DEFAULT "-%d", a.cfg.port);
     }
     a.cfg.log_dir = log_dir;
-    a.cfg.log_window_bytes = (uint64_t)window_mb << 20;
-    if (!*a.cfg.metrics_listen || !strcmp(a.cfg.metrics_listen, "off"))
-        a.cfg.metrics_listen = NULL;
-    a.cfg.listen_addr = host;
-    a.cfg.port = (int)v;
     if (agent_listen && strcmp(agent_listen, "off") != 0) {
         colon = strrchr(agent_listen, ':');
         if (!colon || (v = cmdline_long(colon + 1, 1, 65535)) == -1) {
