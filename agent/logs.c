@@ -32,7 +32,9 @@
 #define DEF_TAIL 1000
 #define CURSOR_IDS 200        /* ids per /containers/log_cursor request */
 #define RETRY_MS 2000         /* after a failed follow, cursor request or batch */
-#define LINGER_MS 20          /* a partial batch waits this long for company when busy */
+#define FIRST_LINGER_MS 5     /* nothing out: a partial batch waits this long for company */
+#define FIRST_ITEMS 256       /* ... or until it has this many lines */
+#define LINGER_MS 20          /* batches out: a partial batch waits this long (or is full) */
 #define RESYNC_S 30           /* the watcher re-lists the containers this often */
 #define ITEM_OVERHEAD 64      /* ,"type":"stdout","data":"..."} around the data */
 
@@ -347,7 +349,9 @@ static void seal(struct logs *l)
 }
 
 /* Hand sealed batches to the transport while slots are free; a partial batch goes too when
- * nothing is out, or when it has waited LINGER_MS. */
+ * nothing is out and it has waited FIRST_LINGER_MS (or has FIRST_ITEMS lines), or when it has
+ * waited LINGER_MS: a line waits at most a few ms, and a busy node sends batches of hundreds
+ * of lines, not one WebSocket message per Docker read. */
 static void pump(struct logs *l, int64_t now)
 {
     while (l->ready && l->inflight < l->max_inflight) {
@@ -359,8 +363,8 @@ static void pump(struct logs *l, int64_t now)
         send_batch(l, b);
     }
     if (l->cur && !l->ready && l->linked &&
-        (l->inflight == 0 ||
-         (l->inflight < l->max_inflight && now - l->cur->first_ms >= LINGER_MS))) {
+        (l->inflight == 0 ? now - l->cur->first_ms >= FIRST_LINGER_MS || l->cur->items >= FIRST_ITEMS
+                          : l->inflight < l->max_inflight && now - l->cur->first_ms >= LINGER_MS)) {
         struct batch *b = l->cur;
         l->cur = NULL;
         send_batch(l, b);
@@ -874,8 +878,10 @@ static void *follower_main(void *arg)
                 transfer_done(l, cm->easy_handle, cm->data.result);
         now = time_mono_ms();
         pump(l, now);
-        if (l->cur && l->linked)
-            timeout = LINGER_MS;
+        if (l->cur && l->linked) {
+            int64_t due = l->cur->first_ms + (l->inflight ? LINGER_MS : FIRST_LINGER_MS) - now;
+            timeout = due > 0 ? (int)due : 1;
+        }
         else if (l->cursor_retry_at > now)
             timeout = (int)(l->cursor_retry_at - now) < timeout ? (int)(l->cursor_retry_at - now)
                                                                  : timeout;
@@ -980,7 +986,9 @@ static int on_event(void *arg, const struct docker_event *ev)
 
     if (!ev->id || !ev->action || strcmp(ev->type ? ev->type : "", "container") != 0)
         return 0;
-    if (!strcmp(ev->action, "start")) {
+    if (!strcmp(ev->action, "start") || !strcmp(ev->action, "die")) {
+        /* die too: a run so short that the start's inspect raced with it is seen again,
+         * with its final state (a run not read to its end is followed then) */
         learn(l, ev->id);
     } else if (!strcmp(ev->action, "destroy")) {
         struct lmsg *m = xcalloc(1, sizeof(*m));
@@ -1038,8 +1046,8 @@ static void *watcher_main(void *arg)
             free(glabel);
             break;
         }
-        filters = json_pack("{s:[s], s:[s, s], s:[s, s]}", "type", "container", "label", label,
-                            glabel, "event", "start", "destroy");
+        filters = json_pack("{s:[s], s:[s, s], s:[s, s, s]}", "type", "container", "label", label,
+                            glabel, "event", "start", "die", "destroy");
 
         /* all: a stopped container may still have lines the master has not stored */
         if (docker_container_list(l->dapi, labels, 1, &list, &e) != ST_OK) {
