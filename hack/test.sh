@@ -2,7 +2,7 @@
 # The whole test suite: install what is missing, start the machine's dockerd if it is not
 # running and make the busybox test image, build, run every Criterion binary (unit and
 # integration: they start their own etcd and API servers on free loopback ports), then the
-# same again under ASan+UBSan, then the stack file fuzzer for a short while
+# same again under ASan+UBSan, then the fuzzers (stack files, LB settings, log batches) for a short while each
 # (KONTENA_FUZZ_SECONDS, default 30; 0 skips it).
 #   hack/test.sh            everything
 #   hack/test.sh --quick    skip the sanitizer pass
@@ -52,7 +52,7 @@ if [ "$mode" != quick ]; then
     run_suite build-asan "$@" || status=1
 fi
 if [ "$mode" != quick ] && [ "${KONTENA_FUZZ_SECONDS:-30}" != 0 ] && [ -x hack/fuzz.sh ]; then
-  echo "=== fuzz_stackfile (${KONTENA_FUZZ_SECONDS:-30} s)"
+  echo "=== fuzzers (${KONTENA_FUZZ_SECONDS:-30} s each)"
   hack/fuzz.sh "${KONTENA_FUZZ_SECONDS:-30}" || status=1
 fi
 echo "test.sh: $([ $status -eq 0 ] && echo PASS || echo FAIL) in $(( $(date +%s) - start )) s"

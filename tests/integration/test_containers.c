@@ -259,7 +259,7 @@ Test(containers, ls_inspect_logs_exec_through_the_agent)
     free(bad);
     rc = KONTENA("container", "logs", "ghost/x");
     cr_assert_eq(rc, 1);
-    cr_assert(strstr(err, "Node ghost is not connected"), "not connected: %s", err);
+    cr_assert(strstr(err, "Node ghost not found"), "unknown node: %s", err);
     rc = KONTENA("container", "inspect", "no-slash");
     cr_assert_eq(rc, 1);
 

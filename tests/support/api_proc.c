@@ -16,7 +16,8 @@ static int launch(struct api_proc *p)
     char listen[64], *log = xasprintf("%s/apiserver.log", p->dir);
     char *cert = xasprintf("%s/master.pem", p->dir);
     char *bin = xasprintf("%s/kontena-apiserver", KONTENA_BIN_DIR);
-    const char *argv[16];
+    char *logs = xasprintf("%s/logs", p->dir);
+    const char *argv[24];
     int n = 0, rc = 0;
     char *ping = xasprintf("%s/v1/ping", p->url);
 
@@ -37,6 +38,16 @@ static int launch(struct api_proc *p)
         argv[n++] = "--agent-listen";
         argv[n++] = "off";
     }
+    /* The log window in the server's own dir, and no /metrics listener (parallel servers
+     * would all try 127.0.0.1:9300), unless the test set them in the environment. */
+    if (!getenv("KONTENA_LOG_DIR")) {
+        argv[n++] = "--log-dir";
+        argv[n++] = logs;
+    }
+    if (!getenv("KONTENA_METRICS_LISTEN")) {
+        argv[n++] = "--metrics-listen";
+        argv[n++] = "off";
+    }
     if (p->insecure_http) {
         argv[n++] = "--insecure-http";
     } else {
@@ -52,6 +63,7 @@ static int launch(struct api_proc *p)
     free(ping);
     free(bin);
     free(cert);
+    free(logs);
     free(log);
     return rc;
 }
