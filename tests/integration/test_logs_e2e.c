@@ -651,7 +651,11 @@ Test(logs, slow_follower_keeps_the_apiserver_bounded_and_gets_a_dropped_marker)
     r.token = xstrdup(api_proc_admin_token(&pf.api));
     r.cafile = pf.pem;
     r.slow = 1;
-    CHECK(platform_wait_running(&pf, stack_name, "flood", 1, 60000) != NULL, "flood not running");
+    {
+        json_t *running = platform_wait_running(&pf, stack_name, "flood", 1, 60000);
+        CHECK(running, "flood not running");
+        json_decref(running);
+    }
     base_kb = proc_status_kb(pf.api.pid, "VmRSS:");
     cr_assert_gt(base_kb, 0);
     cr_assert_eq(pthread_create(&r.th, NULL, slow_main, &r), 0);

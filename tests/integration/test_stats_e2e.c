@@ -147,7 +147,11 @@ Test(stats, stats_appear_for_a_running_service_and_vanish_when_it_is_removed)
     CHECK(platform_cli(&pf, "stack", "install", "--name", stack_name, "--timeout", "90",
                        "--no-wait", stack_file, NULL) == 0,
           "stack install: %s%s", pf.out, pf.err);
-    CHECK(platform_wait_running(&pf, stack_name, "idle", 2, 60000) != NULL, "idle not running");
+    {
+        json_t *running = platform_wait_running(&pf, stack_name, "idle", 2, 60000);
+        CHECK(running, "idle not running");
+        json_decref(running);
+    }
     svc = xasprintf("%s/idle", stack_name);
     prefix = xasprintf("%s.idle-", stack_name);
 
