@@ -2,15 +2,18 @@
  * load balancer while its web service scales 1 -> 5 -> 1, under a bounded continuous load.
  *
  *   build-x/tests/bench/bench_lb_scale [--cycles N (2)] [--threads N (4)] [--rate R (100)]
+ *                                      [--no-drain]
  *
  * A whole platform (tests/support/platform.h: etcd, apiserver, the four controllers plus
  * kontena-lbconfig, three agents on the machine's dockerd) runs a stack of a kontena/lb
  * service (image from hack/lb-image.sh, host network, ports picked free) and a web service
- * (busybox httpd, http health check every second) linked to it. The load (tests/support/
- * httpload.h: half of the threads on keep-alive connections, half opening one per request,
- * each paced at --rate requests/s) runs through the LB during every cycle: `service scale 5`,
- * until 5 instances run and each has answered through the LB, then `service scale 1` until
- * one container is left. Printed per cycle and in all: requests, failed requests (target 0),
+ * (busybox httpd, http health check every second; on SIGTERM it keeps serving for a second
+ * before it exits, as a service behind a load balancer should drain, unless --no-drain:
+ * then it exits at once, which shows what the platform alone gives) linked to it. The load
+ * (tests/support/ httpload.h: half of the threads on keep-alive connections, half opening one per
+ * request, each paced at --rate requests/s) runs through the LB during every cycle: `service scale
+ * 5`, until 5 instances run and each has answered through the LB, then `service scale 1` until one
+ * container is left. Printed per cycle and in all: requests, failed requests (target 0),
  * requests/s, and for each new instance the delay from its first healthy check to its first
  * answer through the LB (target < 1000 ms).
  *
@@ -101,7 +104,7 @@ static int scale(const char *svc, const char *n)
 int main(int argc, char **argv)
 {
     struct platform_opts o = {.agents = 3, .grid_suffix = "lbbench", .lbconfig = 1};
-    int cycles = 2, threads = 4, rate = 100, rc = 1;
+    int cycles = 2, threads = 4, rate = 100, drain = 1, rc = 1;
     int http_port, https_port, stats_port;
     char *image = NULL, *text = NULL, *file = NULL, *url = NULL, *svc = NULL;
     int64_t total_ok = 0, total_failed = 0, worst = INT64_MIN;
@@ -114,8 +117,11 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--rate"))
             rate = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-drain"))
+            drain = 0;
         else {
-            fprintf(stderr, "usage: %s [--cycles N] [--threads N] [--rate R]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--cycles N] [--threads N] [--rate R] [--no-drain]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -154,12 +160,12 @@ int main(int argc, char **argv)
                      "  web:\n"
                      "    image: %s\n"
                      /* "web-<n> <first 12 of the container id>", draining 1 s on SIGTERM
-                      * (see test_lb_e2e.c) */
+                      * unless --no-drain (see test_lb_e2e.c) */
                      "    command: sh -c 'id=$$(grep -o \"containers/[0-9a-f]*\" "
                      "/proc/self/mountinfo | head -1 | cut -c12-23) && mkdir -p /www && echo "
                      "web-$$KONTENA_SERVICE_INSTANCE_NUMBER $$id > /www/index.html || exit 1; "
                      "httpd -f -p 8080 -h /www & pid=$$!; "
-                     "trap \"sleep 1; kill $$pid; exit 0\" TERM; wait'\n"
+                     "trap \"%skill $$pid; exit 0\" TERM; wait'\n"
                      "    stop_grace_period: 2s\n"
                      "    links:\n"
                      "      - lb\n"
@@ -174,7 +180,8 @@ int main(int argc, char **argv)
                      "      initial_delay: 1\n"
                      "    deploy:\n"
                      "      strategy: ha\n",
-                     image, pf.etcd.endpoint, http_port, https_port, stats_port, DOCKER_ENV_IMAGE);
+                     image, pf.etcd.endpoint, http_port, https_port, stats_port, DOCKER_ENV_IMAGE,
+                     drain ? "sleep 1; " : "");
     file = platform_write_file(&pf, "lb.yml", text);
     if (!file || platform_cli(&pf, "stack", "install", "--name", stack_name, "--timeout", "120",
                               file, NULL) != 0) {
@@ -189,8 +196,9 @@ int main(int argc, char **argv)
         goto out;
     svc = xasprintf("%s/web", stack_name);
     printf("bench_lb_scale: %d cycles of web 1 -> 5 -> 1 behind kontena/lb, load %d threads x "
-           "%d requests/s (half keep-alive, half a connection per request)\n",
-           cycles, threads, rate);
+           "%d requests/s (half keep-alive, half a connection per request); web %s\n",
+           cycles, threads, rate,
+           drain ? "drains 1 s on SIGTERM" : "exits at once on SIGTERM (--no-drain)");
     for (int c = 1; c <= cycles; c++) {
         struct httpload_opts lo = {
             .url = url, .threads = threads, .rate = rate, .max_ms = 240000, .timeout_ms = 5000};
