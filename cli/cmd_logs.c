@@ -4,7 +4,8 @@
  * Without -f: one GET of the newest --tail entries (oldest first), printed, done.
  * With -f: a GET with follow=1 that the master never ends; it writes one bare JSON object per
  * entry (any split across chunks) and a " " keep-alive every 0.5 s when idle. cli/logscan.h
- * finds the complete objects; we parse each, print it and remember its id. When the stream ends or breaks (a master restart, no byte for FOLLOW_IDLE_S) we
+ * finds the complete objects and reads the printed fields of each without a JSON tree; we
+ * print it and remember its id. When the stream ends or breaks (a master restart, no byte for FOLLOW_IDLE_S) we
  * reconnect with from=<last id>, so nothing is printed twice and nothing is skipped while the
  * master still has it; until the first entry arrives we ask again with the first request's
  * parameters. A `{"dropped": N, "reason": ...}` object (the follower fell out of the master's
@@ -49,17 +50,13 @@ struct logrun {
     struct cli *c;
     enum log_fmt fmt;
     int follow, json;
-    struct logscan scan; /* object boundaries in the follow stream */
+    struct logscan scan;    /* object boundaries in the follow stream */
+    struct logentry entry;  /* the fields of the entry being printed */
     char *last_id;       /* id of the last entry printed, NULL before the first */
     long got;            /* entries printed on the current connection */
     long garbage;        /* objects that were not entries */
     int fatal;           /* an object too large: stop */
 };
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
 
 static const char *or_empty(const char *s)
 {
@@ -141,32 +138,18 @@ static char *since_value(const char *path, const char *s)
     return NULL;
 }
 
-/* The instance number of a service entry: its "instance", else the name's "-<n>" suffix. */
-static char *instance_text(const json_t *e)
+/* Print one entry. obj/len: its JSON text, printed as it is with -o json. */
+static void print_entry(struct logrun *r, const struct logentry *e, const char *obj, size_t len)
 {
-    const json_t *inst = json_object_get(e, "instance");
-    const char *name = jstr(e, "name"), *dash;
-
-    if (json_is_integer(inst) || json_is_string(inst))
-        return cli_json_text(inst, "");
-    dash = name ? strrchr(name, '-') : NULL;
-    if (dash && dash[1] && strspn(dash + 1, "0123456789") == strlen(dash + 1))
-        return xstrdup(dash + 1);
-    return xstrdup(or_empty(name));
-}
-
-static void print_entry(struct logrun *r, const json_t *e)
-{
-    const char *t = or_empty(jstr(e, "created_at")), *name = or_empty(jstr(e, "name"));
-    const char *data = or_empty(jstr(e, "data")), *type = jstr(e, "type");
+    const char *t = or_empty(e->created_at), *name = or_empty(e->name);
+    const char *data = or_empty(e->data);
     /* Like docker logs: a container's stderr lines go to our stderr (-o json keeps all on
      * stdout, in order). */
-    FILE *f = type && !strcmp(type, "stderr") ? stderr : stdout;
-    char *inst;
+    FILE *f = e->type && !strcmp(e->type, "stderr") ? stderr : stdout;
 
     if (r->json) {
-        if (json_dumpf(e, stdout, JSON_COMPACT) == 0)
-            putchar('\n');
+        fwrite(obj, 1, len, stdout);
+        putchar('\n');
         return;
     }
     switch (r->fmt) {
@@ -183,41 +166,40 @@ static void print_entry(struct logrun *r, const json_t *e)
         fprintf(f, "%s [%s]: %s\n", t, name, data);
         break;
     case FMT_SERVICE:
-        inst = instance_text(e);
-        fprintf(f, "%s [%s]: %s\n", t, inst, data);
-        free(inst);
+        if (e->has_instance) {
+            fprintf(f, "%s [%lld]: %s\n", t, e->instance, data);
+        } else {
+            /* the instance number from the name's "-<n>" suffix, else the name */
+            const char *dash = strrchr(name, '-');
+            if (dash && dash[1] && strspn(dash + 1, "0123456789") == strlen(dash + 1))
+                name = dash + 1;
+            fprintf(f, "%s [%s]: %s\n", t, name, data);
+        }
         break;
     }
 }
 
-/* One complete streamed object (logscan callback). */
+/* One complete object, streamed or listed (logscan callback): an entry, or a dropped
+ * marker. */
 static void on_object(void *arg, const char *s, size_t n)
 {
     struct logrun *r = arg;
-    json_t *e = json_loadb(s, n, 0, NULL), *id, *dropped;
 
-    if (!json_is_object(e)) {
+    if (logentry_parse(&r->entry, s, n) != ST_OK) {
         r->garbage++;
-        json_decref(e);
         return;
     }
-    dropped = json_object_get(e, "dropped");
-    if (dropped && !json_object_get(e, "data")) {
-        char *nd = cli_json_text(dropped, "?");
+    if (r->entry.has_dropped && !r->entry.data) {
         fflush(stdout);
-        cli_warn("%s log lines dropped: %s", nd, or_empty(jstr(e, "reason")));
-        free(nd);
-        json_decref(e);
+        cli_warn("%lld log lines dropped: %s", r->entry.dropped, or_empty(r->entry.reason));
         return;
     }
-    id = json_object_get(e, "id");
-    if (json_is_integer(id) || json_is_string(id)) {
+    if (r->entry.id) {
         free(r->last_id);
-        r->last_id = cli_json_text(id, "");
+        r->last_id = xstrdup(r->entry.id);
     }
-    print_entry(r, e);
+    print_entry(r, &r->entry, s, n);
     r->got++;
-    json_decref(e);
 }
 
 /* api_stream() callback: print the complete objects in what arrived so far. */
@@ -270,8 +252,10 @@ static int show_once(struct logrun *r, const char *path)
         return cli_fail_api(r->c);
     json_array_foreach(json_object_get(reply, "logs"), i, e)
     {
-        if (json_is_object(e))
-            print_entry(r, e);
+        char *text = json_is_object(e) ? json_dumps(e, JSON_COMPACT) : NULL;
+        if (text)
+            on_object(r, text, strlen(text));
+        free(text);
     }
     json_decref(reply);
     fflush(stdout);
@@ -350,6 +334,7 @@ static int run_logs(struct cli *c, struct opts *o, enum log_fmt fmt, const char 
     r.json = json;
     r.follow = opts_flag(o, "follow");
     logscan_init(&r.scan, ENTRY_MAX);
+    logentry_init(&r.entry);
     if (r.follow) {
         rc = follow(&r, base, filters, tail, since, search);
     } else {
@@ -358,6 +343,7 @@ static int run_logs(struct cli *c, struct opts *o, enum log_fmt fmt, const char 
         free(path);
     }
     logscan_release(&r.scan);
+    logentry_release(&r.entry);
     free(r.last_id);
     free(since);
     return rc;

@@ -42,4 +42,29 @@ void logscan_reset(struct logscan *s);
 enum status logscan_feed(struct logscan *s, const char *p, size_t n, logscan_fn *fn,
                          void *arg) WARN_UNUSED_RESULT;
 
+/* The fields of one log entry the CLI prints, read straight from the object's text without
+ * building a JSON tree (the follower's hot path: a tree per line cost more CPU than the
+ * master spent storing it). Strings are decoded (every JSON escape, \uXXXX with surrogate
+ * pairs, into UTF-8); a member that is absent, null or of another type is NULL / not set.
+ * Nested objects and arrays (node, grid, stack, service) are skipped. Pointers stay valid
+ * until the next logentry_parse() on the same struct or logentry_release(). */
+struct logentry {
+    const char *id;         /* "id" as text: a number's digits or a string's value */
+    const char *name;       /* container name */
+    const char *created_at;
+    const char *type;       /* "stdout" | "stderr" */
+    const char *data;
+    const char *reason;     /* of a {"dropped": N, "reason": ...} marker */
+    long long instance;     /* when has_instance */
+    long long dropped;      /* when has_dropped */
+    int has_instance, has_dropped;
+    struct buf store;       /* the decoded strings */
+};
+
+void logentry_init(struct logentry *e);
+void logentry_release(struct logentry *e);
+/* Parse one object (as logscan hands it over). ST_OK, or ST_INVALID when it is not a JSON
+ * object (the fields are then unset). */
+enum status logentry_parse(struct logentry *e, const char *obj, size_t len) WARN_UNUSED_RESULT;
+
 #endif

@@ -142,3 +142,113 @@ Test(logscan, an_object_over_the_cap_is_refused_and_the_scanner_goes_on)
     seen_release(&s);
     logscan_release(&ls);
 }
+
+/* ---- logentry_parse ---- */
+
+Test(logentry, the_printed_fields_of_a_stored_entry)
+{
+    static const char obj[] =
+        "{\"id\":42,\"created_at\":\"2026-11-23T06:00:00.123456789Z\",\"name\":\"stk.web-2\","
+        "\"container_id\":\"abc\",\"node\":{\"name\":\"node-1\"},\"grid\":{\"id\":\"g\",\"name\":"
+        "\"g\"},\"stack\":{\"id\":\"g/stk\",\"name\":\"stk\"},\"service\":{\"id\":\"g/stk/web\","
+        "\"name\":\"web\"},\"instance\":2,\"type\":\"stderr\",\"data\":\"hello \\\"x\\\" {}\"}";
+    struct logentry e;
+
+    logentry_init(&e);
+    cr_assert_eq(logentry_parse(&e, obj, strlen(obj)), ST_OK);
+    cr_assert_str_eq(e.id, "42");
+    cr_assert_str_eq(e.name, "stk.web-2");
+    cr_assert_str_eq(e.created_at, "2026-11-23T06:00:00.123456789Z");
+    cr_assert_str_eq(e.type, "stderr");
+    cr_assert_str_eq(e.data, "hello \"x\" {}");
+    cr_assert(e.has_instance);
+    cr_assert_eq(e.instance, 2);
+    cr_assert(!e.has_dropped);
+    cr_assert_null(e.reason);
+    logentry_release(&e);
+}
+
+Test(logentry, escapes_unicode_and_surrogate_pairs)
+{
+    static const char obj[] = "{\"data\":\"a\\nb\\tc\\\\d\\/e\\u00e9\\u20ac\\ud83d\\ude00\\b\\f\\r\","
+                              "\"id\":\"7\",\"instance\":null,\"name\":\"\"}";
+    struct logentry e;
+
+    logentry_init(&e);
+    cr_assert_eq(logentry_parse(&e, obj, strlen(obj)), ST_OK);
+    cr_assert_str_eq(e.data, "a\nb\tc\\d/e\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\b\f\r");
+    cr_assert_str_eq(e.id, "7");
+    cr_assert_str_eq(e.name, "");
+    cr_assert(!e.has_instance);
+    cr_assert_null(e.type);
+    logentry_release(&e);
+}
+
+Test(logentry, a_dropped_marker)
+{
+    static const char obj[] = " { \"dropped\" : 1234 , \"reason\" : \"older than the log window\" } ";
+    struct logentry e;
+
+    logentry_init(&e);
+    cr_assert_eq(logentry_parse(&e, obj, strlen(obj)), ST_OK);
+    cr_assert(e.has_dropped);
+    cr_assert_eq(e.dropped, 1234);
+    cr_assert_str_eq(e.reason, "older than the log window");
+    cr_assert_null(e.data);
+    cr_assert_null(e.id);
+    logentry_release(&e);
+}
+
+Test(logentry, nested_values_and_arrays_are_skipped)
+{
+    static const char obj[] = "{\"x\":[1,{\"data\":\"no\"},\"]}\"],\"y\":{\"a\":{\"b\":[]}},"
+                              "\"t\":true,\"f\":false,\"n\":null,\"r\":-1.5e3,\"data\":\"yes\"}";
+    struct logentry e;
+
+    logentry_init(&e);
+    cr_assert_eq(logentry_parse(&e, obj, strlen(obj)), ST_OK);
+    cr_assert_str_eq(e.data, "yes");
+    logentry_release(&e);
+}
+
+Test(logentry, invalid_objects_are_refused_without_crashing)
+{
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{",
+        "{\"data\"",
+        "{\"data\":",
+        "{\"data\":\"abc",
+        "{\"data\":\"a\\x\"}",
+        "{\"data\":\"a\\u12\"}",
+        "{\"data\":\"\\ud83d\"}",
+        "{\"data\":\"\\ude00\"}",
+        "{\"data\":\"a\nb\"}",
+        "{\"data\":\"a\"",
+        "{\"data\":\"a\" \"b\"}",
+        "{\"data\":\"a\",}x",
+        "{\"a\":1}}",
+        "{data:1}",
+        "{\"a\":}",
+        "{\"a\":[1,2}",
+    };
+    struct logentry e;
+
+    logentry_init(&e);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cr_assert_eq(logentry_parse(&e, bad[i], strlen(bad[i])), ST_INVALID, "accepted: %s",
+                     bad[i]);
+        cr_assert_null(e.data);
+    }
+    /* every prefix of a good object is refused, the whole one accepted */
+    {
+        static const char good[] = "{\"id\":1,\"node\":{\"name\":\"n\"},\"data\":\"x\\u00e9\"}";
+        size_t n = strlen(good);
+        for (size_t k = 0; k < n; k++)
+            cr_assert_eq(logentry_parse(&e, good, k), ST_INVALID, "prefix %zu accepted", k);
+        cr_assert_eq(logentry_parse(&e, good, n), ST_OK);
+        cr_assert_str_eq(e.data, "x\xc3\xa9");
+    }
+    logentry_release(&e);
+}
