@@ -36,6 +36,7 @@
 #define FIRST_ITEMS 256       /* ... or until it has this many lines */
 #define LINGER_MS 20          /* batches out: a partial batch waits this long (or is full) */
 #define RESYNC_S 30           /* the watcher re-lists the containers this often */
+#define REPLAY_NS 1000000000LL /* a follow from a cursor reads this much before it again */
 #define ITEM_OVERHEAD 64      /* ,"type":"stdout","data":"..."} around the data */
 
 /* What the watcher learned about one container (all strings owned). */
@@ -58,6 +59,7 @@ struct lc {
     int have_cursor;   /* this link: the master said where it stands (maybe "nowhere") */
     int64_t cursor_ns; /* last line stored by the master or queued by us on this link */
     int64_t skip_ns;   /* the follow in progress drops lines at or before this */
+    int64_t bump_ns;   /* the follow in progress: time given to its last line */
     int reattach;      /* started again while the previous follow was still draining */
     int64_t done_ns;   /* StartedAt of the run read to its end on this link (-1: none) */
     int64_t run_ns;    /* StartedAt of the run being followed */
@@ -438,19 +440,24 @@ static int on_line(void *arg, const struct docker_log_line *ln)
     int64_t tns = ln->time_ns;
 
     INC(lines_read, 1);
-    if (tns && tns <= c->skip_ns) {
-        INC(lines_skipped, 1);
-        return 0;
-    }
-    if (!t || !*t || !tns) /* no timestamp from Docker (never expected): ours */
+    if (!t || !*t || !tns) { /* no timestamp from Docker (never expected): ours */
         tns = time_now_us() * 1000;
-    if (tns <= c->cursor_ns) {
+        t = NULL;
+    }
+    if (tns <= c->bump_ns) {
         /* Docker stamps stdout and stderr in two goroutines, so the log file is not
          * always in time order across the two streams: the times we send are made
          * strictly increasing per container, or the master's "time <= cursor" rule would
-         * drop the later-written line (docs/internals/agent-logs.md) */
-        tns = c->cursor_ns + 1;
+         * drop the later-written line. A follow from a cursor starts REPLAY_NS earlier and
+         * computes the same times again, so what is at or before the cursor is known
+         * exactly even around such a line (docs/internals/agent-logs.md) */
+        tns = c->bump_ns + 1;
         t = NULL;
+    }
+    c->bump_ns = tns;
+    if (tns <= c->skip_ns) {
+        INC(lines_skipped, 1);
+        return 0;
     }
     if (!t || !*t) {
         format_ns(tns, tbuf, sizeof(tbuf));
@@ -520,8 +527,9 @@ static void follow(struct logs *l, struct lc *c)
     char since[48], tail[32], *url;
     CURL *h;
 
+    c->bump_ns = 0;
     if (c->have_cursor && c->cursor_ns > 0) {
-        since_text(c->cursor_ns, since, sizeof(since));
+        since_text(c->cursor_ns - REPLAY_NS, since, sizeof(since));
         snprintf(tail, sizeof(tail), "all");
         c->skip_ns = c->cursor_ns;
     } else {

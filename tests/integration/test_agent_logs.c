@@ -399,6 +399,45 @@ Test(logs, link_drop_and_agent_restart_lose_nothing)
     free(id);
 }
 
+/* stdout and stderr interleaved (Docker's file is not in time order across the two), eight
+ * link drops with batches unanswered: each stream arrives whole, once, in order; the resumed
+ * follows re-read a second before the cursor and skip what the master has. */
+Test(logs, many_link_drops_two_streams)
+{
+    struct logs *l;
+    char *id;
+    struct logs_counters n;
+
+    sink_reset();
+    l = start_logs();
+    logs_link(l, 1);
+    time_sleep_ms(300);
+    id = run("drops", "i=1; while [ $i -le 4000 ]; do echo out $i; echo err $i >&2; "
+                      "[ $((i % 100)) = 0 ] && sleep 0.1; i=$((i+1)); done; sleep 60",
+             0);
+    for (int k = 0; k < 8; k++) {
+        time_sleep_ms(400);
+        pthread_mutex_lock(&sk.mu);
+        sk.hold = 1;
+        pthread_mutex_unlock(&sk.mu);
+        time_sleep_ms(150);
+        sink_release(0);
+        logs_link(l, 0);
+        logs_link(l, 1);
+    }
+    wait_lines(id, "stdout", 4000, 60000);
+    wait_lines(id, "stderr", 4000, 60000);
+    time_sleep_ms(500);
+    assert_sequence(id, "stdout", "out ", 1, 4000);
+    assert_sequence(id, "stderr", "err ", 1, 4000);
+    logs_counters(l, &n);
+    cr_assert(n.lines_skipped > 0, "no line was read again after a drop");
+    cr_assert_geq(n.links, 9);
+    logs_stop(l);
+    logs_free(l);
+    free(id);
+}
+
 /* A master that does not answer: the follower keeps at most its in-flight batches plus a
  * sealed one or two, and pauses Docker instead of reading on; once answers come, everything
  * arrives. */
