@@ -5,11 +5,11 @@
  * With -f: a GET with follow=1 that the master never ends; it writes one bare JSON object per
  * entry (any split across chunks) and a " " keep-alive every 0.5 s when idle. cli/logscan.h
  * finds the complete objects and reads the printed fields of each without a JSON tree; we
- * print it and remember its id. When the stream ends or breaks (a master restart, no byte for FOLLOW_IDLE_S) we
- * reconnect with from=<last id>, so nothing is printed twice and nothing is skipped while the
- * master still has it; until the first entry arrives we ask again with the first request's
- * parameters. A `{"dropped": N, "reason": ...}` object (the follower fell out of the master's
- * window) becomes a warning on stderr.
+ * print it and remember its id. When the stream ends or breaks (a master restart, no byte for
+ * FOLLOW_IDLE_S) we reconnect with from=<last id>, so nothing is printed twice and nothing is
+ * skipped while the master still has it; until the first entry arrives we ask again with the first
+ * request's parameters. A `{"dropped": N, "reason": ...}` object (the follower fell out of the
+ * master's window) becomes a warning on stderr.
  *
  * Output (cli.md): container and grid logs "<created_at> <name>: <data>", stack logs
  * "<created_at> [<name>]: <data>", service logs "<created_at> [<instance>]: <data>"; grid logs
@@ -50,12 +50,12 @@ struct logrun {
     struct cli *c;
     enum log_fmt fmt;
     int follow, json;
-    struct logscan scan;    /* object boundaries in the follow stream */
-    struct logentry entry;  /* the fields of the entry being printed */
-    char *last_id;       /* id of the last entry printed, NULL before the first */
-    long got;            /* entries printed on the current connection */
-    long garbage;        /* objects that were not entries */
-    int fatal;           /* an object too large: stop */
+    struct logscan scan;   /* object boundaries in the follow stream */
+    struct logentry entry; /* the fields of the entry being printed */
+    char *last_id;         /* id of the last entry printed, NULL before the first */
+    long got;              /* entries printed on the current connection */
+    long garbage;          /* objects that were not entries */
+    int fatal;             /* an object too large: stop */
 };
 
 static const char *or_empty(const char *s)
@@ -83,8 +83,7 @@ static void add_param(struct buf *b, const char *key, const char *value)
 
 /* Append "&key=a,b,c" from a list of values; bare service names become "null/<name>" when
  * qualify is set (the grid's services parameter wants stack/service). */
-static void add_list(struct buf *b, const char *key, const char *const *vals, size_t n,
-                     int qualify)
+static void add_list(struct buf *b, const char *key, const char *const *vals, size_t n, int qualify)
 {
     struct buf joined = BUF_INIT;
 
@@ -120,7 +119,11 @@ static char *since_value(const char *path, const char *s)
         if (*end == '\0')
             return xstrdup(s);
         if (end[1] == '\0')
-            mult = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : *end == 'd' ? 86400 : 0;
+            mult = *end == 's'   ? 1
+                   : *end == 'm' ? 60
+                   : *end == 'h' ? 3600
+                   : *end == 'd' ? 86400
+                                 : 0;
         if (mult && v <= 100LL * 365 * 86400) {
             time_iso8601(time_now_us() - v * mult * 1000000, iso, sizeof(iso));
             return xstrdup(iso);
@@ -297,8 +300,8 @@ static int follow(struct logrun *r, const char *base, const char *filters, long 
         }
         if (!warned) {
             fflush(stdout);
-            cli_warn("%s; reconnecting", st == ST_OK ? "the master ended the log stream"
-                                                     : api_error(r->c->api));
+            cli_warn("%s; reconnecting",
+                     st == ST_OK ? "the master ended the log stream" : api_error(r->c->api));
             warned = 1;
         }
         time_sleep_ms(backoff);
@@ -428,8 +431,7 @@ int cli_cmd_container_logs(struct cli *c, struct opts *o)
     int rc;
 
     if (!slash || slash == id || !slash[1] || strchr(slash + 1, '/'))
-        return cli_error("Invalid container id '%s': use NODE/NAME (see kontena container ls)",
-                         id);
+        return cli_error("Invalid container id '%s': use NODE/NAME (see kontena container ls)", id);
     if (cli_connect(c) || !(grid = cli_grid(c, o)))
         return 1;
     node = xstrndup(id, (size_t)(slash - id));

@@ -65,7 +65,8 @@ static void stats_row(struct table *t, const json_t *s)
     char *name = cli_json_text(json_object_get(s, "container_id"), "-");
 
     if (cpu && json_is_number(json_object_get(cpu, "usage_pct")))
-        snprintf(cpu_s, sizeof(cpu_s), "%.2f%%", json_number_value(json_object_get(cpu, "usage_pct")));
+        snprintf(cpu_s, sizeof(cpu_s), "%.2f%%",
+                 json_number_value(json_object_get(cpu, "usage_pct")));
     else
         snprintf(cpu_s, sizeof(cpu_s), "N/A");
     snprintf(pct, sizeof(pct), "N/A");

@@ -193,15 +193,32 @@ static int string(struct cursor *c, struct buf *b)
         if (c->end - c->p < 2)
             return -1;
         switch (c->p[1]) {
-        case '"': case '\\': case '/':
+        case '"':
+        case '\\':
+        case '/':
             if (put(b, c->p + 1, 1) != 0)
                 return -1;
             break;
-        case 'b': if (put(b, "\b", 1) != 0) return -1; break;
-        case 'f': if (put(b, "\f", 1) != 0) return -1; break;
-        case 'n': if (put(b, "\n", 1) != 0) return -1; break;
-        case 'r': if (put(b, "\r", 1) != 0) return -1; break;
-        case 't': if (put(b, "\t", 1) != 0) return -1; break;
+        case 'b':
+            if (put(b, "\b", 1) != 0)
+                return -1;
+            break;
+        case 'f':
+            if (put(b, "\f", 1) != 0)
+                return -1;
+            break;
+        case 'n':
+            if (put(b, "\n", 1) != 0)
+                return -1;
+            break;
+        case 'r':
+            if (put(b, "\r", 1) != 0)
+                return -1;
+            break;
+        case 't':
+            if (put(b, "\t", 1) != 0)
+                return -1;
+            break;
         case 'u':
             if (c->end - c->p < 6 || hex4(c->p + 2, &cp) != 0)
                 return -1;
@@ -231,8 +248,8 @@ static int string(struct cursor *c, struct buf *b)
 static int token(struct cursor *c, const char **start, size_t *len)
 {
     *start = c->p;
-    while (c->p < c->end && (isalnum((unsigned char)*c->p) || *c->p == '-' || *c->p == '+' ||
-                             *c->p == '.'))
+    while (c->p < c->end &&
+           (isalnum((unsigned char)*c->p) || *c->p == '-' || *c->p == '+' || *c->p == '.'))
         c->p++;
     *len = (size_t)(c->p - *start);
     return *len ? 0 : -1;

@@ -49,16 +49,16 @@ enum status logscan_feed(struct logscan *s, const char *p, size_t n, logscan_fn 
  * Nested objects and arrays (node, grid, stack, service) are skipped. Pointers stay valid
  * until the next logentry_parse() on the same struct or logentry_release(). */
 struct logentry {
-    const char *id;         /* "id" as text: a number's digits or a string's value */
-    const char *name;       /* container name */
+    const char *id;   /* "id" as text: a number's digits or a string's value */
+    const char *name; /* container name */
     const char *created_at;
-    const char *type;       /* "stdout" | "stderr" */
+    const char *type; /* "stdout" | "stderr" */
     const char *data;
-    const char *reason;     /* of a {"dropped": N, "reason": ...} marker */
-    long long instance;     /* when has_instance */
-    long long dropped;      /* when has_dropped */
+    const char *reason; /* of a {"dropped": N, "reason": ...} marker */
+    long long instance; /* when has_instance */
+    long long dropped;  /* when has_dropped */
     int has_instance, has_dropped;
-    struct buf store;       /* the decoded strings */
+    struct buf store; /* the decoded strings */
 };
 
 void logentry_init(struct logentry *e);

@@ -16,8 +16,8 @@
  * VmRSS of the agent, the apiserver and the CLI from /proc at the end, with the apiserver's
  * and agent's VmRSS sampled every 100 ms while the lines flow (the peak of those samples is
  * printed too), and the CPU seconds each of the three used between the first and the last
- * line, with dockerd's (which of them is the bottleneck). Nothing is asserted; the goal (>= 50,000 lines/s on this 2-core machine)
- * is printed beside the figure.
+ * line, with dockerd's (which of them is the bottleneck). Nothing is asserted; the goal (>= 50,000
+ * lines/s on this 2-core machine) is printed beside the figure.
  *
  * Needs dockerd, the test image and build-x/bin (kontena, kontena-apiserver, kontena-agent,
  * controllers). Leaves nothing behind (platform_cleanup removes the grid's containers).
@@ -262,7 +262,8 @@ int main(int argc, char **argv)
     }
     {
         double secs = (double)(t_last - t_first) / 1000.0;
-        long a_hwm = status_kb(pf.agents[0].pid, "VmHWM:"), a_rss = status_kb(pf.agents[0].pid, "VmRSS:");
+        long a_hwm = status_kb(pf.agents[0].pid, "VmHWM:"),
+             a_rss = status_kb(pf.agents[0].pid, "VmRSS:");
         long s_hwm = status_kb(pf.api.pid, "VmHWM:"), s_rss = status_kb(pf.api.pid, "VmRSS:");
         long c_hwm = status_kb(cli, "VmHWM:");
 

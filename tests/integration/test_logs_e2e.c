@@ -419,8 +419,7 @@ Test(logs, tail_since_instance_node_container_search_stack_and_container_logs)
           pf.err);
     cr_assert_eq(count_lines(pf.out) + count_lines(pf.err), 5, "--tail 5 gave:\n%s%s", pf.out,
                  pf.err);
-    cr_assert(strstr(pf.out, "]: b 20") || strstr(pf.err, "]: needle-x7q"), "%s%s", pf.out,
-              pf.err);
+    cr_assert(strstr(pf.out, "]: b 20") || strstr(pf.err, "]: needle-x7q"), "%s%s", pf.out, pf.err);
     cr_assert(!strstr(pf.out, ": a "), "old lines in --tail 5: %s", pf.out);
     {
         const char *l = pf.out;
@@ -435,8 +434,8 @@ Test(logs, tail_since_instance_node_container_search_stack_and_container_logs)
 
     /* -i 1: only instance 1's 41 lines */
     {
-        const char *args[] = {"service", "logs", "-i", "1", "--tail", "1000", "-o", "json", svc,
-                              NULL};
+        const char *args[] = {"service", "logs", "-i",   "1", "--tail",
+                              "1000",    "-o",   "json", svc, NULL};
         e = cli_entries(args);
         cr_assert_eq(json_array_size(e), 41, "-i 1: %zu entries", json_array_size(e));
         json_array_foreach(e, i, x) cr_assert_str_eq(jstr(x, "name"), cname1);
@@ -444,8 +443,8 @@ Test(logs, tail_since_instance_node_container_search_stack_and_container_logs)
     }
     /* --since: only what came after the "a" lines */
     {
-        const char *args[] = {"service", "logs", "--since", since, "--tail", "1000", "-o", "json",
-                              svc, NULL};
+        const char *args[] = {"service", "logs", "--since", since, "--tail",
+                              "1000",    "-o",   "json",    svc,   NULL};
         e = cli_entries(args);
         cr_assert_eq(count_data(e, "a "), 0, "--since %s returned 'a' lines", since);
         cr_assert_eq(count_data(e, "b "), 40);
@@ -454,8 +453,7 @@ Test(logs, tail_since_instance_node_container_search_stack_and_container_logs)
     }
     /* --search */
     {
-        const char *args[] = {"service", "logs", "--search", "needle-x7", "-o", "json", svc,
-                              NULL};
+        const char *args[] = {"service", "logs", "--search", "needle-x7", "-o", "json", svc, NULL};
         e = cli_entries(args);
         cr_assert_eq(json_array_size(e), 2, "--search: %zu entries", json_array_size(e));
         json_array_foreach(e, i, x) cr_assert_str_eq(jstr(x, "type"), "stderr");
@@ -463,8 +461,8 @@ Test(logs, tail_since_instance_node_container_search_stack_and_container_logs)
     }
     /* grid logs --node: only that node's container; -c: only that container */
     {
-        const char *args[] = {"grid", "logs", "--node", node2, "--tail", "1000", "-o", "json",
-                              NULL};
+        const char *args[] = {"grid", "logs", "--node", node2, "--tail",
+                              "1000", "-o",   "json",   NULL};
         e = cli_entries(args);
         cr_assert_eq(json_array_size(e), 41, "--node %s: %zu entries", node2, json_array_size(e));
         json_array_foreach(e, i, x)
@@ -489,8 +487,8 @@ Test(logs, tail_since_instance_node_container_search_stack_and_container_logs)
     cr_assert(strstr(pf.out, stack_name) || strstr(pf.err, stack_name), "%s", pf.out);
 
     /* stack logs NAME SERVICE: "<created_at> [<container name>]: <data>" */
-    CHECK(platform_cli(&pf, "stack", "logs", "--tail", "100", stack_name, "two", NULL) == 0,
-          "%s%s", pf.out, pf.err);
+    CHECK(platform_cli(&pf, "stack", "logs", "--tail", "100", stack_name, "two", NULL) == 0, "%s%s",
+          pf.out, pf.err);
     {
         char *want = xasprintf(" [%s]: b 20\n", cname2);
         cr_assert(strstr(pf.out, want), "stack logs lacks '%s': %s", want, pf.out);
@@ -505,7 +503,8 @@ Test(logs, tail_since_instance_node_container_search_stack_and_container_logs)
     CHECK(platform_cli(&pf, "container", "logs", "--tail", "100", cid, NULL) == 0, "%s%s", pf.out,
           pf.err);
     {
-        char *want = xasprintf(" %s: b 20\n", cname2), *want2 = xasprintf(" %s: needle-x7q\n", cname2);
+        char *want = xasprintf(" %s: b 20\n", cname2),
+             *want2 = xasprintf(" %s: needle-x7q\n", cname2);
         cr_assert(strstr(pf.out, want), "container logs lacks '%s': %s", want, pf.out);
         cr_assert(strstr(pf.err, want2), "container logs stderr lacks '%s': %s", want2, pf.err);
         cr_assert_eq(count_lines(pf.out), 40, "%s", pf.out);
@@ -640,7 +639,8 @@ Test(logs, slow_follower_keeps_the_apiserver_bounded_and_gets_a_dropped_marker)
                      "    stop_grace_period: 1s\n"
                      "    command: sh -c 'sleep 4; seq 1 150000 | sed "
                      "\"s/^/flood-line-with-some-padding-to-make-it-about-a-hundred-bytes-long-"
-                     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                     "xxxxxxxxxxxxxxx"
                      "xxxxxxxxxxxxxxxxxxxx-/\"; exec sleep 3600'\n");
     svc = xasprintf("%s/flood", stack_name);
     memset(&r, 0, sizeof(r));
@@ -664,8 +664,8 @@ Test(logs, slow_follower_keeps_the_apiserver_bounded_and_gets_a_dropped_marker)
     t0 = time_mono_ms();
     deadline = t0 + 150000;
     while (!done && time_mono_ms() < deadline) {
-        const char *args[] = {"service", "logs", "--tail", "1", "--search", "-150000", "-o", "json",
-                              svc, NULL};
+        const char *args[] = {"service", "logs", "--tail", "1", "--search",
+                              "-150000", "-o",   "json",   svc, NULL};
         char *out = NULL;
         const char *argv[16];
         int n = 0;
@@ -679,7 +679,8 @@ Test(logs, slow_follower_keeps_the_apiserver_bounded_and_gets_a_dropped_marker)
                 max_kb = kb;
             time_sleep_ms(100);
         }
-        if (api_cli_env(&pf.api, NULL, NULL, &out, NULL, argv) == 0 && out && strstr(out, "-150000\""))
+        if (api_cli_env(&pf.api, NULL, NULL, &out, NULL, argv) == 0 && out &&
+            strstr(out, "-150000\""))
             done = 1;
         free(out);
     }
@@ -758,15 +759,16 @@ Test(logs, syslog_forwarding_delivers_lines_to_rsyslogd_over_udp_and_tcp)
     pidf = xasprintf("%s/rsyslogd.pid", syslog_dir);
     conf = xasprintf("%s/rsyslog.conf", syslog_dir);
     log = xasprintf("%s/rsyslogd.log", syslog_dir);
-    text = xasprintf("global(workDirectory=\"%s\")\n"
-                     "module(load=\"imudp\")\n"
-                     "module(load=\"imtcp\")\n"
-                     "input(type=\"imudp\" address=\"127.0.0.1\" port=\"%d\")\n"
-                     "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\")\n"
-                     "template(name=\"kt\" type=\"string\" "
-                     "string=\"%%PRI%% %%HOSTNAME%% %%APP-NAME%% %%PROCID%% %%MSGID%% %%msg%%\\n\")\n"
-                     "*.* action(type=\"omfile\" file=\"%s\" template=\"kt\")\n",
-                     syslog_dir, udp, tcp, out);
+    text =
+        xasprintf("global(workDirectory=\"%s\")\n"
+                  "module(load=\"imudp\")\n"
+                  "module(load=\"imtcp\")\n"
+                  "input(type=\"imudp\" address=\"127.0.0.1\" port=\"%d\")\n"
+                  "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\")\n"
+                  "template(name=\"kt\" type=\"string\" "
+                  "string=\"%%PRI%% %%HOSTNAME%% %%APP-NAME%% %%PROCID%% %%MSGID%% %%msg%%\\n\")\n"
+                  "*.* action(type=\"omfile\" file=\"%s\" template=\"kt\")\n",
+                  syslog_dir, udp, tcp, out);
     {
         FILE *f = fopen(conf, "w");
         cr_assert_not_null(f);
@@ -795,9 +797,9 @@ Test(logs, syslog_forwarding_delivers_lines_to_rsyslogd_over_udp_and_tcp)
     }
 
     /* CLI checks of the grid options */
-    cr_assert_neq(platform_cli(&pf, "grid", "update", "--log-opt", "syslog-address=udp://x:1",
-                               pf.grid, NULL),
-                  0);
+    cr_assert_neq(
+        platform_cli(&pf, "grid", "update", "--log-opt", "syslog-address=udp://x:1", pf.grid, NULL),
+        0);
     cr_assert(strstr(pf.err, "Need to specify --log-forwarder"), "%s", pf.err);
     cr_assert_neq(platform_cli(&pf, "grid", "update", "--log-forwarder", "syslog", "--log-opt",
                                "syslog-address=bogus", pf.grid, NULL),
@@ -834,10 +836,11 @@ Test(logs, syslog_forwarding_delivers_lines_to_rsyslogd_over_udp_and_tcp)
                        pf.grid, NULL) == 0,
           "grid update tcp: %s%s", pf.out, pf.err);
     free(addr);
-    CHECK(platform_cli(&pf, "service", "create", "--instances", "1", "--cmd",
-                       "sh -c 'sleep 1; for i in 1 2 3; do echo hello-tcp-$i; done; exec sleep 3600'",
-                       "--stop-timeout", "1s", "tcpsay", DOCKER_ENV_IMAGE, NULL) == 0,
-          "service create: %s%s", pf.out, pf.err);
+    CHECK(
+        platform_cli(&pf, "service", "create", "--instances", "1", "--cmd",
+                     "sh -c 'sleep 1; for i in 1 2 3; do echo hello-tcp-$i; done; exec sleep 3600'",
+                     "--stop-timeout", "1s", "tcpsay", DOCKER_ENV_IMAGE, NULL) == 0,
+        "service create: %s%s", pf.out, pf.err);
     CHECK(platform_cli(&pf, "service", "deploy", "tcpsay", NULL) == 0, "deploy: %s%s", pf.out,
           pf.err);
     svc_tcp = xstrdup("null.tcpsay");

@@ -158,8 +158,8 @@ Test(stats, stats_appear_for_a_running_service_and_vanish_when_it_is_removed)
     /* service stats: both containers within a few intervals */
     deadline = time_mono_ms() + 30000;
     for (;;) {
-        CHECK(platform_cli(&pf, "service", "stats", svc, NULL) == 0, "service stats: %s%s",
-              pf.out, pf.err);
+        CHECK(platform_cli(&pf, "service", "stats", svc, NULL) == 0, "service stats: %s%s", pf.out,
+              pf.err);
         rows = rows_with(pf.out, prefix);
         if (rows == 2 && !strstr(pf.out, "N/A"))
             break;
@@ -200,8 +200,7 @@ Test(stats, stats_appear_for_a_running_service_and_vanish_when_it_is_removed)
             json_t *cpu = json_object_get(json_object_get(s, "cpu"), "usage_pct");
             json_t *mem = json_object_get(s, "memory");
             cr_assert(json_is_number(cpu) && json_number_value(cpu) >= 0, "%s", pf.out);
-            cr_assert_eq(json_integer_value(json_object_get(mem, "limit")), 64 << 20, "%s",
-                         pf.out);
+            cr_assert_eq(json_integer_value(json_object_get(mem, "limit")), 64 << 20, "%s", pf.out);
             cr_assert_gt(json_number_value(json_object_get(mem, "usage")), 0, "%s", pf.out);
         }
         json_decref(j);

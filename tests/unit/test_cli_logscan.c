@@ -170,8 +170,9 @@ Test(logentry, the_printed_fields_of_a_stored_entry)
 
 Test(logentry, escapes_unicode_and_surrogate_pairs)
 {
-    static const char obj[] = "{\"data\":\"a\\nb\\tc\\\\d\\/e\\u00e9\\u20ac\\ud83d\\ude00\\b\\f\\r\","
-                              "\"id\":\"7\",\"instance\":null,\"name\":\"\"}";
+    static const char obj[] =
+        "{\"data\":\"a\\nb\\tc\\\\d\\/e\\u00e9\\u20ac\\ud83d\\ude00\\b\\f\\r\","
+        "\"id\":\"7\",\"instance\":null,\"name\":\"\"}";
     struct logentry e;
 
     logentry_init(&e);
@@ -186,7 +187,8 @@ Test(logentry, escapes_unicode_and_surrogate_pairs)
 
 Test(logentry, a_dropped_marker)
 {
-    static const char obj[] = " { \"dropped\" : 1234 , \"reason\" : \"older than the log window\" } ";
+    static const char obj[] =
+        " { \"dropped\" : 1234 , \"reason\" : \"older than the log window\" } ";
     struct logentry e;
 
     logentry_init(&e);
