@@ -70,6 +70,10 @@ static void usage(FILE *f)
         "                           platforms)\n"
         "    --resync-interval MS   compare every container with etcd this often (default\n"
         "                           30000)\n"
+        "    --lb-drain MS          before stopping a container behind a load balancer\n"
+        "                           (label io.kontena.load_balancer.name), wait this long so\n"
+        "                           the LB takes it out first (default 1000; 0: no wait)\n"
+        "                           [KONTENA_LB_DRAIN]\n"
         "    --docker-name-prefix P put P before every Docker container name, for several\n"
         "                           agents sharing one dockerd, e.g. 'node-1.'\n"
         "                           [KONTENA_DOCKER_NAME_PREFIX]\n"
@@ -114,6 +118,7 @@ enum {
     OPT_ETCD,
     OPT_GRID,
     OPT_RESYNC,
+    OPT_LB_DRAIN,
     OPT_NAME_PREFIX,
     OPT_OVERLAY,
     OPT_STATS_INTERVAL,
@@ -141,6 +146,7 @@ static const struct option long_opts[] = {
     {"etcd-endpoints", required_argument, NULL, OPT_ETCD},
     {"grid", required_argument, NULL, OPT_GRID},
     {"resync-interval", required_argument, NULL, OPT_RESYNC},
+    {"lb-drain", required_argument, NULL, OPT_LB_DRAIN},
     {"docker-name-prefix", required_argument, NULL, OPT_NAME_PREFIX},
     {"overlay", no_argument, NULL, OPT_OVERLAY},
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
@@ -450,8 +456,9 @@ int main(int argc, char **argv)
     const char *grid = env_or("KONTENA_GRID", NULL);
     const char *name_prefix = env_or("KONTENA_DOCKER_NAME_PREFIX", "");
     struct recon_starter rs;
-    int opt, sig, no_docker = 0, rc = 1, resync_ms = 30000;
+    int opt, sig, no_docker = 0, rc = 1, resync_ms = 30000, lb_drain_ms = 1000;
     int overlay = !strcmp(env_or("KONTENA_OVERLAY", "0"), "1");
+    const char *drain_env = env_or("KONTENA_LB_DRAIN", NULL);
     long v;
 
     memset(&c, 0, sizeof(c));
@@ -479,6 +486,8 @@ int main(int argc, char **argv)
         stats_interval_s = (int)v;
     }
 
+    if (drain_env && (lb_drain_ms = (int)cmdline_long(drain_env, 0, 60000)) == -1)
+        return die_usage("bad KONTENA_LB_DRAIN '%s': ms from 0 to 60000", drain_env);
     while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
         switch (opt) {
         case OPT_URI:
@@ -564,6 +573,11 @@ int main(int argc, char **argv)
             if ((v = cmdline_long(optarg, 100, 86400000)) == -1)
                 return die_usage("bad --resync-interval '%s': ms from 100 to 86400000", optarg);
             resync_ms = (int)v;
+            break;
+        case OPT_LB_DRAIN:
+            if ((v = cmdline_long(optarg, 0, 60000)) == -1)
+                return die_usage("bad --lb-drain '%s': ms from 0 to 60000", optarg);
+            lb_drain_ms = (int)v;
             break;
         case 'h':
             usage(stdout);
@@ -700,6 +714,7 @@ int main(int argc, char **argv)
         rs.opts.docker_socket = docker_socket;
         rs.opts.node = c.node_name;
         rs.opts.resync_interval_ms = resync_ms;
+        rs.opts.lb_drain_ms = lb_drain_ms;
         rs.opts.docker_name_prefix = name_prefix;
         rs.opts.overlay = overlay;
         rs.opts.private_ip = private_ip;

@@ -47,6 +47,7 @@ struct reconciler {
     char *name_prefix; /* of Docker container names (--docker-name-prefix), "" by default */
     struct dns *dns;   /* borrowed, --overlay only: containers get its Dns/DnsSearch */
     int resync_ms;
+    int lb_drain_ms; /* see reconcile_opts */
 
     struct etcd *etcd;
     struct docker *dw; /* the worker's handle */
@@ -498,9 +499,21 @@ static json_int_t obs_int(struct reconciler *r, const char *name, const char *k,
 
 /* --- Docker actions ------------------------------------------------------------------- */
 
+/* Stop a running container. labels (the container's or its spec's) with
+ * io.kontena.load_balancer.name: first wait --lb-drain, so kontena-lbconfig (which sees the
+ * instance leave as soon as we do) and the load balancer take it out of the upstreams while
+ * it still answers; then the stop signal. */
 static enum status stop_container(struct reconciler *r, const char *id, const char *name, int grace,
-                                  struct err *e)
+                                  const json_t *labels, struct err *e)
 {
+    const char *lb = jstr(labels, "io.kontena.load_balancer.name", NULL);
+
+    if (lb && r->lb_drain_ms > 0) {
+        log_info("container=%s lb=%s msg=\"draining %d ms before the stop\"", name, lb,
+                 r->lb_drain_ms);
+        if (nap(r, r->lb_drain_ms))
+            log_info("container=%s msg=\"drain cut short: the agent is stopping\"", name);
+    }
     log_info("container=%s msg=\"stopping (grace %d s)\"", name, grace);
     return docker_container_stop(DW(r), id, grace, e);
 }
@@ -518,7 +531,8 @@ static enum status remove_container(struct reconciler *r, const json_t *c, const
     if (json_is_true(json_object_get(json_object_get(c, "State"), "Running")) ||
         !strcmp(jstr(c, "State", ""), "running")) {
         st = stop_container(r, id, name,
-                            (int)jint(labels, "io.kontena.stop_grace_period", DEFAULT_GRACE_S), e);
+                            (int)jint(labels, "io.kontena.stop_grace_period", DEFAULT_GRACE_S),
+                            labels, e);
         if (st != ST_OK && st != ST_NOTFOUND)
             return st;
     }
@@ -715,7 +729,8 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
         if (!running_wanted) {
             if (running) {
                 rs = stop_container(r, id, name,
-                                    (int)jint(spec, "stop_grace_period", DEFAULT_GRACE_S), &e);
+                                    (int)jint(spec, "stop_grace_period", DEFAULT_GRACE_S),
+                                    json_object_get(spec, "labels"), &e);
                 changed = 1;
             }
             json_object_set_new(local, "stopped_by_us", json_true());
@@ -731,7 +746,8 @@ static json_t *sync_one(struct reconciler *r, const char *name, const json_t *in
                          (long long)gen);
             if (running)
                 rs = stop_container(r, id, name,
-                                    (int)jint(spec, "stop_grace_period", DEFAULT_GRACE_S), &e);
+                                    (int)jint(spec, "stop_grace_period", DEFAULT_GRACE_S),
+                                    json_object_get(spec, "labels"), &e);
             if (rs == ST_OK || rs == ST_NOTFOUND)
                 rs = docker_container_start(DW(r), id, &e);
             json_object_set_new(local, "gen", json_integer(gen));
@@ -1369,6 +1385,7 @@ struct reconciler *reconcile_start(const struct reconcile_opts *o, struct err *e
     r->label_node = xasprintf("io.kontena.node=%s", o->node);
     r->name_prefix = xstrdup(o->docker_name_prefix ? o->docker_name_prefix : "");
     r->resync_ms = o->resync_interval_ms > 0 ? o->resync_interval_ms : DEFAULT_RESYNC_MS;
+    r->lb_drain_ms = o->lb_drain_ms > 0 ? o->lb_drain_ms : 0;
     r->dns = o->dns;
     r->desired = json_object();
     r->obs = json_object();

@@ -37,6 +37,8 @@ struct reconcile_opts {
     struct dns *dns;                /* --overlay: containers on the overlay get this DNS
                                      * server and search domain (agent/dns.h); NULL = none */
     int resync_interval_ms;         /* 0 = 30000 */
+    int lb_drain_ms;                /* wait before stopping a container labelled
+                                     * io.kontena.load_balancer.name (0: none) */
     const char *docker_name_prefix; /* put before every Docker container name, so several
                                      * agents can share one dockerd; NULL = "" */
     int overlay;                 /* --overlay: keep the overlay (agent/overlay.h) and put containers

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "common/jsonutil.h"
+#include "common/lbenv.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/timeutil.h"
@@ -125,9 +126,43 @@ static int split_node_key(const char *key, const char *prefix, char *buf, size_t
 
 /* --- instance spec -------------------------------------------------------------------------- */
 
+/* The load balancer svc is balanced by (reference networking-lb-health.md §7.1): its first
+ * link to a service that is a load balancer, as "<stack>/<name>" ("<name>" in the null
+ * stack), or NULL. Fresh. */
+static char *lb_of(struct scheduler *s, const json_t *svc)
+{
+    size_t i;
+    const json_t *l;
+    char *out = NULL;
+
+    json_array_foreach(json_object_get(svc, "links"), i, l)
+    {
+        const char *id = jstr(l, "id");
+        char *k;
+        json_t *t;
+        if (!id)
+            continue;
+        k = xasprintf(P_SERVICES "%s", id);
+        t = informer_get(s->services, k, NULL, NULL);
+        free(k);
+        if (t && jstr(t, "name") &&
+            lbenv_is_lb(jstr(t, "image"), json_object_get(t, "env"))) {
+            const char *st = jstr(t, "stack");
+            out = !st || !*st || !strcmp(st, "null") ? xstrdup(jstr(t, "name"))
+                                                     : xasprintf("%s/%s", st, jstr(t, "name"));
+        }
+        json_decref(t);
+        if (out)
+            break;
+    }
+    return out;
+}
+
 /* The agent's spec for the service (architecture.md §2 + health_check, wait_for_port), without
- * the per-instance hostname. Fresh. */
-static json_t *base_spec(const json_t *svc)
+ * the per-instance hostname; lb = the load balancer it is balanced by (label
+ * io.kontena.load_balancer.name: the agent drains such containers before stopping them), or
+ * NULL. Fresh. */
+static json_t *base_spec(const json_t *svc, const char *lb)
 {
     static const char *const copied[] = {
         "image",      "cmd",        "entrypoint",   "env",
@@ -152,6 +187,8 @@ static json_t *base_spec(const json_t *svc)
     json_object_set_new(labels, "io.kontena.stack.name", json_string(jstr(svc, "stack") ?: ""));
     json_object_set_new(labels, "io.kontena.service.name", json_string(jstr(svc, "name") ?: ""));
     json_object_set_new(labels, "io.kontena.service.id", json_string(jstr(svc, "id") ?: ""));
+    if (lb)
+        json_object_set_new(labels, "io.kontena.load_balancer.name", json_string(lb));
     json_object_set_new(spec, "labels", labels);
     return spec;
 }
@@ -836,7 +873,11 @@ static enum status run_deploy(struct scheduler *s, const json_t *svc, const char
         }
     }
 
-    base = base_spec(svc);
+    {
+        char *lb = lb_of(s, svc);
+        base = base_spec(svc, lb);
+        free(lb);
+    }
     for (int n = 1; n <= plan.n; n++) {
         struct slot *sl = &slots[n];
         const char *tname;

@@ -2,14 +2,15 @@
  * load balancer while its web service scales 1 -> 5 -> 1, under a bounded continuous load.
  *
  *   build-x/tests/bench/bench_lb_scale [--cycles N (2)] [--threads N (4)] [--rate R (100)]
- *                                      [--no-drain]
+ *                                      [--backend-drain]
  *
  * A whole platform (tests/support/platform.h: etcd, apiserver, the four controllers plus
  * kontena-lbconfig, three agents on the machine's dockerd) runs a stack of a kontena/lb
  * service (image from hack/lb-image.sh, host network, ports picked free) and a web service
- * (busybox httpd, http health check every second; on SIGTERM it keeps serving for a second
- * before it exits, as a service behind a load balancer should drain, unless --no-drain:
- * then it exits at once, which shows what the platform alone gives) linked to it. The load
+ * (busybox httpd, http health check every second; on SIGTERM it exits at once, so the figure
+ * is what the platform alone gives: the agent waits --lb-drain (1 s) before it stops a
+ * container behind a load balancer; with --backend-drain the web service also keeps serving
+ * a second after SIGTERM) linked to it. The load
  * (tests/support/ httpload.h: half of the threads on keep-alive connections, half opening one per
  * request, each paced at --rate requests/s) runs through the LB during every cycle: `service scale
  * 5`, until 5 instances run and each has answered through the LB, then `service scale 1` until one
@@ -104,7 +105,7 @@ static int scale(const char *svc, const char *n)
 int main(int argc, char **argv)
 {
     struct platform_opts o = {.agents = 3, .grid_suffix = "lbbench", .lbconfig = 1};
-    int cycles = 2, threads = 4, rate = 100, drain = 1, rc = 1;
+    int cycles = 2, threads = 4, rate = 100, drain = 0, rc = 1;
     int http_port, https_port, stats_port;
     char *image = NULL, *text = NULL, *file = NULL, *url = NULL, *svc = NULL;
     int64_t total_ok = 0, total_failed = 0, worst = INT64_MIN;
@@ -117,10 +118,10 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--rate"))
             rate = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--no-drain"))
-            drain = 0;
+        else if (!strcmp(argv[i], "--backend-drain"))
+            drain = 1;
         else {
-            fprintf(stderr, "usage: %s [--cycles N] [--threads N] [--rate R] [--no-drain]\n",
+            fprintf(stderr, "usage: %s [--cycles N] [--threads N] [--rate R] [--backend-drain]\n",
                     argv[0]);
             return 2;
         }
@@ -159,8 +160,8 @@ int main(int argc, char **argv)
                      "      - KONTENA_LB_STATS_PORT=%d\n"
                      "  web:\n"
                      "    image: %s\n"
-                     /* "web-<n> <first 12 of the container id>", draining 1 s on SIGTERM
-                      * unless --no-drain (see test_lb_e2e.c) */
+                     /* "web-<n> <first 12 of the container id>", exiting at once on
+                      * SIGTERM unless --backend-drain (see test_lb_e2e.c) */
                      "    command: sh -c 'id=$$(grep -o \"containers/[0-9a-f]*\" "
                      "/proc/self/mountinfo | head -1 | cut -c12-23) && mkdir -p /www && echo "
                      "web-$$KONTENA_SERVICE_INSTANCE_NUMBER $$id > /www/index.html || exit 1; "

@@ -12,9 +12,10 @@
  *
  * Each web instance answers "web-<n> <container id>" (its first 12 characters, so a
  * re-created container answers differently) at / and "ok" at
- * /health, which its http health check probes every second; stopped, it drains (keeps
- * serving one second after SIGTERM), which is what the LB needs to take a stopping instance
- * out of rotation before its address disappears. An instance is made unhealthy
+ * /health, which its http health check probes every second; on SIGTERM it exits at once:
+ * taking a stopping instance out of rotation before its address disappears is the
+ * platform's job (the agent waits --lb-drain before it stops a container labelled
+ * io.kontena.load_balancer.name, which the scheduler sets). An instance is made unhealthy
  * by removing /health inside its container: / keeps answering, the agent reports it
  * unhealthy, kontena-lbconfig removes its upstream, kontena-health restarts it.
  */
@@ -169,13 +170,12 @@ static void dump_lb_logs(void)
 /* An http service answering "<name>-<n> <container id>" at / and "ok" at /health. The
  * container learns the first 12 characters of its id from its mounts (Docker mounts
  * /var/lib/docker/containers/<id>/hostname); the hostname is the instance's name. On
- * SIGTERM it keeps serving for a second before it stops (as a service behind a load
- * balancer drains): the time the LB has to take it out of rotation. */
+ * SIGTERM it stops at once (no draining of its own: the platform's drain is under test). */
 #define WEB_CMD(name)                                                                              \
     "sh -c 'id=$$(grep -o \"containers/[0-9a-f]*\" /proc/self/mountinfo | head -1 | cut -c12-23) " \
     "&& mkdir -p /www && echo " name "-$$KONTENA_SERVICE_INSTANCE_NUMBER $$id > /www/index.html "  \
     "&& echo ok > /www/health || exit 1; httpd -f -p 8080 -h /www & pid=$$!; "                     \
-    "trap \"sleep 1; kill $$pid; exit 0\" TERM; wait'"
+    "trap \"kill $$pid; exit 0\" TERM; wait'"
 
 /* The stack: lb (host network, ports of this test), web (virtual host WEB_HOST, `instances`
  * of it), api (virtual path /api), echo (tcp on tcp_port, answering "tcp-<n>"). */
