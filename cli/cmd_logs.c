@@ -424,6 +424,44 @@ int cli_cmd_grid_logs(struct cli *c, struct opts *o)
     return rc;
 }
 
+/* Whether container `id` ("node/name") exists for the user: the original answered 404 for a
+ * container it did not know, while the log store answers an empty list. Known: in the grid's
+ * container list (GET /v1/grids/<g>/containers), or with a line in the window (a removed
+ * container's lines stay readable). 1, 0, or -1 after printing an API error. */
+static int container_known(struct cli *c, const char *grid_esc, const char *id, const char *base)
+{
+    json_t *reply = NULL, *x;
+    char *path = xasprintf("/v1/grids/%s/containers", grid_esc);
+    int known = 0;
+    size_t i;
+
+    if (api_get(c->api, path, &reply) != ST_OK) {
+        free(path);
+        cli_fail_api(c);
+        return -1;
+    }
+    free(path);
+    json_array_foreach(json_object_get(reply, "containers"), i, x)
+    {
+        const char *xid = json_string_value(json_object_get(x, "id"));
+        if (xid && !strcmp(xid, id))
+            known = 1;
+    }
+    json_decref(reply);
+    if (known)
+        return 1;
+    path = xasprintf("%s?limit=1", base);
+    if (api_get(c->api, path, &reply) != ST_OK) {
+        free(path);
+        cli_fail_api(c);
+        return -1;
+    }
+    free(path);
+    known = json_array_size(json_object_get(reply, "logs")) > 0;
+    json_decref(reply);
+    return known;
+}
+
 int cli_cmd_container_logs(struct cli *c, struct opts *o)
 {
     const char *id = o->args[0], *slash = strchr(id, '/'), *grid;
@@ -439,7 +477,13 @@ int cli_cmd_container_logs(struct cli *c, struct opts *o)
     nd = cli_escape(node);
     nm = cli_escape(slash + 1);
     base = xasprintf("/v1/containers/%s/%s/%s/logs", g, nd, nm);
-    rc = run_logs(c, o, FMT_CONTAINER, base, NULL);
+    rc = container_known(c, g, id, base);
+    if (rc == 0)
+        rc = cli_error("Container %s not found (see kontena container ls)", id);
+    else if (rc == 1)
+        rc = run_logs(c, o, FMT_CONTAINER, base, NULL);
+    else
+        rc = 1;
     free(base);
     free(nm);
     free(nd);

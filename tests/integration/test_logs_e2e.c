@@ -523,6 +523,12 @@ Test(logs, tail_since_instance_node_container_search_stack_and_container_logs)
     cr_assert_neq(platform_cli(&pf, "service", "logs", "--tail", "0", svc, NULL), 0);
     cr_assert_neq(platform_cli(&pf, "service", "logs", "--since", "yesterday-ish", svc, NULL), 0);
     cr_assert_neq(platform_cli(&pf, "container", "logs", "no-slash", NULL), 0);
+    {
+        char *unknown = xasprintf("%s/%s.nope-1", node2, stack_name);
+        cr_assert_neq(platform_cli(&pf, "container", "logs", unknown, NULL), 0);
+        cr_assert(strstr(pf.err, "not found"), "%s", pf.err);
+        free(unknown);
+    }
 
     json_decref(inst);
     free(cid);
