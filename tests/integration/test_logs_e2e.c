@@ -629,7 +629,7 @@ static long proc_status_kb(pid_t pid, const char *field)
 Test(logs, slow_follower_keeps_the_apiserver_bounded_and_gets_a_dropped_marker)
 {
     struct slow_reader r;
-    char *g, *url_svc, *svc;
+    char *g, *url_svc, *svc, *cli_out;
     long base_kb, max_kb = 0, kb;
     int64_t deadline, t0;
     int done = 0;
@@ -665,6 +665,19 @@ Test(logs, slow_follower_keeps_the_apiserver_bounded_and_gets_a_dropped_marker)
     base_kb = proc_status_kb(pf.api.pid, "VmRSS:");
     cr_assert_gt(base_kb, 0);
     cr_assert_eq(pthread_create(&r.th, NULL, slow_main, &r), 0);
+    /* A CLI follower too, stopped (SIGSTOP) as soon as the flood reaches it: once continued it
+     * must say what was dropped and go on to the last line. */
+    cli_out = xasprintf("%s/cli-follow.out", pf.api.dir);
+    {
+        const char *args[] = {"service", "logs", "-f", "--tail", "1", "-o", "json", svc, NULL};
+        follower_pid = spawn_cli(cli_out, args);
+    }
+    cr_assert_gt(follower_pid, 0);
+    deadline = time_mono_ms() + 60000;
+    while (count_json_lines(cli_out) == 0 && time_mono_ms() < deadline)
+        time_sleep_ms(20);
+    CHECK(count_json_lines(cli_out) > 0, "the CLI follower saw no flood line in 60 s");
+    kill(follower_pid, SIGSTOP);
 
     /* Until the last line is stored (a fast reader finds it), watch the apiserver's RSS. */
     t0 = time_mono_ms();
@@ -711,6 +724,29 @@ Test(logs, slow_follower_keeps_the_apiserver_bounded_and_gets_a_dropped_marker)
     cr_assert(r.dropped_seen, "no {\"dropped\": ...} marker for the evicted follower");
     cr_assert(r.last_seen, "the follower did not reach the last line");
     cr_assert_lt(r.entries, FLOOD_N, "the follower got every line although the window is 1 MiB");
+
+    /* The CLI follower, continued: a warning with the count, then on to the last line. */
+    kill(follower_pid, SIGCONT);
+    deadline = time_mono_ms() + 60000;
+    for (;;) {
+        char *text = proc_read_file(cli_out);
+        int ok = text && strstr(text, " log lines dropped: older than the log window") &&
+                 strstr(text, "-150000\"");
+        free(text);
+        if (ok)
+            break;
+        if (time_mono_ms() >= deadline) {
+            proc_dump_file(cli_out);
+            cr_assert_fail("the CLI follower did not warn of the dropped lines and reach the end");
+        }
+        time_sleep_ms(200);
+    }
+    proc_stop(follower_pid, SIGTERM, 3000);
+    follower_pid = 0;
+    fprintf(stderr, "logs: the stopped CLI follower printed %zu entries and the dropped warning\n",
+            count_json_lines(cli_out));
+    cr_assert_lt(count_json_lines(cli_out), FLOOD_N);
+    free(cli_out);
 
     free(r.token);
     free(url_svc);
