@@ -22,6 +22,8 @@
 #   KONTENA_ETCD_PORT  embedded etcd client port              (default 23790; peer = +1)
 #   KONTENA_CTL_PORT   first controller /metrics port         (default 9301: scheduler 9301,
 #                      ipam 9302, rescheduler 9303, health 9304, lbconfig 9305)
+#   KONTENA_METRICS_PORT the API server's /metrics port        (default 9300)
+#   KONTENA_AGENT_METRICS_PORT agents' /metrics: node-N on this + N (default 9320)
 #   KONTENA_LB_PORT    the example load balancer's HTTP port  (default 8080)
 #   KONTENA_LB_TCP_PORT  ... and its tcp service's port       (default 8070)
 #   KONTENA_GRID       grid to create and select              (default local)
@@ -52,6 +54,8 @@ port=${KONTENA_PORT:-9292}
 agent_port=${KONTENA_AGENT_PORT:-9293}
 etcd_port=${KONTENA_ETCD_PORT:-23790}
 ctl_port=${KONTENA_CTL_PORT:-9301}
+metrics_port=${KONTENA_METRICS_PORT:-9300}
+agent_metrics_port=${KONTENA_AGENT_METRICS_PORT:-9320}
 peer_port=$((etcd_port + 1))
 grid=${KONTENA_GRID:-local}
 nodes=${KONTENA_NODES:-3}
@@ -136,6 +140,7 @@ else
   KONTENA_INITIAL_ADMIN_PASSWORD=$admin_pw setsid nohup "$bin/kontena-apiserver" \
     --listen "127.0.0.1:$port" --agent-listen "127.0.0.1:$agent_port" \
     --etcd-endpoints "$etcd_url" --name local \
+    --log-dir "$data/logs" --metrics-listen "127.0.0.1:$metrics_port" \
     --cert-out "$data/master.pem" >>"$data/apiserver.log" 2>&1 </dev/null &
   echo $! >"$data/apiserver.pid"
 fi
@@ -203,7 +208,7 @@ for ((n = 1; n <= nodes; n++)); do
   fi
   setsid nohup "$bin/kontena-agent" --uri "$agents_uri" --token "$grid_token" \
     --ca-cert "$data/master.pem" --node-name "$node" --etcd-endpoints "$etcd_url" \
-    --docker-name-prefix "$node." \
+    --docker-name-prefix "$node." --metrics-listen "127.0.0.1:$((agent_metrics_port + n))" \
     >>"$data/agent-$node.log" 2>&1 </dev/null &
   echo $! >"$data/agent-$node.pid"
   echo "$node: started (pid $!), log $data/agent-$node.log"
@@ -263,7 +268,10 @@ cat <<SUMMARY
 
 Kontena is up.
   API         $url  (certificate: $data/master.pem)
-  agents      $agents_uri  ($nodes nodes: node-1..node-$nodes, logs $data/agent-node-*.log)
+  agents      $agents_uri  ($nodes nodes: node-1..node-$nodes, logs $data/agent-node-*.log,
+              /metrics on 127.0.0.1:$((agent_metrics_port + 1))..$((agent_metrics_port + nodes)))
+  metrics     http://127.0.0.1:$metrics_port/metrics  (the API server's, with the grid's stats)
+  log window  $data/logs  (containers' lines, kept by the API server)
   etcd        $etcd_url  (data: $data/etcd)
   admin       user 'admin', password in $data/admin-password
   controllers $([ $in_containers = 1 ] && echo "containers $(container_name '<name>')" || echo "host processes, logs $data/<name>.log")
@@ -287,7 +295,11 @@ Try:
   kontena service scale $lb_stack/web 5
   kontena node update --availability drain node-1
   kontena container ls
+  kontena service logs --tail 20 $lb_stack/web
+  kontena grid logs -f            # every container of the grid, live (^C to stop)
+  kontena service stats $lb_stack/web
   curl -s http://127.0.0.1:$ctl_port/metrics | grep ^kontena_
+  curl -s http://127.0.0.1:$metrics_port/metrics | grep ^kontena_container
   etcdctl --endpoints $etcd_url get --prefix /kontena/instances/$grid/ --keys-only
 
 Stop it with: hack/down.sh   (state stays in $data; hack/up.sh brings it back)
