@@ -479,7 +479,8 @@ enum status api_stream(struct api *a, const char *path, long idle_s, api_stream_
         st = transfer_error(a, rc, bare);
     }
     if (a->debug)
-        fprintf(stderr, "DEBUG: < stream ended: %ld %s\n", a->status, st == ST_OK ? "" : api_error(a));
+        fprintf(stderr, "DEBUG: < stream ended: %ld %s\n", a->status,
+                st == ST_OK ? "" : api_error(a));
     curl_slist_free_all(hdrs);
     buf_release(&s.errbody);
     free(auth);

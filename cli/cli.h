@@ -223,8 +223,28 @@ int cli_cmd_grid_stats(struct cli *c, struct opts *o);
  * of 1000, two decimals at most). */
 void cli_human_size(double size, char *out, size_t len);
 
-#define CLI_LOG_OPTS                                                                                   {'t', "tail", "LINES", CLI_OPT_INT, "Number of lines to show from the end (1..10000)", "100",       NULL},                                                                                                {0, "lines", "LINES", CLI_OPT_INT, "Same as --tail", NULL, NULL},                                  {0,                                                                                                 "since",                                                                                           "TIME",                                                                                            0,                                                                                                 "Only lines since TIME: RFC 3339, unix seconds, or an age (30s, 15m, 2h, 1d)",                     NULL,                                                                                              NULL},                                                                                            {'f', "follow", NULL, 0, "Follow new lines (reconnects until interrupted)", NULL, NULL},           {0, "search", "TEXT", 0, "Only lines containing TEXT", NULL, NULL},                            {                                                                                                      'o', "output", "FORMAT", 0, "Output format: table or json (one entry per line)", NULL,                 NULL                                                                                       }
-#define CLI_STATS_OPTS                                                                                 {'t', "tail", NULL, 0, "Print the table again every --interval seconds (until interrupted)",       NULL, NULL},                                                                                          {0, "interval", "SECONDS", CLI_OPT_INT, "Seconds between tables with --tail", "2", NULL},          CLI_OPT_OUTPUT
+#define CLI_LOG_OPTS                                                                               \
+    {'t',   "tail", "LINES", CLI_OPT_INT, "Number of lines to show from the end (1..10000)",       \
+     "100", NULL},                                                                                 \
+        {0, "lines", "LINES", CLI_OPT_INT, "Same as --tail", NULL, NULL},                          \
+        {0,                                                                                        \
+         "since",                                                                                  \
+         "TIME",                                                                                   \
+         0,                                                                                        \
+         "Only lines since TIME: RFC 3339, unix seconds, or an age (30s, 15m, 2h, 1d)",            \
+         NULL,                                                                                     \
+         NULL},                                                                                    \
+        {'f', "follow", NULL, 0, "Follow new lines (reconnects until interrupted)", NULL, NULL},   \
+        {0, "search", "TEXT", 0, "Only lines containing TEXT", NULL, NULL},                        \
+    {                                                                                              \
+        'o', "output", "FORMAT", 0, "Output format: table or json (one entry per line)", NULL,     \
+            NULL                                                                                   \
+    }
+#define CLI_STATS_OPTS                                                                             \
+    {'t',  "tail", NULL, 0, "Print the table again every --interval seconds (until interrupted)",  \
+     NULL, NULL},                                                                                  \
+        {0, "interval", "SECONDS", CLI_OPT_INT, "Seconds between tables with --tail", "2", NULL},  \
+        CLI_OPT_OUTPUT
 
 /* Options shared by many commands, for use inside a command's option table. */
 #define CLI_OPT_OUTPUT                                                                             \
