@@ -32,6 +32,7 @@
 #define DEF_TAIL 1000
 #define CURSOR_IDS 200        /* ids per /containers/log_cursor request */
 #define RETRY_MS 2000         /* after a failed follow, cursor request or batch */
+#define CURSOR_MAX_DELAY_MS 60000
 #define FIRST_LINGER_MS 5     /* nothing out: a partial batch waits this long for company */
 #define FIRST_ITEMS 256       /* ... or until it has this many lines */
 #define LINGER_MS 20          /* batches out: a partial batch waits this long (or is full) */
@@ -126,6 +127,8 @@ struct logs {
     unsigned inflight;
     int cursor_call; /* a /containers/log_cursor request is out */
     int64_t cursor_retry_at;
+    int cursor_delay_ms; /* doubles after each refused cursor request (a master without
+                            logs answers 501), up to CURSOR_MAX_DELAY_MS */
     struct batch *cur, *ready, **ready_tail;
     size_t nready;
     unsigned npaused;
@@ -749,10 +752,15 @@ static void on_cursor_reply(struct logs *l, struct lmsg *m)
     l->cursor_call = 0;
     if (m->error) {
         char *t = json_dumps(m->error, JSON_COMPACT);
+        l->cursor_delay_ms = l->cursor_delay_ms ? l->cursor_delay_ms * 2 : RETRY_MS;
+        if (l->cursor_delay_ms > CURSOR_MAX_DELAY_MS)
+            l->cursor_delay_ms = CURSOR_MAX_DELAY_MS;
         log_warn("msg=\"cannot get log cursors from the master: %s: asking again in %d ms\"",
-                 t ? t : "?", RETRY_MS);
+                 t ? t : "?", l->cursor_delay_ms);
         free(t);
-        l->cursor_retry_at = time_mono_ms() + RETRY_MS;
+        l->cursor_retry_at = time_mono_ms() + l->cursor_delay_ms;
+    } else {
+        l->cursor_delay_ms = 0;
     }
     for (size_t i = 0; i < c->nids; i++) {
         struct lc *x = find(l, c->ids[i]);
@@ -827,6 +835,8 @@ static int drain(struct logs *l)
         case M_LINK:
             if (q->up)
                 INC(links, 1);
+            l->cursor_delay_ms = 0; /* a new connection (maybe a new master): ask at once */
+            l->cursor_retry_at = 0;
             restart_link(l, q->up);
             break;
         case M_INFO:
