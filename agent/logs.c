@@ -91,14 +91,14 @@ struct call {
     size_t nids;
 };
 
-enum msg_kind { M_LINK, M_INFO, M_DESTROY, M_REPLY };
+enum msg_kind { M_LINK, M_INFO, M_DESTROY, M_REPLY, M_LISTED };
 struct lmsg {
     struct lmsg *next;
     enum msg_kind kind;
     int up;
     struct cinfo ci; /* M_INFO; M_DESTROY uses ci.id */
     struct call *call;
-    json_t *error, *result;
+    json_t *error, *result; /* M_LISTED: result is the array of listed ids */
 };
 
 struct logs {
@@ -717,6 +717,26 @@ static void on_destroy(struct logs *l, const char *id)
     }
 }
 
+/* A full list of the node's containers: forget idle ones that are gone (a destroy event
+ * missed while the events stream was down), so the table cannot grow without bound. */
+static void on_listed(struct logs *l, const json_t *ids)
+{
+    for (struct lc **pp = &l->cs; *pp;) {
+        struct lc *c = *pp;
+        int found = 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(ids, i, v) if (!strcmp(json_string_value(v) ? json_string_value(v) : "",
+                                                  c->ci.id)) found = 1;
+        if (found || c->st != LC_IDLE) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        lc_free(l, c);
+    }
+}
+
 static void on_batch_reply(struct logs *l, struct lmsg *m)
 {
     struct call *c = m->call;
@@ -844,6 +864,9 @@ static int drain(struct logs *l)
             break;
         case M_DESTROY:
             on_destroy(l, q->ci.id);
+            break;
+        case M_LISTED:
+            on_listed(l, q->result);
             break;
         case M_REPLY:
             if (q->call->kind == CALL_BATCH)
@@ -1075,8 +1098,16 @@ static void *watcher_main(void *arg)
             free(glabel);
             continue;
         }
-        json_array_foreach(list, i, c) learn(l, sget(c, "Id", ""));
+        json_t *ids = json_array();
+        json_array_foreach(list, i, c) {
+            learn(l, sget(c, "Id", ""));
+            json_array_append_new(ids, json_string(sget(c, "Id", "")));
+        }
         json_decref(list);
+        struct lmsg *lm = xcalloc(1, sizeof(*lm));
+        lm->kind = M_LISTED;
+        lm->result = ids; /* built on this thread, only read on the follower's */
+        post(l, lm);
         /* events since just before the list: nothing started in between is missed; until
          * RESYNC_S from now, then list again */
         if (docker_events(l->dev, filters, since, time(NULL) + RESYNC_S, NULL, on_event, l, &e) !=
