@@ -699,6 +699,9 @@ void lb_render(const struct lb_settings *s, const struct lb_kv *kvs, size_t n,
     o.cur = -1;
     line(&o, "listen stats");
     line(&o, "  bind 0.0.0.0:%d", s->stats_port);
+    /* haproxy's own Prometheus exporter (Debian builds it with PROMEX), without the stats
+     * password: scrapers read /metrics, people the stats page */
+    line(&o, "  http-request use-service prometheus-exporter if { path /metrics }");
     line(&o, "  stats enable");
     line(&o, "  stats uri /");
     line(&o, "  stats refresh 10s");

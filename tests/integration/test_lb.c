@@ -446,6 +446,14 @@ Test(lb, routes_by_host_path_and_tcp)
         cr_assert_eq(r.status, 401, "stats without the password");
         http_reply_release(&r);
         free(url);
+        /* haproxy's Prometheus exporter on the stats port, for scrapers (no password) */
+        url = xasprintf("http://127.0.0.1:%d/metrics", T.stats_port);
+        http_do("GET", url, NULL, NULL, 0, NULL, &r);
+        cr_assert_eq(r.status, 200, "/metrics on the stats port");
+        cr_assert(r.body && strstr(r.body, "haproxy_server_") && strstr(r.body, "web-1"),
+                  "/metrics has the servers: %.300s", r.body ? r.body : "");
+        http_reply_release(&r);
+        free(url);
     }
 
     /* A backend's keys removed: it is gone from the configuration. */

@@ -85,6 +85,7 @@ static char *render(const struct lb_settings *s, const struct lb_kv *kvs, size_t
 
 static const char STATS[] = "listen stats\n"
                             "  bind 0.0.0.0:1000\n"
+                            "  http-request use-service prometheus-exporter if { path /metrics }\n"
                             "  stats enable\n"
                             "  stats uri /\n"
                             "  stats refresh 10s\n"
@@ -151,6 +152,7 @@ Test(render, global_and_defaults)
         "  timeout tunnel 1h\n"
         "listen stats\n"
         "  bind 0.0.0.0:1000\n"
+        "  http-request use-service prometheus-exporter if { path /metrics }\n"
         "  stats enable\n"
         "  stats uri /\n"
         "  stats refresh 10s\n"
@@ -321,6 +323,7 @@ Test(render, certs_health_uri_accept_proxy)
                      "  http-request replace-header Host '^([^:\\[\\]]+):[0-9]+$' '\\1'\n"
                      "listen stats\n"
                      "  bind 0.0.0.0:1000\n"
+                     "  http-request use-service prometheus-exporter if { path /metrics }\n"
                      "  stats enable\n"
                      "  stats uri /\n"
                      "  stats refresh 10s\n"
