@@ -440,9 +440,23 @@ LB_TEST(routes_by_virtual_host_by_path_and_tcp_port)
     int64_t t;
 
     install_and_wait("lbroute", 2);
-    /* by virtual host: both instances answer, round robin */
+    /* by virtual host: both instances answer, round robin (once both passed a health check:
+     * the LB may have served the first one a moment before the second) */
     {
         int w1 = 0, w2 = 0;
+        t = time_mono_ms();
+        while (!(w1 && w2)) {
+            CHECK(time_mono_ms() - t < 30000, "not both web instances answered in 30 s: %d, %d",
+                  w1, w2);
+            if (http_do("GET", lb_url, NULL, NULL, 0, "Host: " WEB_HOST, &r) == 0 &&
+                r.status == 200 && r.body) {
+                w1 += !strncmp(r.body, "web-1 ", 6);
+                w2 += !strncmp(r.body, "web-2 ", 6);
+            }
+            http_reply_release(&r);
+            time_sleep_ms(50);
+        }
+        w1 = w2 = 0;
         for (int i = 0; i < 20; i++) {
             CHECK(http_do("GET", lb_url, NULL, NULL, 0, "Host: " WEB_HOST, &r) == 0 &&
                       r.status == 200,

@@ -68,6 +68,8 @@ static struct {
     pid_t httpd[2];
     int httpd_port[2];
     char *container;
+    const char *name; /* this test's container name part: tests run in parallel */
+    const char *root; /* this test's key root, the only one teardown deletes */
     int http_port, https_port, stats_port;
 } T;
 
@@ -101,10 +103,10 @@ static void teardown(void)
     for (int i = 0; i < 2; i++)
         if (T.httpd[i] > 0)
             proc_stop(T.httpd[i], SIGTERM, 2000);
-    if (T.etcd) {
-        char *end = etcd_prefix_end("/kontena/haproxy/");
+    if (T.etcd && T.root) {
+        char *end = etcd_prefix_end(T.root);
         struct err e = ERR_INIT;
-        if (etcd_delete(T.etcd, "/kontena/haproxy/", end, NULL, &e) != ST_OK)
+        if (etcd_delete(T.etcd, T.root, end, NULL, &e) != ST_OK)
             fprintf(stderr, "test_lb_image: cleanup: %s\n", e.msg);
         free(end);
     }
@@ -160,7 +162,7 @@ static void lb_run(const char *const *env)
     size_t n = 0;
     int rc;
 
-    T.container = docker_env_name("lb");
+    T.container = docker_env_name(T.name ? T.name : "lb");
     argv[n++] = "docker";
     argv[n++] = "run";
     argv[n++] = "-d";
@@ -230,6 +232,8 @@ Test(lb_image, serves_and_stops)
 {
     char v[64], *out = NULL, *logs = NULL, *logs_err = NULL;
 
+    T.name = "lb-serve";
+    T.root = "/kontena/haproxy/g1/infra/";
     httpd_start(0, "web-1");
     httpd_start(1, "web-2");
     /* The root the original computed: /kontena/haproxy/<grid>/<stack>/<service>. */
@@ -269,6 +273,8 @@ Test(lb_image, ssl_certs)
     char *out = NULL, *err = NULL;
     int rc;
 
+    T.name = "lb-ssl";
+    T.root = "/kontena/haproxy/g1/lb/";
     rc = proc_run((const char *const[]){"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                                         "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out",
                                         crt, "-days", "2", "-subj", "/CN=web.test", NULL},
