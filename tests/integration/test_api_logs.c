@@ -220,9 +220,11 @@ static json_t *call(struct wsc *c, const char *method, json_t *params)
         free(m);
         if (json_is_array(j) && json_integer_value(json_array_get(j, 0)) == 1 &&
             json_integer_value(json_array_get(j, 1)) == id) {
-            if (!json_is_null(json_array_get(j, 2)))
-                fprintf(stderr, "error answer: %s\n", json_dumps(j, 0));
-            else
+            if (!json_is_null(json_array_get(j, 2))) {
+                char *text = json_dumps(j, 0);
+                fprintf(stderr, "error answer: %s\n", text);
+                free(text);
+            } else
                 res = json_incref(json_array_get(j, 3));
             json_decref(j);
             return res;
@@ -647,7 +649,7 @@ API_TEST(logs, follow_sees_every_line_once_in_order_with_keepalives)
     json_decref(objs);
     /* idle: keep-alives */
     time_sleep_ms(1300);
-    follow_objects(&f, &spaces);
+    json_decref(follow_objects(&f, &spaces));
     json_decref(follow_objects(&f, &spaces));
     cr_assert_geq(spaces, 2, "keep-alive spaces: %zu", spaces);
     /* 5000 more in batches, interleaved with another service that the filter leaves out */
