@@ -22,16 +22,34 @@ hack/install-deps.sh
 hack/dockerd.sh start
 hack/test-image.sh
 
+# Whether a failed run's output ($1) shows every test passed and its only problem is a leak
+# inside Criterion's own runner process (a known, intermittent 48-byte calloc in
+# libcriterion with none of our frames in its stack; seen with -j2). Leaks with any frame of
+# ours, failed or crashed tests, or anything else still fail the binary.
+only_runner_leak() {
+  grep -q 'LeakSanitizer: detected memory leaks' "$1" || return 1
+  grep -q '^\[FAIL\]\|Crashing: [1-9]\|Failing: [1-9]\|runtime error:' "$1" && return 1
+  grep -q 'Synthesis: Tested: [0-9]* | Passing: [0-9]* | Failing: 0 | Crashing: 0' "$1" || return 1
+  # every stack frame below the allocator's must be in libcriterion
+  awk '/^ *#[0-9]+ / && !/#0 / && !/libcriterion\.so/ { bad = 1 } END { exit bad }' "$1"
+}
+
 run_suite() {
   local dir=$1; shift
-  local failed=() t
+  local failed=() t out
+  out=$(mktemp)
   for t in "$dir"/tests/test_*; do
     [ -x "$t" ] || continue
     echo "=== $(basename "$t") ($dir)"
-    if ! "$t" -S -j2 "$@"; then
-      failed+=("$(basename "$t")")
+    if ! "$t" -S -j2 "$@" 2>&1 | tee "$out"; then
+      if [ "$dir" = build-asan ] && only_runner_leak "$out"; then
+        echo "(every test passed; the only report is a leak inside Criterion's runner, ignored)"
+      else
+        failed+=("$(basename "$t")")
+      fi
     fi
   done
+  rm -f "$out"
   if [ ${#failed[@]} -ne 0 ]; then
     echo "FAILED in $dir: ${failed[*]}" >&2
     return 1
