@@ -1,14 +1,7 @@
-/* agent/metrics.c -- GET /metrics in the Prometheus text format (see metrics.h).
- *
- * libmicrohttpd calls the handler at least twice per request; answering on the first call
- * makes it close the connection, so the first call only marks the request (as the
- * controllers' ctl_http.c). */
+/* agent/metrics.c -- GET /metrics in the Prometheus text format (see metrics.h), served by
+ * the shared small listener (common/httpmini.h). */
 #include "agent/metrics.h"
 
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +10,17 @@
 #include "agent/logs.h"
 #include "agent/stats.h"
 #include "common/buf.h"
+#include "common/httpmini.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 
 #include "common/banned.h"
 
 struct agent_metrics {
-    struct MHD_Daemon *mhd;
+    struct httpmini *http;
     struct logs *l;
     struct stats *s;
 };
-
-static int marker;
 
 static void metric(struct buf *b, const char *name, const char *type, const char *help,
                    unsigned long long v)
@@ -108,97 +100,38 @@ char *agent_metrics_render(struct logs *l, struct stats *s)
     return buf_take(&b);
 }
 
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, char *body,
-                              const char *ctype)
+static void on_get(void *arg, const char *path, int *status, char **body,
+                   const char **content_type)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    enum MHD_Result ret;
+    struct agent_metrics *m = arg;
 
-    MHD_add_response_header(r, "Content-Type", ctype);
-    ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
-{
-    struct agent_metrics *m = cls;
-
-    (void)version;
-    (void)upload_data;
-    if (!*con_cls) {
-        *con_cls = &marker;
-        return MHD_YES;
+    if (strcmp(path, "/metrics") == 0) {
+        *body = agent_metrics_render(m->l, m->s);
+        *content_type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (strcmp(path, "/healthz") == 0) {
+        *body = xstrdup("ok\n");
+    } else {
+        *status = 404;
+        *body = xstrdup("not found: try /metrics\n");
     }
-    if (*upload_data_size) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, xstrdup("method not allowed\n"),
-                      "text/plain");
-    if (strcmp(url, "/metrics") == 0)
-        return answer(conn, MHD_HTTP_OK, agent_metrics_render(m->l, m->s),
-                      "text/plain; version=0.0.4; charset=utf-8");
-    if (strcmp(url, "/healthz") == 0)
-        return answer(conn, MHD_HTTP_OK, xstrdup("ok\n"), "text/plain");
-    return answer(conn, MHD_HTTP_NOT_FOUND, xstrdup("not found: try /metrics\n"), "text/plain");
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char msg[512];
-    size_t n;
-
-    (void)cls;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    log_warn("msg=\"metrics http: %s\"", msg);
 }
 
 struct agent_metrics *agent_metrics_start(const char *addr_port, struct logs *l, struct stats *s,
                                           struct err *e)
 {
+    static const struct httpmini_opts opts = {.log_prefix = "metrics http", .conn_limit = 16};
     struct sockaddr_in sin;
-    const char *colon = addr_port ? strrchr(addr_port, ':') : NULL;
-    char host[64];
-    char *end;
-    long port;
     struct agent_metrics *m;
 
-    if (!colon || (size_t)(colon - addr_port) >= sizeof(host) || colon == addr_port) {
-        err_set(e, ST_INVALID, "bad metrics address '%s': want ADDR:PORT", addr_port ? addr_port : "");
-        return NULL;
-    }
-    memcpy(host, addr_port, (size_t)(colon - addr_port));
-    host[colon - addr_port] = '\0';
-    port = strtol(colon + 1, &end, 10);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)port);
-    if (*end || port < 1 || port > 65535 || inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
-        err_set(e, ST_INVALID, "bad metrics address '%s': want IPv4:PORT", addr_port);
+    if (httpmini_parse_addr(addr_port, &sin, e) != ST_OK) {
+        err_wrap(e, "--metrics-listen");
         return NULL;
     }
     m = xcalloc(1, sizeof(*m));
     m->l = l;
     m->s = s;
-    struct MHD_OptionItem opts[] = {
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
-        {MHD_OPTION_SOCK_ADDR, 0, &sin},
-        {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, 16, NULL},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    m->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                              on_request, m, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-    if (!m->mhd) {
+    m->http = httpmini_start(&sin, &opts, on_get, m, NULL);
+    if (!m->http) {
         free(m);
         err_set(e, ST_IO, "cannot listen on %s for /metrics: address in use?", addr_port);
         return NULL;
@@ -210,6 +143,6 @@ void agent_metrics_stop(struct agent_metrics *m)
 {
     if (!m)
         return;
-    MHD_stop_daemon(m->mhd);
+    httpmini_stop(m->http);
     free(m);
 }

@@ -25,6 +25,7 @@ struct follow_hub;
 struct MHD_Connection;
 struct MHD_Response;
 struct MHD_Daemon;
+struct httpmini;
 
 struct api_config {
     const char *listen_addr; /* "0.0.0.0" */
@@ -65,7 +66,7 @@ struct api {
     struct logstore *logs;     /* NULL: no log window (its directory was unusable) */
     struct logfwd *logfwd;     /* syslog forwarding (logfwd.c) */
     struct follow_hub *hub;    /* parked log followers (logs.c) */
-    struct MHD_Daemon *metrics_mhd;
+    struct httpmini *metrics_http;
     struct api_counters ctr;
 };
 

@@ -4,11 +4,7 @@
  * scrape. Text format 0.0.4, one HELP/TYPE per family, every family's series together.
  * docs/internals/metrics.md.
  */
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +15,7 @@
 #include "apiserver/api.h"
 #include "apiserver/logstore.h"
 #include "common/buf.h"
+#include "common/httpmini.h"
 #include "common/jsonutil.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
@@ -313,85 +310,35 @@ static char *render(struct api *a)
     return buf_take(&b);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+static void on_get(void *arg, const char *path, int *status, char **body,
+                   const char **content_type)
 {
-    struct api *a = cls;
-    struct MHD_Response *resp;
-    enum MHD_Result ret;
-    unsigned status = 200;
-    char *body;
+    struct api *a = arg;
 
-    (void)version;
-    (void)upload_data;
-    if (!*con_cls) { /* answer on the second call (reference/c-libraries.md §3) */
-        *con_cls = (void *)1;
-        return MHD_YES;
-    }
-    *upload_data_size = 0;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        status = 405;
-        body = xstrdup("method not allowed\n");
-    } else if (!strcmp(url, "/metrics")) {
-        body = render(a);
-        if (!body)
-            body = xstrdup("");
-    } else if (!strcmp(url, "/healthz")) {
-        body = xstrdup("ok\n");
+    if (!strcmp(path, "/metrics")) {
+        *body = render(a);
+        *content_type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (!strcmp(path, "/healthz")) {
+        *body = xstrdup("ok\n");
     } else {
-        status = 404;
-        body = xstrdup("not found: see /metrics\n");
+        *status = 404;
+        *body = xstrdup("not found: see /metrics\n");
     }
-    resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type",
-                            status == 200 && !strcmp(url, "/metrics")
-                                ? "text/plain; version=0.0.4; charset=utf-8"
-                                : "text/plain; charset=utf-8");
-    ret = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return ret;
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char msg[512];
-    (void)cls;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    msg[strcspn(msg, "\r\n")] = '\0';
-    log_warn("msg=\"metrics http: %s\"", msg);
 }
 
 enum status metrics_start(struct api *a, struct err *e)
 {
-    const char *l = a->cfg.metrics_listen, *colon;
+    static const struct httpmini_opts opts = {
+        .log_prefix = "metrics http", .text_type = "text/plain; charset=utf-8", .conn_limit = 64};
+    const char *l = a->cfg.metrics_listen;
     struct sockaddr_in sin;
-    char host[64];
-    long port;
-    char *end;
 
     if (!l)
         return ST_OK;
-    colon = strrchr(l, ':');
-    if (!colon || (size_t)(colon - l) >= sizeof(host))
-        return err_set(e, ST_INVALID, "bad --metrics-listen '%s': use ADDR:PORT or off", l);
-    port = strtol(colon + 1, &end, 10);
-    if (*end || port < 1 || port > 65535)
-        return err_set(e, ST_INVALID, "bad --metrics-listen '%s': use ADDR:PORT or off", l);
-    memcpy(host, l, (size_t)(colon - l));
-    host[colon - l] = '\0';
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sin.sin_addr) != 1)
-        return err_set(e, ST_INVALID, "bad --metrics-listen '%s': not an IPv4 address", l);
-    a->metrics_mhd = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &sin,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)64, MHD_OPTION_END);
-    if (!a->metrics_mhd) {
+    if (httpmini_parse_addr(l, &sin, e) != ST_OK)
+        return err_wrap(e, "--metrics-listen (ADDR:PORT or off)");
+    a->metrics_http = httpmini_start(&sin, &opts, on_get, a, NULL);
+    if (!a->metrics_http) {
         if (!a->cfg.metrics_required) {
             log_warn("msg=\"no /metrics: cannot listen on %s (pass --metrics-listen)\"", l);
             return ST_OK;
@@ -404,8 +351,6 @@ enum status metrics_start(struct api *a, struct err *e)
 
 void metrics_stop(struct api *a)
 {
-    if (!a->metrics_mhd)
-        return;
-    MHD_stop_daemon(a->metrics_mhd);
-    a->metrics_mhd = NULL;
+    httpmini_stop(a->metrics_http);
+    a->metrics_http = NULL;
 }

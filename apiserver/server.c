@@ -16,6 +16,7 @@
 
 #include "apiserver/api.h"
 #include "apiserver/store.h"
+#include "common/httpmini.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
@@ -367,19 +368,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    char msg[512];
-    size_t n;
-
-    (void)cls;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    log_warn("msg=\"http: %s\"", msg);
-}
-
 enum status api_start(struct api *a, struct err *e)
 {
     struct sockaddr_in sin;
@@ -396,7 +384,7 @@ enum status api_start(struct api *a, struct err *e)
         flags |= MHD_USE_TLS;
 
     struct MHD_OptionItem opts[] = {
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL}, /* first: see MHD docs */
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)httpmini_log, NULL}, /* first: MHD docs; "http: " */
         {MHD_OPTION_SOCK_ADDR, 0, &sin},
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)a->cfg.threads, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)a->cfg.conn_timeout_s, NULL},

@@ -15,7 +15,7 @@
 
 #include "controllers/runtime/ctl.h"
 
-struct MHD_Daemon;
+struct httpmini;
 struct etcd_watch;
 
 /* --- metrics (ctl_metrics.c) --- */
@@ -161,7 +161,7 @@ struct ctl {
 
     pthread_t timer_thread, leader_thread, resync_thread;
     int timer_started, leader_started, resync_started;
-    struct MHD_Daemon *mhd;
+    struct httpmini *http; /* /healthz + /metrics, NULL: off */
 };
 
 /* 1 once every informer has synced (and always with none). */
