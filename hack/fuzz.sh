@@ -32,7 +32,10 @@ for t in $targets; do
   case "$t" in
     fuzz_stackfile)
       # common/*.c but httpmini.c (it needs libmicrohttpd; the CLI does not link it either)
-      srcs="$root/cli/stackfile/*.c $(ls "$c"/*.c | grep -v '/httpmini\.c$' | tr '\n' ' ')"
+      srcs="$root/cli/stackfile/*.c"
+      for f in "$c"/*.c; do
+        [ "$f" = "$c/httpmini.c" ] || srcs="$srcs $f"
+      done
       libs="yaml-0.1 jansson libcurl openssl"
       maxlen=16384
       ;;
