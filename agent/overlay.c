@@ -706,7 +706,7 @@ static enum status ensure_fdb(struct overlay *ov, const json_t *peers, struct er
     return ST_OK;
 }
 
-/* name -> parsed value of one key, {} when it is missing or does not parse. */
+/* The parsed value of one key: {} when it is missing or is not a JSON object. */
 static enum status get_json(struct etcd *etcd, const char *key, json_t **out, struct err *e)
 {
     struct etcd_kv kv;
