@@ -61,8 +61,16 @@ for t in $targets; do
   "$cc" $flags "$root/tests/fuzz/$t.c" $srcs $(pkg-config --cflags --libs $libs) -lm -lpthread \
     -o "$out/$t"
   # -timeout: one input may not take longer than this (a hang is a finding too).
-  (cd "$out" && "./$t" -max_total_time="$secs" -max_len="$maxlen" -timeout=10 \
+  # libFuzzer's progress goes to build-fuzz/<target>.log; its last lines are shown when it
+  # fails, its final stats always.
+  if (cd "$out" && "./$t" -max_total_time="$secs" -max_len="$maxlen" -timeout=10 \
     -rss_limit_mb=2048 -artifact_prefix="$out/$t-" -print_final_stats=1 \
-    "$out/corpus-$t" "$out/seeds-$t") || status=1
+    "$out/corpus-$t" "$out/seeds-$t") > "$out/$t.log" 2>&1; then
+    grep '^stat::\|^Done ' "$out/$t.log" || true
+  else
+    tail -n 60 "$out/$t.log"
+    echo "fuzz.sh: $t FAILED (whole output: $out/$t.log)" >&2
+    status=1
+  fi
 done
 exit $status

@@ -52,12 +52,14 @@ run_suite() {
   rm -f "$out"
   if [ ${#failed[@]} -ne 0 ]; then
     echo "FAILED in $dir: ${failed[*]}" >&2
+    summary+=("$dir: ${failed[*]}")
     return 1
   fi
   echo "all test binaries in $dir passed"
 }
 
 status=0
+summary=()   # "<build dir>: <failed binaries>", repeated on the last lines
 start=$(date +%s)
 if [ "$mode" != asan ]; then
   hack/build.sh >/dev/null
@@ -71,7 +73,8 @@ if [ "$mode" != quick ]; then
 fi
 if [ "$mode" != quick ] && [ "${KONTENA_FUZZ_SECONDS:-30}" != 0 ] && [ -x hack/fuzz.sh ]; then
   echo "=== fuzzers (${KONTENA_FUZZ_SECONDS:-30} s each)"
-  hack/fuzz.sh "${KONTENA_FUZZ_SECONDS:-30}" || status=1
+  hack/fuzz.sh "${KONTENA_FUZZ_SECONDS:-30}" || { status=1; summary+=("fuzzers (see above)"); }
 fi
+for s in "${summary[@]}"; do echo "test.sh: FAILED $s"; done
 echo "test.sh: $([ $status -eq 0 ] && echo PASS || echo FAIL) in $(( $(date +%s) - start )) s"
 exit $status
