@@ -11,6 +11,9 @@
  *     (controllers/sched), delete numbers above N, create missing instances at once, replace
  *     changed or moved ones throttled by min_health, and write the record's progress
  *     (ongoing, instance_deploys, reason) whenever it changed, then success or error.
+ *   - when its writes finished a deploy record: delete the service's finished records beyond
+ *     the newest --deploy-history, and its stack's stack deploys beyond as many (a second
+ *     fenced transaction, after the first is committed).
  *
  * Writes are etcd transactions of up to SCHED_TXN_OPS instance writes, each compared on the
  * key's mod_revision (create_revision == 0 for a new key) and fenced on leadership, and go
@@ -60,7 +63,9 @@ struct scheduler {
     struct wq *q;
     struct ctl_metric *m_placements, *m_deploy_success, *m_deploy_error, *m_deploy_started;
     pthread_mutex_t mu; /* one reconcile at a time: see the top of the file */
+    json_t *prune;      /* set of service ids whose deploy history wants pruning; under mu */
     int64_t instance_timeout_ms;
+    int64_t deploy_history; /* finished records kept per service, stack deploys per stack */
     uint64_t seed;
 };
 
@@ -1013,6 +1018,135 @@ out:
     return st;
 }
 
+/* --- bounded deploy history ------------------------------------------------------------ */
+
+/* A stack deploy is finished when each of its service deploys is: finished, or gone from a
+ * cache that has caught up with the stack deploy (pruned or removed with its service). */
+static int stack_deploy_finished(struct scheduler *s, const char *grid, const json_t *sd,
+                                 int64_t sd_rev)
+{
+    json_t *x;
+    size_t i;
+
+    json_array_foreach(json_object_get(sd, "service_deploys"), i, x)
+    {
+        char *key;
+        json_t *d;
+        int done;
+        if (!json_is_string(x))
+            continue;
+        key = xasprintf(P_DEPLOYS "%s/%s", grid, json_string_value(x));
+        d = informer_get(s->deploys, key, NULL, NULL);
+        free(key);
+        done = d ? !deploy_unfinished(d) : informer_revision(s->deploys) >= sd_rev;
+        json_decref(d);
+        if (!done)
+            return 0;
+    }
+    return 1;
+}
+
+/* Deletes (into o) that bring the service's history down to s->deploy_history finished
+ * records, the newest kept (ids sort by creation), and, for a service of a stack, the stack's
+ * history down to s->deploy_history stack deploys, keeping those with unfinished service
+ * deploys. Unfinished records and the one the service names are never deleted. Every delete
+ * compares the cached mod_revision: a record that changed meanwhile fails the transaction and
+ * the reconcile is retried against the then-current cache. New records (the API server and
+ * the rescheduler create them at any time) are other keys, untouched by it. Under s->mu. */
+static void prune_history(struct scheduler *s, const char *grid, const char *service_id,
+                          const json_t *svc, struct ops *o)
+{
+    char *prefix = xasprintf(P_DEPLOYS "%s/", grid);
+    struct ctl_obj *objs = NULL;
+    size_t n = informer_list(s->deploys, prefix, &objs), finished = 0;
+    const char *keep = jstr(svc, "deploy_id"), *stack = jstr(svc, "stack");
+
+    free(prefix);
+    for (size_t i = 0; i < n; i++)
+        if (streq(jstr(objs[i].val, "service_id"), service_id) && !deploy_unfinished(objs[i].val))
+            finished++;
+    /* informer_list sorts by key, so by id: the oldest come first. */
+    for (size_t i = 0; i < n && finished > (size_t)s->deploy_history; i++) {
+        const json_t *r = objs[i].val;
+        if (!streq(jstr(r, "service_id"), service_id) || deploy_unfinished(r))
+            continue;
+        finished--;
+        if (streq(jstr(r, "id"), keep))
+            continue;
+        ops_add(o, s->deploys, objs[i].key, NULL, objs[i].mod_rev, 0);
+    }
+    ctl_objs_free(objs, n);
+
+    if (!stack || streq(stack, "null"))
+        return;
+    prefix = xasprintf(P_STACK_DEPLOYS "%s/", grid);
+    n = informer_list(s->stack_deploys, prefix, &objs);
+    free(prefix);
+    {
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++)
+            if (streq(jstr(objs[i].val, "stack"), stack))
+                total++;
+        for (size_t i = 0; i < n && total > (size_t)s->deploy_history; i++) {
+            if (!streq(jstr(objs[i].val, "stack"), stack))
+                continue;
+            total--;
+            if (stack_deploy_finished(s, grid, objs[i].val, objs[i].mod_rev))
+                ops_add(o, s->stack_deploys, objs[i].key, NULL, objs[i].mod_rev, 0);
+        }
+    }
+    ctl_objs_free(objs, n);
+}
+
+/* 1 when o finishes a deploy record (the service's history may have grown past the limit). */
+static int ops_finish_a_deploy(struct scheduler *s, const struct ops *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (o->v[i].inf == s->deploys && o->v[i].val && !deploy_unfinished(o->v[i].val))
+            return 1;
+    return 0;
+}
+
+/* After the reconcile's own writes went through (so the cache holds the records it just
+ * finished): prune the service's history if it is marked for it; the mark goes once the
+ * deletes are committed, so a lost compare prunes again on the retry. */
+static enum status prune_committed(struct scheduler *s, const char *id, struct err *e)
+{
+    char idbuf[600], *skey;
+    const char *grid, *stack, *name;
+    struct ops p = {0};
+    json_t *svc;
+    enum status st;
+
+    pthread_mutex_lock(&s->mu);
+    if (!json_object_get(s->prune, id)) {
+        pthread_mutex_unlock(&s->mu);
+        return ST_OK;
+    }
+    if (split_service_id(id, idbuf, sizeof(idbuf), &grid, &stack, &name) != 0) {
+        json_object_del(s->prune, id);
+        pthread_mutex_unlock(&s->mu);
+        return ST_OK;
+    }
+    skey = xasprintf(P_SERVICES "%s", id);
+    svc = informer_get(s->services, skey, NULL, NULL);
+    free(skey);
+    /* A removed service's records go with it (the API server deletes them). */
+    if (svc)
+        prune_history(s, grid, id, svc, &p);
+    pthread_mutex_unlock(&s->mu);
+    json_decref(svc);
+    st = commit_ops(s, &p, e);
+    if (st == ST_OK && p.n)
+        log_info("key=%s msg=\"deploy history pruned: %zu records deleted\"", id, p.n);
+    pthread_mutex_lock(&s->mu);
+    if (st == ST_OK)
+        json_object_del(s->prune, id);
+    pthread_mutex_unlock(&s->mu);
+    ops_release(&p);
+    return st;
+}
+
 /* --- reconcile ---------------------------------------------------------------------------- */
 
 /* Decide what service id needs: fills o (committed by the caller, outside the lock). */
@@ -1125,8 +1259,12 @@ static enum status reconcile(void *arg, const char *id, struct err *e)
         st = commit_ops(s, &o, e);
     pthread_mutex_lock(&s->mu);
     pending_drop(tag);
+    if (st == ST_OK && ops_finish_a_deploy(s, &o))
+        json_object_set_new(s->prune, id, json_true());
     pthread_mutex_unlock(&s->mu);
     ops_release(&o);
+    if (st == ST_OK)
+        st = prune_committed(s, id, e);
     return st;
 }
 
@@ -1289,6 +1427,63 @@ static void on_grid(void *arg, const char *key, const json_t *old_val, const jso
         enqueue_grid(s, key + strlen(P_GRIDS), NULL, 0);
 }
 
+/* Mark (and queue) every service whose history is over the limit, and one service of every
+ * stack whose stack deploys are: the safety net for prunes that never ran (a scheduler that
+ * stopped in between, records written before pruning existed). One pass over each cache. */
+static void prune_resync(struct scheduler *s)
+{
+    json_t *count = json_object(), *v;
+    struct ctl_obj *objs = NULL;
+    size_t n = informer_list(s->deploys, P_DEPLOYS, &objs);
+    const char *k;
+
+    for (size_t i = 0; i < n; i++) {
+        const char *sid = jstr(objs[i].val, "service_id");
+        if (!sid || deploy_unfinished(objs[i].val))
+            continue;
+        v = json_object_get(count, sid);
+        json_object_set_new(count, sid, json_integer(json_integer_value(v) + 1));
+    }
+    ctl_objs_free(objs, n);
+    n = informer_list(s->stack_deploys, P_STACK_DEPLOYS, &objs);
+    for (size_t i = 0; i < n; i++) {
+        const char *grid = jstr(objs[i].val, "grid"), *stack = jstr(objs[i].val, "stack");
+        char *sk;
+        if (!grid || !stack)
+            continue;
+        sk = xasprintf("%s/%s/", grid, stack); /* a prefix, never a service id */
+        v = json_object_get(count, sk);
+        json_object_set_new(count, sk, json_integer(json_integer_value(v) + 1));
+        free(sk);
+    }
+    ctl_objs_free(objs, n);
+    json_object_foreach(count, k, v)
+    {
+        char *svc_id = NULL;
+        if (json_integer_value(v) <= s->deploy_history)
+            continue;
+        if (k[strlen(k) - 1] == '/') { /* a stack: any of its services prunes it */
+            char *prefix = xasprintf(P_SERVICES "%s", k);
+            struct ctl_obj *svcs = NULL;
+            size_t m = informer_list(s->services, prefix, &svcs);
+            if (m)
+                svc_id = xstrdup(svcs[0].key + strlen(P_SERVICES));
+            ctl_objs_free(svcs, m);
+            free(prefix);
+        } else {
+            svc_id = xstrdup(k);
+        }
+        if (!svc_id)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        json_object_set_new(s->prune, svc_id, json_true());
+        pthread_mutex_unlock(&s->mu);
+        wq_add(s->q, svc_id);
+        free(svc_id);
+    }
+    json_decref(count);
+}
+
 static void resync(struct ctl *c, void *arg)
 {
     struct scheduler *s = arg;
@@ -1317,6 +1512,7 @@ static void resync(struct ctl *c, void *arg)
         free(k);
     }
     ctl_objs_free(objs, n);
+    prune_resync(s);
     last = NULL;
     n = informer_list(s->instances, P_INSTANCES, &objs);
     for (size_t i = 0; i < n; i++) {
@@ -1343,6 +1539,7 @@ static enum status setup(struct ctl *c, void *arg, struct err *e)
     (void)e;
     s->c = c;
     s->seed = (uint64_t)time_now_us();
+    s->prune = json_object();
     /* The queue first: the handlers below enqueue into it. */
     s->q = ctl_wq(c, "services", reconcile, s, 0);
     s->grids = ctl_informer(c, P_GRIDS, on_grid, s);
@@ -1367,8 +1564,9 @@ static enum status setup(struct ctl *c, void *arg, struct err *e)
 /* After every thread has stopped: nothing is in flight any more. */
 static void teardown(struct ctl *c, void *arg)
 {
+    struct scheduler *s = arg;
+
     (void)c;
-    (void)arg;
     pending_drop(0);
     for (size_t i = 0; i < n_pend; i++) {
         free(pend[i].key);
@@ -1376,6 +1574,8 @@ static void teardown(struct ctl *c, void *arg)
     }
     FREE_AND_NULL(pend);
     n_pend = cap_pend = 0;
+    json_decref(s->prune);
+    s->prune = NULL;
 }
 
 static struct scheduler sched_state = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -1384,6 +1584,8 @@ static const struct ctl_opt opts[] = {
     {"instance-timeout", "KONTENA_INSTANCE_TIMEOUT", CTL_OPT_DURATION,
      &sched_state.instance_timeout_ms, "300s", 1000, 86400000,
      "how long a deploy waits for one instance to run before failing it"},
+    {"deploy-history", "KONTENA_DEPLOY_HISTORY", CTL_OPT_INT, &sched_state.deploy_history, "20",
+     1, 100000, "finished deploy records kept per service, stack deploy records per stack"},
     {NULL, NULL, 0, NULL, NULL, 0, 0, NULL},
 };
 

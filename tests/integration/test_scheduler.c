@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/deployrec.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 #include "etcdclient/etcd.h"
@@ -779,6 +780,248 @@ SCHED_TEST(scheduler, unfinished_deploy_of_a_removed_service_ends_in_error)
     cr_assert_not_null(d, "the record was not finished");
     cr_assert_str_eq(js(d, "reason"), "service was removed");
     json_decref(d);
+}
+
+/* --- bounded deploy history ------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* POST a deploy of grd/null/<svc>; returns the new record's id (fresh). */
+static char *deploy_now(const char *svc, int force)
+{
+    char *path = xasprintf("/v1/services/%s/null/%s/deploy", grid, svc), *id;
+    json_t *v;
+
+    EXPECT(200, "POST", path, force ? "{'force':true}" : "{}");
+    v = json_loads(rep.body, 0, NULL);
+    cr_assert(json_string_value(json_object_get(v, "id")) != NULL, "deploy reply: %s", rep.body);
+    id = xstrdup(json_string_value(json_object_get(v, "id")));
+    json_decref(v);
+    free(path);
+    return id;
+}
+
+/* Service deploy records of service_id: finished and unfinished counts; *ids (if not NULL)
+ * gets {id: state} of every one. */
+static void history(const char *service_id, size_t *finished, size_t *unfinished, json_t **ids)
+{
+    char *p = xasprintf("/kontena/deploys/%s/", grid);
+    json_t *all = etcd_list(p), *v;
+    const char *k;
+
+    *finished = *unfinished = 0;
+    if (ids)
+        *ids = json_object();
+    json_object_foreach(all, k, v)
+    {
+        const char *st = js(v, "state");
+        if (strcmp(js(v, "service_id"), service_id) != 0)
+            continue;
+        if (strcmp(st, "success") == 0 || strcmp(st, "error") == 0)
+            (*finished)++;
+        else
+            (*unfinished)++;
+        if (ids)
+            json_object_set_new(*ids, k, json_string(st));
+    }
+    json_decref(all);
+    free(p);
+}
+
+struct hist_arg {
+    const char *service_id;
+    size_t finished, unfinished;
+};
+
+static int history_is(void *arg)
+{
+    struct hist_arg *a = arg;
+    size_t f, u;
+    history(a->service_id, &f, &u, NULL);
+    return f == a->finished && u == a->unfinished;
+}
+
+#define WAIT_HISTORY(sid, f, u)                                                                    \
+    do {                                                                                           \
+        struct hist_arg h_ = {sid, f, u};                                                          \
+        size_t hf_, hu_;                                                                           \
+        int ok_ = wait_for(history_is, &h_, 15000);                                                \
+        history(sid, &hf_, &hu_, NULL);                                                            \
+        cr_assert(ok_, "history of %s: %zu finished + %zu unfinished, want %zu + %zu", sid, hf_,   \
+                  hu_, (size_t)(f), (size_t)(u));                                                  \
+    } while (0)
+
+/* 30 deploys with the default --deploy-history 20: the 20 newest finished records stay, and
+ * the unfinished one (a forced deploy nobody reports running) is kept too. */
+SCHED_TEST(scheduler, deploy_history_keeps_the_20_newest_finished_records_and_unfinished_ones)
+{
+    char *ids[31];
+    json_t *left, *d;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    start_scheduler(0);
+    EXPECT(201, "POST", "/v1/grids/grd/services", "{'name':'web','image':'busybox'}");
+    ids[0] = deploy_now("web", 0);
+    WAIT_COUNT("web", 1);
+    observe_running(1);
+    json_decref(wait_deploy("null", "web", "success"));
+    for (int i = 1; i < 30; i++) {
+        ids[i] = deploy_now("web", 0);
+        d = wait_deploy("null", "web", "success");
+        cr_assert_str_eq(js(d, "id"), ids[i]);
+        json_decref(d);
+    }
+    ids[30] = deploy_now("web", 1); /* revision 2: waits for web-1 to run it */
+    json_decref(wait_deploy("null", "web", "ongoing"));
+    WAIT_HISTORY("grd/null/web", 20, 1);
+    {
+        size_t f, u;
+        history("grd/null/web", &f, &u, &left);
+    }
+    for (int i = 0; i < 31; i++) {
+        json_t *st = json_object_get(left, ids[i]);
+        if (i < 10)
+            cr_assert_null(st, "deploy %d (%s) should have been pruned", i, ids[i]);
+        else
+            cr_assert_not_null(st, "deploy %d (%s), one of the newest, was pruned", i, ids[i]);
+    }
+    cr_assert_str_eq(json_string_value(json_object_get(left, ids[30])), "ongoing");
+    /* The deploy routes still answer for kept records, 404 for pruned ones. */
+    {
+        char *path = xasprintf("/v1/services/grd/null/web/deploys/%s", ids[29]);
+        EXPECT(200, "GET", path, NULL);
+        free(path);
+        path = xasprintf("/v1/services/grd/null/web/deploys/%s", ids[0]);
+        EXPECT(404, "GET", path, NULL);
+        free(path);
+    }
+    json_decref(left);
+    for (int i = 0; i < 31; i++)
+        free(ids[i]);
+}
+
+/* Records created while the scheduler finishes (supersedes) and prunes older ones, by the API
+ * and straight into etcd (as the rescheduler does, here already finished): whatever the
+ * interleaving, the --deploy-history newest records all survive and no more are kept. */
+SCHED_TEST(scheduler, deploy_history_pruning_never_loses_a_concurrent_create)
+{
+    static const char *const extra[] = {"--deploy-history", "5", NULL};
+    json_t *all = json_array(), *left, *x;
+    size_t f, u, i;
+    char *id;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    cr_assert_eq(ctl_proc_start(&sched[0], api.dir, "scheduler", 1, etcd.endpoint, extra), 0);
+    EXPECT(201, "POST", "/v1/grids/grd/services", "{'name':'web','image':'busybox'}");
+    id = deploy_now("web", 0);
+    json_array_append_new(all, json_string(id));
+    free(id);
+    WAIT_COUNT("web", 1);
+    observe_running(1);
+    json_decref(wait_deploy("null", "web", "success"));
+    /* Back to back: each new record supersedes the one before while the scheduler prunes. */
+    for (int n = 0; n < 12; n++) {
+        char *key;
+        id = deploy_now("web", 0);
+        json_array_append_new(all, json_string(id));
+        free(id);
+        id = deploy_new_id();
+        key = xasprintf("/kontena/deploys/grd/%s", id);
+        put(key,
+            "{'id':'%s','grid':'grd','stack':'null','service':'web','service_id':'grd/null/web',"
+            "'state':'success','reason':null,'instance_deploys':[],'started_at':null,"
+            "'finished_at':'2026-01-01T00:00:00Z'}",
+            id);
+        json_array_append_new(all, json_string(id));
+        free(key);
+        free(id);
+    }
+    id = deploy_now("web", 0);
+    json_array_append_new(all, json_string(id));
+    {
+        json_t *d = wait_deploy("null", "web", "success");
+        cr_assert_str_eq(js(d, "id"), id);
+        json_decref(d);
+    }
+    free(id);
+    WAIT_HISTORY("grd/null/web", 5, 0);
+    history("grd/null/web", &f, &u, &left);
+    /* The ids sort by creation: the last five of the sorted list are the newest. */
+    {
+        size_t n = json_array_size(all);
+        const char **v = xcalloc(n, sizeof(*v));
+        json_array_foreach(all, i, x) v[i] = json_string_value(x);
+        qsort(v, n, sizeof(*v), cmp_str);
+        for (i = n - 5; i < n; i++)
+            cr_assert_not_null(json_object_get(left, v[i]), "record %s, one of the newest, was lost",
+                               v[i]);
+        free(v);
+    }
+    json_decref(left);
+    json_decref(all);
+}
+
+/* Records written before pruning existed: the first resync of a new leader brings them down,
+ * stack deploys too, but never a stack deploy with an unfinished service deploy. */
+SCHED_TEST(scheduler, deploy_history_resync_prunes_old_records_and_stack_deploys)
+{
+    static const char *const extra[] = {"--deploy-history", "3", NULL};
+    json_t *sds, *deps;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    for (int i = 1; i <= 6; i++) {
+        char *k = xasprintf("/kontena/deploys/grd/000000000000000%d-0000000d", i);
+        put(k,
+            "{'id':'000000000000000%d-0000000d','grid':'grd','stack':'shop','service':'web',"
+            "'service_id':'grd/shop/web','stack_deploy_id':'000000000000000%d-0000000s',"
+            "'state':'%s','reason':null,'instance_deploys':[],'started_at':null,"
+            "'finished_at':null}",
+            i, i, i == 2 ? "ongoing" : "success");
+        free(k);
+        k = xasprintf("/kontena/stack_deploys/grd/000000000000000%d-0000000s", i);
+        put(k,
+            "{'id':'000000000000000%d-0000000s','grid':'grd','stack':'shop','stack_id':'grd/shop',"
+            "'stack_revision':%d,'created_at':'2026-01-01T00:00:00Z',"
+            "'service_deploys':['000000000000000%d-0000000d']}",
+            i, i, i);
+        free(k);
+    }
+    put("/kontena/services/grd/shop/web",
+        "{'id':'grd/shop/web','grid':'grd','stack':'shop','name':'web','image':'busybox',"
+        "'instances':1,'revision':1,'state':'running','restart_generation':0,"
+        "'deploy_id':'0000000000000006-0000000d'}");
+    cr_assert_eq(ctl_proc_start(&sched[0], api.dir, "scheduler", 1, etcd.endpoint, extra), 0);
+    WAIT_HISTORY("grd/shop/web", 3, 1);
+    deps = etcd_list("/kontena/deploys/grd/");
+    cr_assert_null(json_object_get(deps, "0000000000000001-0000000d"));
+    cr_assert_not_null(json_object_get(deps, "0000000000000002-0000000d"), "unfinished: kept");
+    cr_assert_null(json_object_get(deps, "0000000000000003-0000000d"));
+    for (int i = 4; i <= 6; i++) {
+        char *id = xasprintf("000000000000000%d-0000000d", i);
+        cr_assert_not_null(json_object_get(deps, id), "newest %s pruned", id);
+        free(id);
+    }
+    for (int tries = 0; tries < 100; tries++) {
+        sds = etcd_list("/kontena/stack_deploys/grd/");
+        if (json_object_size(sds) == 4)
+            break;
+        json_decref(sds);
+        sds = NULL;
+        time_sleep_ms(100);
+    }
+    cr_assert_not_null(sds, "stack deploys not pruned to 4");
+    cr_assert_null(json_object_get(sds, "0000000000000001-0000000s"));
+    cr_assert_not_null(json_object_get(sds, "0000000000000002-0000000s"),
+                       "a stack deploy with an unfinished service deploy was pruned");
+    cr_assert_null(json_object_get(sds, "0000000000000003-0000000s"));
+    json_decref(sds);
+    json_decref(deps);
 }
 
 /* --- with agents on the real dockerd ---------------------------------------------------- */
