@@ -2,14 +2,33 @@
 # Stop what hack/up.sh started: the agents, the controllers (host processes by their pid
 # files, containers by their names kontena-<grid>-<name>), kontena-apiserver and etcd, and
 # remove the containers the agents made for the grid (label io.kontena.grid=<grid>, the
-# example load balancer's too; the kontena/lb image stays). The
-# machine's dockerd is left running (hack/dockerd.sh stop stops it). State stays in the
-# data dir; pass --purge to delete it too.
+# example load balancer's too; the kontena/lb image stays). After hack/up.sh --hosts it also
+# removes the hosts (hack/hosts.sh down --prefix <the prefix up.sh used>: their dockerds,
+# containers, network namespaces, cgroups and data roots) and the agents' DNS run directories
+# /run/kontena/dns/<grid>. The machine's dockerd is left running (hack/dockerd.sh stop stops
+# it). State (etcd, logs) stays in the data dir; pass --purge to delete it too.
 # Settings: KONTENA_DATA_DIR (default ~/.kontena-local), KONTENA_GRID (default local),
-# KONTENA_NODES (default 3; every agent-*.pid in the data dir is stopped anyway).
+# KONTENA_NODES (default 3; every agent-*.pid in the data dir is stopped anyway),
+# KONTENA_HOSTS_PREFIX (default: what up.sh --hosts wrote in the data dir, else kup).
 set -euo pipefail
 data=${KONTENA_DATA_DIR:-$HOME/.kontena-local}
 grid=${KONTENA_GRID:-local}
+here=$(cd "$(dirname "$0")" && pwd)
+purge=0
+for a in "$@"; do
+  case "$a" in
+    --purge) purge=1 ;;
+    -h | --help)
+      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "down.sh: unknown option '$a' (--purge, --help)" >&2
+      exit 2
+      ;;
+  esac
+done
+hprefix=${KONTENA_HOSTS_PREFIX:-$(cat "$data/hosts-prefix" 2>/dev/null || echo kup)}
 
 stop() { # pid-file-name
   local pidfile="$data/$1.pid" pid i
@@ -50,6 +69,16 @@ for name in scheduler ipam rescheduler health lbconfig; do
 done
 stop apiserver
 stop etcd
+# the hosts of up.sh --hosts, with every container and process in them
+if [ -f "$data/hosts-prefix" ] || [ -e "/run/kontena-hosts/$hprefix" ] ||
+  [ -e "/var/run/netns/$hprefix-h1" ]; then
+  "$here/hosts.sh" down --prefix "$hprefix"
+  rm -f "$data/hosts-prefix"
+  echo "removed the hosts $hprefix-h*"
+fi
+if [ -d "/run/kontena/dns/$grid" ]; then
+  rm -rf "/run/kontena/dns/$grid"
+fi
 if [ $docker_ok = 1 ]; then
   ids=$(docker ps -aq --filter "label=io.kontena.grid=$grid")
   if [ -n "$ids" ]; then
@@ -60,7 +89,7 @@ if [ $docker_ok = 1 ]; then
 else
   echo "down.sh: Docker does not answer; containers of grid $grid (label io.kontena.grid=$grid) were not removed" >&2
 fi
-if [ "${1:-}" = "--purge" ]; then
+if [ $purge = 1 ]; then
   rm -rf "$data"
   echo "removed $data"
 fi

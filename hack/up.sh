@@ -3,47 +3,65 @@
 #   installs missing packages, builds, starts the machine's dockerd and the busybox test
 #   image, an embedded etcd (own data directory and port), kontena-apiserver (HTTPS,
 #   self-signed certificate, agents' endpoint), the five controllers (kontena-scheduler,
-#   -ipam, -rescheduler, -health, -lbconfig), three agents node-1..node-3 on the one
-#   dockerd; builds the load balancer image kontena/lb (hack/lb-image.sh); creates the admin
-#   user, logs the CLI in, creates and selects a grid, installs the example stacks
-#   hack/examples/hello.yml and hack/examples/lb.yml (a kontena/lb load balancer, host
-#   network, in front of a web service and a tcp service), waits until every instance runs
-#   and the load balancer answers, and prints where and its URL.
+#   -ipam, -rescheduler, -health, -lbconfig) and the agents node-1..node-N; builds the load
+#   balancer image kontena/lb (hack/lb-image.sh); creates the admin user, logs the CLI in,
+#   creates and selects a grid, installs the example stacks hack/examples/hello.yml,
+#   hack/examples/lb.yml (a kontena/lb load balancer, host network, in front of a web
+#   service and a tcp service) and, with --hosts, hack/examples/discovery.yml (a client that
+#   reaches `web` by its bare name across hosts), waits until every instance runs and the
+#   load balancer answers, and prints what runs where and how to reach it.
 # Idempotent: running it again reuses what is already running and what exists.
 #
-#   hack/up.sh                            controllers as host processes
-#   hack/up.sh --controllers-in-containers  controllers as containers (hack/images.sh images,
-#                                         --network host, --restart unless-stopped)
+#   hack/up.sh --hosts           N "hosts" (hack/hosts.sh: a network namespace and a dockerd
+#                                each), one agent per host with --overlay (VXLAN between the
+#                                hosts, the grid's trusted subnet is their underlay, and DNS
+#                                <service>.<stack>.<grid>.kontena.local); etcd and the agents'
+#                                endpoint also listen on the hosts' master address
+#   hack/up.sh --shared-dockerd  the N agents share the machine's dockerd and network
+#                                namespace, without --overlay (no service discovery)
+#   hack/up.sh                   the default mode: --shared-dockerd (see docs/internals/multihost.md)
+#   --controllers-in-containers  controllers as containers (hack/images.sh images,
+#                                --network host, --restart unless-stopped), either mode
+# Switching modes needs a hack/down.sh first (state is kept).
 #
 # Settings (environment):
 #   KONTENA_DATA_DIR   where state, logs and pid files go   (default ~/.kontena-local)
 #   KONTENA_PORT       API port on 127.0.0.1                  (default 9292)
-#   KONTENA_AGENT_PORT agents' endpoint port on 127.0.0.1     (default 9293)
+#   KONTENA_AGENT_PORT agents' endpoint port                  (default 9293; on 127.0.0.1, with
+#                      --hosts on the master address)
 #   KONTENA_ETCD_PORT  embedded etcd client port              (default 23790; peer = +1)
 #   KONTENA_CTL_PORT   first controller /metrics port         (default 9301: scheduler 9301,
 #                      ipam 9302, rescheduler 9303, health 9304, lbconfig 9305)
 #   KONTENA_METRICS_PORT the API server's /metrics port        (default 9300)
-#   KONTENA_AGENT_METRICS_PORT agents' /metrics: node-N on this + N (default 9320)
+#   KONTENA_AGENT_METRICS_PORT agents' /metrics: node-N on this + N (default 9320; with
+#                      --hosts on each host's underlay address)
 #   KONTENA_LB_PORT    the example load balancer's HTTP port  (default 8080)
 #   KONTENA_LB_TCP_PORT  ... and its tcp service's port       (default 8070)
 #   KONTENA_GRID       grid to create and select              (default local)
-#   KONTENA_NODES      how many agents                        (default 3)
+#   KONTENA_NODES      how many agents (and hosts)            (default 3)
+#   KONTENA_HOSTS_PREFIX hack/hosts.sh prefix of --hosts       (default kup)
+#   KONTENA_HOSTS_SUBNET hack/hosts.sh subnet K of --hosts     (default 100: underlay
+#                      10.250.K.0/24, master address 10.251.K.1)
 #   KONTENA_BIN_DIR    use these binaries instead of building build/bin
+#   KONTENA_CONFIG     the CLI's configuration file           (default ~/.kontena_client.json)
 # Stop everything with hack/down.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 in_containers=0
+mode=shared
 for a in "$@"; do
   case "$a" in
     --controllers-in-containers) in_containers=1 ;;
+    --hosts) mode=hosts ;;
+    --shared-dockerd) mode=shared ;;
     -h | --help)
-      sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
-      echo "up.sh: unknown option '$a' (--controllers-in-containers, --help)" >&2
+      echo "up.sh: unknown option '$a' (--hosts, --shared-dockerd, --controllers-in-containers, --help)" >&2
       exit 2
       ;;
   esac
@@ -69,6 +87,14 @@ example=$root/hack/examples/hello.yml
 stack=hello
 lb_example=$root/hack/examples/lb.yml
 lb_stack=lb
+disc_example=$root/hack/examples/discovery.yml
+disc_stack=discovery
+hprefix=${KONTENA_HOSTS_PREFIX:-kup}
+hsubnet=${KONTENA_HOSTS_SUBNET:-100}
+if ! [[ "$nodes" =~ ^[0-9]{1,3}$ ]] || [ "$nodes" -lt 1 ] || [ "$nodes" -gt 200 ]; then
+  echo "up.sh: KONTENA_NODES '$nodes' must be 1..200" >&2
+  exit 2
+fi
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { echo "up.sh: $*" >&2; exit 1; }
@@ -114,12 +140,48 @@ hack/test-image.sh
 mkdir -p "$data"
 chmod 700 "$data"
 
+# One mode per data dir at a time: etcd and the apiserver listen on other addresses in each.
+if [ -s "$data/mode" ] && [ "$(cat "$data/mode")" != "$mode" ] && running "$data/etcd.pid"; then
+  die "the platform in $data runs in '$(cat "$data/mode")' mode; stop it with hack/down.sh first (state is kept), then run hack/up.sh --$([ "$mode" = hosts ] && echo hosts || echo shared-dockerd)"
+fi
+echo "$mode" >"$data/mode"
+
+etcd_listen=$etcd_url
+agent_listen=127.0.0.1:$agent_port
+agent_etcd=$etcd_url
+if [ "$mode" = hosts ]; then
+  step "Starting $nodes hosts (hack/hosts.sh up $nodes --prefix $hprefix --subnet $hsubnet)"
+  echo "$hprefix" >"$data/hosts-prefix"
+  hosts_out=$(hack/hosts.sh up "$nodes" --prefix "$hprefix" --subnet "$hsubnet") ||
+    die "hack/hosts.sh could not make the hosts (another prefix on subnet $hsubnet? KONTENA_HOSTS_SUBNET picks another; hack/hosts.sh down --prefix $hprefix cleans up)"
+  master=$(awk '$1 == "master" { print $2 }' <<<"$hosts_out")
+  declare -a host_ns host_ip host_sock
+  while read -r what i ns ip sock; do
+    [ "$what" = host ] || continue
+    host_ns[i]=$ns
+    host_ip[i]=$ip
+    host_sock[i]=$sock
+  done <<<"$hosts_out"
+  if [ -z "$master" ] || [ ${#host_ns[@]} -ne "$nodes" ]; then
+    die "unexpected output of hack/hosts.sh up: $hosts_out"
+  fi
+  for ((n = 1; n <= nodes; n++)); do
+    echo "node-$n: netns ${host_ns[n]}, underlay ${host_ip[n]}, dockerd ${host_sock[n]}"
+  done
+  # what the hosts need from the root netns: etcd (agents, the load balancer) and the agents'
+  # endpoint, on the master address (the hosts reach nothing else)
+  etcd_listen=$etcd_url,http://$master:$etcd_port
+  agent_listen=$master:$agent_port
+  agents_uri="wss://$master:$agent_port/"
+  agent_etcd=http://$master:$etcd_port
+fi
+
 step "Starting the embedded etcd ($etcd_url, data in $data/etcd)"
 if running "$data/etcd.pid"; then
   echo "already running (pid $(cat "$data/etcd.pid"))"
 else
   setsid nohup etcd --name kontena-local --data-dir "$data/etcd" \
-    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+    --listen-client-urls "$etcd_listen" --advertise-client-urls "$etcd_url" \
     --listen-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "kontena-local=http://127.0.0.1:$peer_port" \
@@ -138,7 +200,7 @@ if running "$data/apiserver.pid"; then
   echo "already running (pid $(cat "$data/apiserver.pid"))"
 else
   KONTENA_INITIAL_ADMIN_PASSWORD=$admin_pw setsid nohup "$bin/kontena-apiserver" \
-    --listen "127.0.0.1:$port" --agent-listen "127.0.0.1:$agent_port" \
+    --listen "127.0.0.1:$port" --agent-listen "$agent_listen" \
     --etcd-endpoints "$etcd_url" --name local \
     --log-dir "$data/logs" --metrics-listen "127.0.0.1:$metrics_port" \
     --cert-out "$data/master.pem" >>"$data/apiserver.log" 2>&1 </dev/null &
@@ -158,6 +220,18 @@ else
   kontena grid create --initial-size 1 "$grid" 2>/dev/null
 fi
 grid_token=$(kontena grid show --token "$grid")
+if [ "$mode" = hosts ]; then
+  # the hosts share one machine: plain VXLAN between them, no WireGuard
+  trusted=10.250.$hsubnet.0/24
+  if kontena grid trusted-subnet ls | grep -qx "$trusted"; then
+    echo "trusted subnet $trusted already set"
+  else
+    kontena grid trusted-subnet add "$trusted"
+  fi
+  # the generated certificate names 127.0.0.1 (and is kept in etcd): the agents dialling the
+  # master address pin it instead
+  pin=$(openssl x509 -in "$data/master.pem" -noout -fingerprint -sha256 | cut -d= -f2)
+fi
 
 step "Starting the controllers ($([ $in_containers = 1 ] && echo containers || echo host processes))"
 if [ $in_containers = 1 ]; then
@@ -199,17 +273,31 @@ for i in "${!controllers[@]}"; do
   fi
 done
 
-step "Starting $nodes agents (node-1..node-$nodes) on the one dockerd"
+if [ "$mode" = hosts ]; then
+  step "Starting $nodes agents (node-N in host N's netns, --overlay, dialling $agents_uri)"
+else
+  step "Starting $nodes agents (node-1..node-$nodes) on the one dockerd"
+fi
 for ((n = 1; n <= nodes; n++)); do
   node=node-$n
   if running "$data/agent-$node.pid"; then
     echo "$node: already running (pid $(cat "$data/agent-$node.pid"))"
     continue
   fi
-  setsid nohup "$bin/kontena-agent" --uri "$agents_uri" --token "$grid_token" \
-    --ca-cert "$data/master.pem" --node-name "$node" --etcd-endpoints "$etcd_url" \
-    --docker-name-prefix "$node." --metrics-listen "127.0.0.1:$((agent_metrics_port + n))" \
-    >>"$data/agent-$node.log" 2>&1 </dev/null &
+  if [ "$mode" = hosts ]; then
+    # ip netns exec and setsid exec in place: the pid is the agent's
+    setsid nohup ip netns exec "${host_ns[n]}" "$bin/kontena-agent" --uri "$agents_uri" \
+      --token "$grid_token" --pin-sha256 "$pin" --node-name "$node" --grid "$grid" \
+      --etcd-endpoints "$agent_etcd" --docker-socket "${host_sock[n]}" \
+      --private-ip "${host_ip[n]}" --public-ip "${host_ip[n]}" --overlay \
+      --metrics-listen "${host_ip[n]}:$((agent_metrics_port + n))" \
+      >>"$data/agent-$node.log" 2>&1 </dev/null &
+  else
+    setsid nohup "$bin/kontena-agent" --uri "$agents_uri" --token "$grid_token" \
+      --ca-cert "$data/master.pem" --node-name "$node" --etcd-endpoints "$etcd_url" \
+      --docker-name-prefix "$node." --metrics-listen "127.0.0.1:$((agent_metrics_port + n))" \
+      >>"$data/agent-$node.log" 2>&1 </dev/null &
+  fi
   echo $! >"$data/agent-$node.pid"
   echo "$node: started (pid $!), log $data/agent-$node.log"
 done
@@ -235,16 +323,40 @@ echo "controllers healthy: ${controllers[*]}"
 
 step "Building the load balancer image kontena/lb (hack/lb-image.sh)"
 KONTENA_BIN_DIR=$bin hack/lb-image.sh || die "cannot build the load balancer image kontena/lb"
+if [ "$mode" = hosts ]; then
+  # the hosts have no registry: copy the image into each host's dockerd when it differs
+  lb_id=$(docker image inspect -f '{{.Id}}' kontena/lb:latest)
+  for ((n = 1; n <= nodes; n++)); do
+    h=(docker -H "unix://${host_sock[n]}")
+    if [ "$("${h[@]}" image inspect -f '{{.Id}}' kontena/lb:latest 2>/dev/null || true)" = "$lb_id" ]; then
+      echo "node-$n: kontena/lb up to date"
+    else
+      docker save kontena/lb:latest | "${h[@]}" load >/dev/null ||
+        die "cannot load kontena/lb into the dockerd of node-$n (${host_sock[n]})"
+      echo "node-$n: kontena/lb loaded"
+    fi
+  done
+fi
 
+stacks=("$stack" "$lb_stack")
 step "Installing the example stacks $example and $lb_example"
 # apply: install the first time, upgrade when the file changed, nothing otherwise; it waits
 # for the deploys. The load balancer runs with host networking and reads this etcd.
 kontena stack apply --timeout 300 "$example"
-kontena stack apply --timeout 300 -v "etcd_endpoints=$etcd_url" -v "http_port=$lb_port" \
+kontena stack apply --timeout 300 -v "etcd_endpoints=$agent_etcd" -v "http_port=$lb_port" \
   -v "tcp_port=$lb_tcp_port" "$lb_example"
+if [ "$mode" = hosts ] && [ "$nodes" -ge 2 ]; then
+  # the client keeps off web's nodes (affinity service!=web), so web answers across hosts
+  step "Installing the discovery example $disc_example"
+  web_n=$((nodes - 1 < 2 ? nodes - 1 : 2))
+  kontena stack apply --timeout 300 -v "web_instances=$web_n" "$disc_example"
+  stacks+=("$disc_stack")
+elif [ "$mode" = hosts ]; then
+  echo "(the discovery example $disc_example needs 2 nodes: not installed)"
+fi
 
 step "Waiting until every instance runs"
-for s in "$stack" "$lb_stack"; do
+for s in "${stacks[@]}"; do
   for ((i = 0; ; i++)); do
     # NAME  INSTANCES ("running / wanted") ...: every row at its wanted count
     if kontena service ls --stack "$s" | awk 'NR > 1 { if ($3 != $5 || $5 == 0) bad = 1 } END { exit bad }'; then
@@ -256,6 +368,13 @@ for s in "$stack" "$lb_stack"; do
   kontena service ls --stack "$s"
 done
 lb_url="http://127.0.0.1:$lb_port/"
+if [ "$mode" = hosts ]; then
+  # the LB listens in the netns of the host it runs on: its underlay address
+  lb_node=$(kontena container ls -q | awk -F/ -v c="$lb_stack.lb-1" '$2 == c { print $1; exit }')
+  [[ "$lb_node" =~ ^node-([0-9]+)$ ]] || die "cannot tell which node runs $lb_stack.lb-1: $(kontena container ls)"
+  lb_ip=${host_ip[${BASH_REMATCH[1]}]}
+  lb_url="http://$lb_ip:$lb_port/"
+fi
 wait_http "$lb_url" "the load balancer (stack $lb_stack)" 30 ||
   die "the load balancer does not serve $lb_url (docker logs of the $lb_stack.lb-1 container; kontena-lbconfig log $data/lbconfig.log)"
 echo "the load balancer answers at $lb_url: $(curl -s "$lb_url")"
@@ -264,24 +383,46 @@ echo
 echo "Where each instance runs (NODE/CONTAINER):"
 kontena container ls
 
+if [ "$mode" = hosts ]; then
+  agents_where="$agents_uri (on the master address $master; $nodes nodes, one per host)"
+  lb_where="$lb_url  (stack $lb_stack: kontena/lb on the network of node-${lb_node#node-}'s host,
+              ${lb_ip}, in front of web on the overlay; tcp service on $lb_ip:$lb_tcp_port)"
+  etcd_where="$etcd_url and http://$master:$etcd_port for the hosts"
+else
+  agents_where="$agents_uri  ($nodes nodes: node-1..node-$nodes on the machine's dockerd,
+              no overlay)"
+  lb_where="$lb_url  (stack $lb_stack: kontena/lb on the host network in front of web;
+              tcp service on 127.0.0.1:$lb_tcp_port; the LB reads this etcd)"
+  etcd_where=$etcd_url
+fi
 cat <<SUMMARY
 
-Kontena is up.
+Kontena is up ($([ "$mode" = hosts ] && echo "--hosts: $nodes hosts, overlay and DNS" || echo "--shared-dockerd: one dockerd, no overlay")).
   API         $url  (certificate: $data/master.pem)
-  agents      $agents_uri  ($nodes nodes: node-1..node-$nodes, logs $data/agent-node-*.log,
-              /metrics on 127.0.0.1:$((agent_metrics_port + 1))..$((agent_metrics_port + nodes)))
+  agents      $agents_where
+              logs $data/agent-node-*.log
   metrics     http://127.0.0.1:$metrics_port/metrics  (the API server's, with the grid's stats)
   log window  $data/logs  (containers' lines, kept by the API server)
-  etcd        $etcd_url  (data: $data/etcd)
+  etcd        $etcd_where  (data: $data/etcd)
   admin       user 'admin', password in $data/admin-password
   controllers $([ $in_containers = 1 ] && echo "containers $(container_name '<name>')" || echo "host processes, logs $data/<name>.log")
 SUMMARY
 for i in "${!controllers[@]}"; do
   printf '    %-12s http://127.0.0.1:%s/metrics  (/healthz)\n' "${controllers[$i]}" "$(ctl_http "$i")"
 done
+if [ "$mode" = hosts ]; then
+  echo "  hosts       (hack/hosts.sh status --prefix $hprefix; master address $master)"
+  for ((n = 1; n <= nodes; n++)); do
+    printf '    node-%-3s netns %-10s underlay %-14s docker -H unix://%s\n' "$n" "${host_ns[n]}" \
+      "${host_ip[n]}" "${host_sock[n]}"
+    printf '             agent /metrics http://%s:%s/metrics, log %s\n' "${host_ip[n]}" \
+      "$((agent_metrics_port + n))" "$data/agent-node-$n.log"
+  done
+else
+  echo "  agents' /metrics on 127.0.0.1:$((agent_metrics_port + 1))..$((agent_metrics_port + nodes))"
+fi
 cat <<SUMMARY
-  load balancer $lb_url  (stack $lb_stack: kontena/lb on the host network in front of web;
-              tcp service on 127.0.0.1:$lb_tcp_port; the LB reads this etcd)
+  load balancer $lb_where
   logs        $data/apiserver.log, $data/etcd.log
   CLI         $bin/kontena  (config: ${KONTENA_CONFIG:-$HOME/.kontena_client.json})
 
@@ -301,6 +442,14 @@ Try:
   curl -s http://127.0.0.1:$ctl_port/metrics | grep ^kontena_
   curl -s http://127.0.0.1:$metrics_port/metrics | grep ^kontena_container
   etcdctl --endpoints $etcd_url get --prefix /kontena/instances/$grid/ --keys-only
+SUMMARY
+if [ "$mode" = hosts ]; then
+  cat <<SUMMARY
+  kontena service logs --tail 5 $disc_stack/client   # the client reaches web by its bare name
+  ip netns exec ${host_ns[1]} ping -c1 10.81.0.2         # node-2's overlay address, from node-1's host
+SUMMARY
+fi
+cat <<SUMMARY
 
 Stop it with: hack/down.sh   (state stays in $data; hack/up.sh brings it back)
 SUMMARY
