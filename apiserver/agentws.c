@@ -110,6 +110,10 @@ struct wsess {
     int released;
     int64_t last_check_ms;
     json_t *stat_names; /* container names of the session's last /containers/stats */
+    /* A log batch of this session could not be stored: the session is being closed and
+     * every later message of it is dropped, so no later batch is stored past the lost one
+     * (the agent reconnects and resumes from the cursors). */
+    int store_failed;
 };
 
 struct agentws {
@@ -1132,7 +1136,9 @@ static void forward_line(void *arg, const char *grid, const struct log_item *it,
 }
 
 /* [0, id, "/containers/log_batch", [{"items": [...]}]], read by logbatch_parse(): store,
- * answer the cursors. */
+ * answer the cursors. When the store fails, the answer is an error and the session is
+ * closed (1011): the agent's later batches, maybe already sent, would otherwise be stored
+ * past the missing lines and the cursor would hide the gap. */
 static json_t *on_log_batch(struct agentws *w, struct wsess *s, struct logbatch *lb)
 {
     json_int_t id = (json_int_t)lb->msgid;
@@ -1155,8 +1161,10 @@ static json_t *on_log_batch(struct agentws *w, struct wsess *s, struct logbatch 
     __atomic_add_fetch(&w->api->ctr.log_lines_stored, stored, __ATOMIC_RELAXED);
     __atomic_add_fetch(&w->api->ctr.log_lines_dropped, dropped, __ATOMIC_RELAXED);
     if (st != ST_OK) {
-        log_error("msg=\"cannot store logs of node '%s' of grid '%s': %s\"", s->name, s->grid,
-                  e.msg);
+        log_error("msg=\"cannot store logs of node '%s' of grid '%s': %s: closing its "
+                  "connection, it resumes from the stored cursors\"",
+                  s->name, s->grid, e.msg);
+        s->store_failed = 1;
         return rpc_error(id, 500, e.msg);
     }
     acked = json_object();
@@ -1221,12 +1229,20 @@ static void on_message(struct agentws *w, struct ev *v)
 
     if (!s) /* not registered (yet, or rejected): the agent waits for node_info */
         goto out;
+    if (s->store_failed) /* closing: see on_log_batch() */
+        goto out;
     /* Log batches, most of the traffic, skip the general JSON parser. */
     fast = logbatch_parse(v->msg, v->len, LOG_BATCH_MAX, &lb, &why);
     if (fast == 1) {
         reply = on_log_batch(w, s, &lb);
         logbatch_release(&lb);
         send_text(w, v->sid, reply);
+        if (s->store_failed) {
+            char reason[96];
+            snprintf(reason, sizeof(reason), "cannot store logs: %s",
+                     json_string_value(json_object_get(json_array_get(reply, 2), "message")));
+            send_close(w, v->sid, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, reason);
+        }
         goto out;
     }
     if (fast == -1) {
