@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "agent/overlay.h"
+#include "agent/vxfilter.h"
 #include "agent/wg.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -41,6 +42,7 @@ struct overlay {
     char *status_prefix; /* /kontena/node_status/<grid>/ */
     char *grid_key;      /* /kontena/grids/<grid>: trusted_subnets */
     char *peers_logged;  /* the peer plan last logged, to log changes only */
+    char *filter_err;    /* why the admission chain last failed (logged once), NULL when fine */
     struct wg_key key;   /* this node's WireGuard keys */
     char wg_if[16];      /* its device */
 };
@@ -60,27 +62,45 @@ static const char *tool_path(const char *name)
     return name; /* let PATH find it */
 }
 
-/* Run argv (argv[0] a tool name), capture stdout into *out (may be NULL) and stderr into
- * the error. ST_OK when it exited 0; ST_IO "<what>: <stderr>" otherwise. */
-static enum status run_tool(const char *const *argv, char **out, const char *what, struct err *e)
+/* Run argv (argv[0] a tool name) with `in` (NULL: the agent's stdin) on its stdin, capture
+ * stdout into *out (may be NULL) and stderr into the error. ST_OK when it exited 0;
+ * ST_IO "<what>: <stderr>" otherwise. */
+static enum status run_tool_in(const char *const *argv, const char *in, char **out,
+                               const char *what, struct err *e)
 {
-    int po[2] = {-1, -1}, pe[2] = {-1, -1}, status = 0;
+    int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1}, status = 0;
     posix_spawn_file_actions_t fa;
     struct buf bo, be;
+    size_t in_len = in ? strlen(in) : 0, in_off = 0;
     pid_t pid;
     int rc;
 
     if (out)
         *out = NULL;
-    if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0) {
+    if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0 ||
+        (in && pipe2(pi, O_CLOEXEC) != 0)) {
         int saved = errno;
-        if (po[0] >= 0) {
-            close(po[0]);
-            close(po[1]);
+        for (int i = 0; i < 2; i++) {
+            if (po[i] >= 0)
+                close(po[i]);
+            if (pe[i] >= 0)
+                close(pe[i]);
         }
         return err_set(e, ST_IO, "%s: cannot make a pipe: %s", what, strerror(saved));
     }
+    /* The agent writes the input while it reads the output: never block on a full pipe. */
+    if (in && fcntl(pi[1], F_SETFL, O_NONBLOCK) == -1) {
+        int saved = errno;
+        for (int i = 0; i < 2; i++) {
+            close(po[i]);
+            close(pe[i]);
+            close(pi[i]);
+        }
+        return err_set(e, ST_IO, "%s: cannot set up its input: %s", what, strerror(saved));
+    }
     posix_spawn_file_actions_init(&fa);
+    if (in)
+        posix_spawn_file_actions_adddup2(&fa, pi[0], 0);
     posix_spawn_file_actions_adddup2(&fa, po[1], 1);
     posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
     /* Nothing else of the agent's leaks into the tool (or into a daemon it leaves, such as
@@ -103,21 +123,41 @@ static enum status run_tool(const char *const *argv, char **out, const char *wha
     posix_spawn_file_actions_destroy(&fa);
     close(po[1]);
     close(pe[1]);
+    if (in)
+        close(pi[0]);
     if (rc != 0) {
         close(po[0]);
         close(pe[0]);
+        if (in)
+            close(pi[1]);
         return err_set(e, ST_IO, "%s: cannot run %s: %s", what, argv[0], strerror(rc));
     }
     buf_init(&bo, MAX_TOOL_OUTPUT);
     buf_init(&be, 64u << 10);
     {
-        struct pollfd pf[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
+        struct pollfd pf[3] = {{.fd = po[0], .events = POLLIN},
+                               {.fd = pe[0], .events = POLLIN},
+                               {.fd = in ? pi[1] : -1, .events = POLLOUT}};
         int open_fds = 2;
+        if (in && in_len == 0) {
+            close(pi[1]);
+            pf[2].fd = -1;
+        }
         while (open_fds > 0) {
-            if (poll(pf, 2, -1) < 0) {
+            if (poll(pf, 3, -1) < 0) {
                 if (errno == EINTR)
                     continue;
                 break;
+            }
+            if (pf[2].fd >= 0 && (pf[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+                ssize_t n = write(pf[2].fd, in + in_off, in_len - in_off);
+                if (n > 0)
+                    in_off += (size_t)n;
+                /* done, or the tool closed its stdin (EPIPE: SIGPIPE is ignored) */
+                if (in_off == in_len || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                    close(pf[2].fd);
+                    pf[2].fd = -1;
+                }
             }
             for (int i = 0; i < 2; i++) {
                 char chunk[4096];
@@ -135,7 +175,7 @@ static enum status run_tool(const char *const *argv, char **out, const char *wha
                 }
             }
         }
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 3; i++)
             if (pf[i].fd >= 0)
                 close(pf[i].fd);
     }
@@ -167,6 +207,11 @@ static enum status run_tool(const char *const *argv, char **out, const char *wha
     buf_release(&be);
     buf_release(&bo);
     return e ? e->st : ST_IO;
+}
+
+static enum status run_tool(const char *const *argv, char **out, const char *what, struct err *e)
+{
+    return run_tool_in(argv, NULL, out, what, e);
 }
 
 /* `ip -j -d link show dev <dev>` as JSON (the link object, new reference), or NULL when the
@@ -706,6 +751,50 @@ static enum status ensure_fdb(struct overlay *ov, const json_t *peers, struct er
     return ST_OK;
 }
 
+/* The VXLAN admission chain (agent/vxfilter.h) for this plan: read the filter table, and
+ * only when the chain or its jump differ from what the plan wants, rewrite them in one
+ * iptables-restore transaction. A failure is logged (once per distinct message) and does
+ * not stop the pass: the overlay then runs without admission (docs/internals/overlay.md). */
+static void ensure_filter(struct overlay *ov, const json_t *plan)
+{
+    const char *save[] = {"iptables-save", "-t", "filter", NULL};
+    const char *restore[] = {"iptables-restore", "-w", "--noflush", NULL};
+    struct err e = ERR_INIT;
+    char *rules = vxfilter_rules(plan, ov->wg_if), *have = NULL, *text = NULL;
+
+    if (run_tool(save, &have, "iptables-save -t filter", &e) != ST_OK)
+        goto out;
+    text = vxfilter_restore(have, rules);
+    if (text) {
+        if (run_tool_in(restore, text, NULL, "iptables-restore -w --noflush", &e) != ST_OK)
+            goto out;
+        /* count the ACCEPTs: every line but the final DROP */
+        {
+            int accepts = -1;
+            for (const char *c = rules; *c; c++)
+                accepts += *c == '\n';
+            log_info("chain=%s accept=%d msg=\"VXLAN admission rules written: udp/%d only from "
+                     "the peers' forwarding addresses, the rest dropped\"",
+                     VXFILTER_CHAIN, accepts, OVERLAY_PORT);
+        }
+    }
+out:
+    if (e.st != ST_OK) {
+        if (!ov->filter_err || strcmp(ov->filter_err, e.msg) != 0)
+            log_error("chain=%s msg=\"cannot keep the VXLAN admission rules, the overlay runs "
+                      "without them: %s\"",
+                      VXFILTER_CHAIN, e.msg);
+        free(ov->filter_err);
+        ov->filter_err = xstrdup(e.msg);
+    } else if (ov->filter_err) {
+        log_info("chain=%s msg=\"VXLAN admission rules in place again\"", VXFILTER_CHAIN);
+        FREE_AND_NULL(ov->filter_err);
+    }
+    free(text);
+    free(have);
+    free(rules);
+}
+
 /* The parsed value of one key: {} when it is missing or is not a JSON object. */
 static enum status get_json(struct etcd *etcd, const char *key, json_t **out, struct err *e)
 {
@@ -772,6 +861,9 @@ enum status overlay_sync(struct overlay *ov, struct etcd *etcd, struct docker *d
     snprintf(gateway, sizeof(gateway), OVERLAY_NODE_PREFIX "%lld", (long long)number);
     plan = overlay_plan(ov->node, nodes, online, trusted);
     json_array_foreach(plan, i, p) if (json_is_true(json_object_get(p, "encrypted"))) need_wg = 1;
+    /* Admission first: on a new host the chain is there before vxlan0 opens its socket,
+     * and a new peer is admitted before it gets its forwarding entry. */
+    ensure_filter(ov, plan);
     /* Without an encrypted pair the WireGuard device is not needed (nor wireguard-go) */
     if ((st = ensure_network(ov, d, gateway, mtu, e)) != ST_OK ||
         ((!plain_self || need_wg) && (st = ensure_wg(ov, number, plan, e)) != ST_OK) ||
@@ -856,6 +948,7 @@ void overlay_destroy(struct overlay *ov)
     free(ov->status_prefix);
     free(ov->grid_key);
     free(ov->peers_logged);
+    free(ov->filter_err);
     memset(&ov->key, 0, sizeof(ov->key));
     free(ov);
 }

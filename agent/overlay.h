@@ -19,9 +19,14 @@
  *     entries of departed peers are deleted;
  *   - with any encrypted pair: the WireGuard device (agent/wg.h: wireguard-go, address
  *     169.254.81.<node_number>/24, MTU 1420, port 51820, this node's key) with exactly the
- *     encrypted peers that have published `wireguard_public_key` in their node key.
- * Links are changed with iproute2 (`ip`, `bridge`) run as child processes whose stderr is
- * captured into the error; see docs/internals/overlay.md.
+ *     encrypted peers that have published `wireguard_public_key` in their node key;
+ *   - VXLAN admission (agent/vxfilter.h): the iptables chain KONTENA-VXLAN, first in INPUT
+ *     for udp/4789, accepting only the forwarding entries' addresses (an encrypted peer's
+ *     only on the WireGuard device) and dropping the rest; written first in the pass, only
+ *     when it differs. If iptables fails, that is logged and the overlay runs on without it.
+ * Links are changed with iproute2 (`ip`, `bridge`), the chain with `iptables-save` and
+ * `iptables-restore`, run as child processes whose stderr is captured into the error; see
+ * docs/internals/overlay.md.
  *
  * Threads: one struct overlay is used by one thread at a time (the reconciler's worker);
  * overlay_announce() may be called from any thread.

@@ -15,17 +15,26 @@
  * addresses; node-3's host netns reaches a web container's overlay address; scale 3 -> web-3
  * answers, scale 2 -> web-3 is gone; draining the node of web-1 moves it and `web-1` follows.
  * A second stack publishes 8080:80 on node-1 and node-2, fetched from node-3's netns on each
- * host's underlay address (and not answering on node-3's). Every process (agents,
- * controllers, apiserver) exits 0 on SIGTERM. The hosts (and so every container) go in .fini
- * and in ReportHook(POST_ALL).
+ * host's underlay address (and not answering on node-3's). VXLAN admission: crafted VXLAN
+ * frames from the switch netns (not a peer) to node-1 are learned by its vxlan0 only while
+ * the KONTENA-VXLAN jump is deleted by hand; with it (repaired within a pass, as is a flushed
+ * chain) they are dropped and counted, and passes that change nothing rewrite nothing.
+ * Every process (agents, controllers, apiserver) exits 0 on SIGTERM. The hosts (and so every
+ * container) go in .fini and in ReportHook(POST_ALL).
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -475,6 +484,227 @@ static void check_agent_restart_keeps_key(void)
     free(client);
 }
 
+/* --- VXLAN admission (agent/vxfilter.h) ------------------------------------------------ */
+
+/* Send count crafted VXLAN frames (VNI 42, an inner broadcast Ethernet frame from source MAC
+ * mac, ethertype 0x88b5 "local experimental") to dst:4789 from inside network namespace
+ * netns (/run/netns/<netns>). In a forked child: setns() must not move this process's
+ * threads (the relays). The child only makes async-signal-safe calls. 0 or -1. */
+static int send_vxlan(const char *netns, const char *dst, const unsigned char mac[6], int count)
+{
+    char path[96];
+    unsigned char pkt[8 + 14 + 46];
+    struct sockaddr_in to;
+    pid_t pid;
+    int st = 0;
+
+    snprintf(path, sizeof(path), "/run/netns/%s", netns);
+    memset(pkt, 0, sizeof(pkt));
+    pkt[0] = 0x08; /* I flag: the VNI is valid */
+    pkt[4] = 0;    /* VNI 42 in bytes 4..6 */
+    pkt[5] = 0;
+    pkt[6] = 42;
+    memset(pkt + 8, 0xff, 6); /* inner destination: broadcast */
+    memcpy(pkt + 14, mac, 6); /* inner source: the made-up MAC a receiver would learn */
+    pkt[20] = 0x88;
+    pkt[21] = 0xb5;
+    memset(&to, 0, sizeof(to));
+    to.sin_family = AF_INET;
+    to.sin_port = htons(4789);
+    if (inet_pton(AF_INET, dst, &to.sin_addr) != 1)
+        return -1;
+    pid = fork();
+    if (pid == -1)
+        return -1;
+    if (pid == 0) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC), s;
+        if (fd == -1 || setns(fd, CLONE_NEWNET) != 0)
+            _exit(2);
+        s = socket(AF_INET, SOCK_DGRAM, 0);
+        if (s == -1)
+            _exit(3);
+        for (int i = 0; i < count; i++)
+            if (sendto(s, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, sizeof(to)) !=
+                (ssize_t)sizeof(pkt))
+                _exit(4);
+        _exit(0);
+    }
+    while (waitpid(pid, &st, 0) == -1)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* Whether host i's vxlan0 has learned mac ("02:4b:...") within ms. */
+static int learned(int i, const char *mac, int ms)
+{
+    const char *show[] = {"bridge", "fdb", "show", "dev", "vxlan0", NULL};
+    char *last = NULL;
+    int rc = host_until(i, show, mac, ms, &last);
+
+    free(last);
+    return rc == 0;
+}
+
+/* The packet counter of the DROP rule of host i's KONTENA-VXLAN chain, or -1. */
+static long long drop_count(int i)
+{
+    const char *list[] = {"iptables", "-w", "-nvxL", "KONTENA-VXLAN", NULL};
+    char *out = NULL;
+    long long n = -1;
+
+    if (hosts_exec(&hs.host[i], list, &out, NULL) == 0 && out) {
+        const char *line = out;
+        while (*line) {
+            size_t len = strcspn(line, "\n");
+            long long pkts, bytes;
+            char target[16];
+            if (sscanf(line, "%lld %lld %15s", &pkts, &bytes, target) == 3 &&
+                !strcmp(target, "DROP"))
+                n = pkts;
+            line += len + (line[len] == '\n');
+        }
+    }
+    free(out);
+    return n;
+}
+
+/* Host i's KONTENA-VXLAN chain and INPUT (iptables -S) until both contain every string of
+ * want (NULL-ended), within ms: 0 or -1 with *last. */
+static int chain_until(int i, const char *const want[], int ms, char **last)
+{
+    const char *chain[] = {"iptables", "-w", "-S", "KONTENA-VXLAN", NULL};
+    const char *input[] = {"iptables", "-w", "-S", "INPUT", NULL};
+    int64_t end = time_mono_ms() + ms;
+
+    for (;;) {
+        char *c = NULL, *in = NULL, *all;
+        int ok = 1;
+        hosts_exec(&hs.host[i], chain, &c, NULL);
+        hosts_exec(&hs.host[i], input, &in, NULL);
+        all = xasprintf("%s%s", c ? c : "", in ? in : "");
+        free(c);
+        free(in);
+        for (int k = 0; want[k]; k++)
+            ok = ok && strstr(all, want[k]) != NULL;
+        if (ok || time_mono_ms() > end) {
+            if (last)
+                *last = all;
+            else
+                free(all);
+            return ok ? 0 : -1;
+        }
+        free(all);
+        time_sleep_ms(200);
+    }
+}
+
+/* Node-1's VXLAN socket admits only its peers (agent/vxfilter.h). The sender is the switch
+ * netns (10.250.<subnet>.1, the underlay's router: on the underlay, not a peer).
+ *  1. The chains: node-1 admits node-2's underlay address and node-3's WireGuard address on
+ *     its WireGuard device only, drops the rest, jumped to first from INPUT; node-3 admits
+ *     nothing plain at all.
+ *  2. Without the chain (its jump deleted by hand), a crafted frame IS learned by vxlan0:
+ *     so the frame is well formed and reaches the socket, and (3) is meaningful. The agent
+ *     may repair the jump between the delete and the send (a pass every 2 s); then the
+ *     frame is dropped and we try again with a new MAC.
+ *  3. The jump is back within a pass (repair of a deletion); frames with another made-up
+ *     MAC are not learned, and the DROP rule's counter grows by at least their number.
+ *  4. A flushed chain is repaired within a pass; a pass that changes nothing writes
+ *     nothing (the agent's "rules written" lines do not grow over several passes). */
+static void check_vxlan_admission(void)
+{
+    char *sw = xasprintf("%s-sw", PREFIX), *last = NULL;
+    char *peer2 = xasprintf("-A KONTENA-VXLAN -s %s/32 -j ACCEPT", hs.host[1].ip);
+    char *plain3 = xasprintf("-s %s/32", hs.host[2].ip);
+    const char *jump = "-A INPUT -p udp -m udp --dport 4789 -j KONTENA-VXLAN";
+    const char *del[] = {"iptables", "-w",   "-D", "INPUT",         "-p", "udp",
+                         "--dport",  "4789", "-j", "KONTENA-VXLAN", NULL};
+    const char *flush[] = {"iptables", "-w", "-F", "KONTENA-VXLAN", NULL};
+    unsigned char mac[6] = {0x02, 0x4b, 0x6d, 0x68, 0x00, 0x00};
+    char macs[32];
+    int got = 0;
+
+    /* 1 */
+    {
+        const char *want1[] = {peer2, "-s 169.254.81.", " -i kwg", "-A KONTENA-VXLAN -j DROP", jump,
+                               NULL};
+        const char *want3[] = {"-A KONTENA-VXLAN -j DROP", jump, NULL};
+        CHECK(chain_until(0, want1, 10000, &last) == 0, "node-1's admission chain: %s", last);
+        CHECK(strstr(last, plain3) == NULL, "node-1 admits untrusted node-3 plain: %s", last);
+        /* INPUT's first rule (after its policy line) is the jump */
+        CHECK(strstr(last, "-P INPUT ACCEPT\n-A INPUT -p udp") ||
+                  strstr(last, "-P INPUT DROP\n-A INPUT -p udp"),
+              "the jump is not INPUT's first rule: %s", last);
+        free(last);
+        CHECK(chain_until(2, want3, 10000, &last) == 0, "node-3's admission chain: %s", last);
+        CHECK(strstr(last, " -i kwg") && !strstr(last, "-s 10.250."),
+              "node-3 must admit its peers on WireGuard only: %s", last);
+        free(last);
+    }
+    /* 2 */
+    for (int attempt = 0; attempt < 5 && !got; attempt++) {
+        mac[5] = (unsigned char)(0x10 + attempt);
+        snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
+                 mac[3], mac[4], mac[5]);
+        hosts_exec(&hs.host[0], del, NULL, NULL);
+        CHECK(send_vxlan(sw, hs.host[0].ip, mac, 3) == 0, "cannot send VXLAN from %s", sw);
+        got = learned(0, macs, 1000);
+        fprintf(stderr, "multihost: without the admission chain, a frame from %s with MAC %s %s\n",
+                sw, macs, got ? "is learned by node-1" : "was not learned (repaired first?)");
+    }
+    CHECK(got, "a crafted VXLAN frame is never learned by node-1 even without the chain: "
+               "the frame or the check is wrong");
+    /* 3 */
+    {
+        const char *want[] = {jump, "-A KONTENA-VXLAN -j DROP", NULL};
+        long long before, after;
+        int64_t t0 = time_mono_ms();
+        CHECK(chain_until(0, want, 5000, &last) == 0, "the deleted jump is not back: %s", last);
+        free(last);
+        fprintf(stderr, "multihost: deleted jump repaired after %lld ms\n",
+                (long long)(time_mono_ms() - t0));
+        before = drop_count(0);
+        CHECK(before >= 0, "cannot read node-1's DROP counter");
+        mac[5] = 0x99;
+        snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
+                 mac[3], mac[4], mac[5]);
+        CHECK(send_vxlan(sw, hs.host[0].ip, mac, 5) == 0, "cannot send VXLAN from %s", sw);
+        CHECK(!learned(0, macs, 1500), "node-1 learned %s from a non-peer despite the chain", macs);
+        after = drop_count(0);
+        fprintf(stderr,
+                "multihost: with the chain, MAC %s not learned; DROP counter %lld -> %lld\n", macs,
+                before, after);
+        CHECK(after >= before + 5, "node-1's DROP counter %lld -> %lld: want +5", before, after);
+    }
+    /* 4 */
+    {
+        const char *want[] = {peer2, "-A KONTENA-VXLAN -j DROP", jump, NULL};
+        char *log;
+        int n0 = 0, n1 = 0;
+        CHECK(hosts_exec(&hs.host[0], flush, NULL, NULL) == 0, "cannot flush node-1's chain");
+        CHECK(chain_until(0, want, 5000, &last) == 0, "the flushed chain is not back: %s", last);
+        free(last);
+        time_sleep_ms(300);
+        log = proc_read_file(agent_logs[0]);
+        for (const char *p = log; p && (p = strstr(p, "VXLAN admission rules written")); p++)
+            n0++;
+        free(log);
+        time_sleep_ms(4500); /* two resync passes at least */
+        log = proc_read_file(agent_logs[0]);
+        for (const char *p = log; p && (p = strstr(p, "VXLAN admission rules written")); p++)
+            n1++;
+        free(log);
+        CHECK(n0 > 0 && n1 == n0,
+              "node-1 rewrote its admission rules in passes that changed "
+              "nothing (%d lines, then %d)",
+              n0, n1);
+    }
+    free(peer2);
+    free(plain3);
+    free(sw);
+}
+
 #define WEB_CMD                                                                                    \
     "sh -c 'mkdir -p /www && echo web-$$KONTENA_SERVICE_INSTANCE_NUMBER > /www/index.html && "     \
     "exec httpd -f -p 80 -h /www'"
@@ -613,6 +843,8 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
     step("untrusted node-3 talks WireGuard only; node-1 and node-2 plain VXLAN");
     check_agent_restart_keeps_key();
     step("node-3's agent restarted: same key, encrypted path still answers");
+    check_vxlan_admission();
+    step("VXLAN from a non-peer dropped on node-1; chain repaired after a delete and a flush");
 
     /* node-3's host netns reaches a web container's overlay address */
     l = platform_instances(&pf, stack, "web");
