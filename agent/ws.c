@@ -20,6 +20,7 @@
 #include "common/buf.h"
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/rpcmsg.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
@@ -77,7 +78,7 @@ static void connect_cb(lws_sorted_usec_list_t *sul);
 
 static void fail_call(agent_ws_reply_cb cb, void *arg, const char *why)
 {
-    json_t *err = json_pack("{s:i, s:s}", "code", 503, "message", why);
+    json_t *err = rpcmsg_error_obj(503, why);
 
     cb(arg, err, NULL);
     json_decref(err);
@@ -116,13 +117,15 @@ static void free_txmsg(struct txmsg *m, const char *why)
 
 static void queue_json(struct agent_ws *w, json_t *msg)
 {
-    char *s = json_dumps(msg, JSON_COMPACT);
-    struct txmsg *m = xcalloc(1, sizeof(*m));
+    size_t len;
+    unsigned char *buf = rpcmsg_frame(msg, LWS_PRE, &len);
+    struct txmsg *m;
 
-    m->len = strlen(s);
-    m->buf = xmalloc(LWS_PRE + m->len + 1);
-    memcpy(m->buf + LWS_PRE, s, m->len);
-    free(s);
+    if (!buf)
+        return;
+    m = xcalloc(1, sizeof(*m));
+    m->len = len;
+    m->buf = buf;
     *w->txtail = m;
     w->txtail = &m->next;
     if (w->wsi)
@@ -236,55 +239,55 @@ static int add_header(struct lws *wsi, const char *name, const char *value, unsi
 /* A notification or response from the master. */
 static void on_message(struct agent_ws *w, const char *s, size_t len)
 {
-    json_t *m = json_loadb(s, len, 0, NULL), *params;
+    json_t *m = json_loadb(s, len, 0, NULL);
+    struct rpcmsg r;
+    const json_t *params;
     const char *method;
 
-    if (!json_is_array(m) || !json_is_integer(json_array_get(m, 0))) {
+    if (rpcmsg_parse(m, &r) != 0) {
         log_warn("msg=\"unparsable message from the master dropped\"");
         goto out;
     }
-    if (json_integer_value(json_array_get(m, 0)) == 1) {
-        json_t *err = json_array_get(m, 2);
-        json_int_t id = json_integer_value(json_array_get(m, 1));
+    if (r.type == RPCMSG_RESPONSE) {
         for (struct pcall **pp = &w->pending; *pp; pp = &(*pp)->next) {
             struct pcall *p = *pp;
-            if (p->id != id)
+            if (p->id != r.idval)
                 continue;
             *pp = p->next;
-            p->cb(p->cbarg, json_is_null(err) ? NULL : err, json_array_get(m, 3));
+            p->cb(p->cbarg, r.error, r.result);
             free(p);
             goto out;
         }
-        if (err && !json_is_null(err)) {
-            char *t = json_dumps(err, JSON_COMPACT);
+        if (r.error) {
+            char *t = json_dumps(r.error, JSON_COMPACT);
             log_warn("msg=\"master answered an error: %s\"", t);
             free(t);
         }
         goto out;
     }
-    if (json_integer_value(json_array_get(m, 0)) == 0) {
+    if (r.type == RPCMSG_REQUEST) {
         if (w->cfg->on_request) {
             w->cfg->on_request(w->cfg->on_request_arg, m);
         } else {
-            json_t *r = json_pack("[i, O, {s:i, s:s}, n]", 1, json_array_get(m, 1), "code", 501,
-                                  "message", "service not implemented");
-            if (r)
-                queue_json(w, r);
-            json_decref(r);
+            json_t *reply =
+                rpcmsg_response(r.id, rpcmsg_error_obj(501, "service not implemented"), NULL);
+            if (reply)
+                queue_json(w, reply);
+            json_decref(reply);
         }
         goto out;
     }
-    if (json_integer_value(json_array_get(m, 0)) != 2)
+    if (r.type != RPCMSG_NOTIFICATION)
         goto out;
-    method = json_string_value(json_array_get(m, 1));
-    params = json_array_get(m, 2);
+    method = r.method;
+    params = r.params;
     if (method && !strcmp(method, "/agent/master_info")) {
         log_info("msg=\"connected to master %s\"",
                  json_string_value(json_object_get(json_array_get(params, 0), "version"))
                      ? json_string_value(json_object_get(json_array_get(params, 0), "version"))
                      : "?");
     } else if (method && !strcmp(method, "/agent/node_info")) {
-        json_t *node = json_array_get(params, 0), *req;
+        json_t *node = json_array_get(params, 0), *req, *up;
         log_info("msg=\"registered as node '%s' number %lld of grid '%s'\"",
                  json_string_value(json_object_get(node, "name"))
                      ? json_string_value(json_object_get(node, "name"))
@@ -295,10 +298,13 @@ static void on_message(struct agent_ws *w, const char *s, size_t len)
                      : "?");
         if (w->cfg->on_node_info && json_is_object(node))
             w->cfg->on_node_info(w->cfg->on_node_info_arg, node);
-        req = json_pack("[i, I, s, [s, O]]", 0, (json_int_t)(atomic_fetch_add(&w->next_msgid, 1) + 1),
-                        "/nodes/update", w->cfg->node_id, w->cfg->node_info);
-        queue_json(w, req);
+        up = json_pack("[s, O]", w->cfg->node_id, w->cfg->node_info);
+        req = rpcmsg_request((json_int_t)(atomic_fetch_add(&w->next_msgid, 1) + 1),
+                             "/nodes/update", up);
+        if (req)
+            queue_json(w, req);
         json_decref(req);
+        json_decref(up);
         if (!w->linked) {
             w->linked = 1;
             if (w->cfg->on_link)
@@ -637,16 +643,15 @@ int agent_ws_stop(struct agent_ws *w)
 
 void agent_ws_send(struct agent_ws *w, const json_t *msg)
 {
-    char *s = json_dumps(msg, JSON_COMPACT);
+    size_t len;
+    unsigned char *buf = rpcmsg_frame(msg, LWS_PRE, &len);
     struct txmsg *m;
 
-    if (!s)
+    if (!buf)
         return;
     m = xcalloc(1, sizeof(*m));
-    m->len = strlen(s);
-    m->buf = xmalloc(LWS_PRE + m->len + 1);
-    memcpy(m->buf + LWS_PRE, s, m->len);
-    free(s);
+    m->len = len;
+    m->buf = buf;
     pthread_mutex_lock(&w->mu);
     *w->outtail = m;
     w->outtail = &m->next;
@@ -658,20 +663,11 @@ void agent_ws_call_text(struct agent_ws *w, const char *method, const char *para
                         agent_ws_reply_cb cb, void *arg)
 {
     struct txmsg *m = xcalloc(1, sizeof(*m));
-    char head[160];
-    int hn;
 
     m->id = atomic_fetch_add(&w->next_msgid, 1) + 1;
     m->cb = cb;
     m->cbarg = arg;
-    hn = snprintf(head, sizeof(head), "[0,%lld,\"%s\",", (long long)m->id, method);
-    BUG_ON(hn < 0 || (size_t)hn >= sizeof(head));
-    m->len = (size_t)hn + len + 1;
-    m->buf = xmalloc(LWS_PRE + m->len + 1);
-    memcpy(m->buf + LWS_PRE, head, (size_t)hn);
-    memcpy(m->buf + LWS_PRE + hn, params, len);
-    m->buf[LWS_PRE + m->len - 1] = ']';
-    m->buf[LWS_PRE + m->len] = '\0';
+    m->buf = rpcmsg_frame_request_text(m->id, method, params, len, LWS_PRE, &m->len);
     pthread_mutex_lock(&w->mu);
     *w->outtail = m;
     w->outtail = &m->next;

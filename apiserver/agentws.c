@@ -27,6 +27,7 @@
 #include "apiserver/store.h"
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/rpcmsg.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 #include "etcdclient/etcd.h"
@@ -183,15 +184,28 @@ static void post_cmd(struct agentws *w, struct cmd *c)
 
 static void send_text(struct agentws *w, uint64_t sid, const json_t *msg)
 {
-    char *s = json_dumps(msg, JSON_COMPACT);
-    struct cmd *c = xcalloc(1, sizeof(*c));
+    size_t len;
+    unsigned char *buf = rpcmsg_frame(msg, LWS_PRE, &len);
+    struct cmd *c;
 
+    if (!buf)
+        return;
+    c = xcalloc(1, sizeof(*c));
     c->sid = sid;
-    c->len = strlen(s);
-    c->buf = xmalloc(LWS_PRE + c->len + 1);
-    memcpy(c->buf + LWS_PRE, s, c->len);
-    free(s);
+    c->len = len;
+    c->buf = buf;
     post_cmd(w, c);
+}
+
+/* /agent/master_info, the first message of every session (and of a rejected one). */
+static void send_master_info(struct agentws *w, uint64_t sid)
+{
+    json_t *params = json_pack("[{s:s}]", "version", KONTENA_VERSION);
+    json_t *mi = rpcmsg_notification("/agent/master_info", params);
+
+    send_text(w, sid, mi);
+    json_decref(mi);
+    json_decref(params);
 }
 
 static void send_close(struct agentws *w, uint64_t sid, int code, const char *reason)
@@ -719,7 +733,10 @@ static json_t *node_info_msg(const json_t *node, const json_t *grid)
     json_object_set(g, "supernet", json_object_get(grid, "supernet"));
     json_object_set(g, "trusted_subnets", json_object_get(grid, "trusted_subnets"));
     json_object_set_new(n, "grid", g);
-    return json_pack("[i, s, [o]]", 2, "/agent/node_info", n);
+    json_t *params = json_pack("[o]", n), *msg = rpcmsg_notification("/agent/node_info", params);
+
+    json_decref(params);
+    return msg;
 }
 
 /* --- RPC to agents ----------------------------------------------------------------------------- */
@@ -761,27 +778,23 @@ static void live_drop(struct agentws *w, uint64_t sid)
     for (struct rpc_call *c = w->calls; c; c = c->next)
         if (c->sid == sid && !c->done) {
             c->done = 1;
-            c->error = json_pack("{s:i, s:s}", "code", 503, "message",
-                                 "the node disconnected before it answered");
+            c->error = rpcmsg_error_obj(503, "the node disconnected before it answered");
         }
     pthread_cond_broadcast(&w->rpc_cond);
     pthread_mutex_unlock(&w->mu);
 }
 
 /* A response [1, id, error, result] from session sid. */
-static void rpc_complete(struct agentws *w, uint64_t sid, const json_t *m)
+static void rpc_complete(struct agentws *w, uint64_t sid, const struct rpcmsg *r)
 {
-    json_int_t id = json_integer_value(json_array_get(m, 1));
-    json_t *err = json_array_get(m, 2), *res = json_array_get(m, 3);
-
     pthread_mutex_lock(&w->mu);
     for (struct rpc_call *c = w->calls; c; c = c->next)
-        if (c->id == id && c->sid == sid && !c->done) {
+        if (c->id == r->idval && c->sid == sid && !c->done) {
             c->done = 1;
-            if (err && !json_is_null(err))
-                c->error = json_incref(err);
+            if (r->error)
+                c->error = json_incref(r->error);
             else
-                c->result = res ? json_incref(res) : json_null();
+                c->result = r->result ? json_incref(r->result) : json_null();
             pthread_cond_broadcast(&w->rpc_cond);
             break;
         }
@@ -846,7 +859,7 @@ enum status agentws_call(struct agentws *w, const char *grid, const char *node,
     }
     if (!c)
         return err_set(e, ST_NOTFOUND, "Node %s is not connected", node);
-    msg = json_pack("[i, I, s, O]", 0, c->id, method, params);
+    msg = rpcmsg_request(c->id, method, params);
     send_text(w, sid, msg);
     json_decref(msg);
 
@@ -900,12 +913,9 @@ static void on_open(struct agentws *w, struct ev *v)
         return;
     }
     if (!version_compatible(v->version)) {
-        json_t *mi =
-            json_pack("[i, s, [{s:s}]]", 2, "/agent/master_info", "version", KONTENA_VERSION);
         log_warn("msg=\"rejected agent '%s' from %s: version '%s' is not compatible with %s\"", who,
                  v->peer, v->version ? v->version : "", KONTENA_VERSION);
-        send_text(w, v->sid, mi);
-        json_decref(mi);
+        send_master_info(w, v->sid);
         send_close(w, v->sid, 4010, "incompatible agent version");
         return;
     }
@@ -933,12 +943,7 @@ static void on_open(struct agentws *w, struct ev *v)
         send_close(w, v->sid, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "master error");
         return;
     }
-    {
-        json_t *mi =
-            json_pack("[i, s, [{s:s}]]", 2, "/agent/master_info", "version", KONTENA_VERSION);
-        send_text(w, v->sid, mi);
-        json_decref(mi);
-    }
+    send_master_info(w, v->sid);
     st = register_node(w, v, gname, &node, &e);
     if (st != ST_OK) {
         log_warn("msg=\"cannot register node '%s' of grid '%s': %s\"", who, gname, e.msg);
@@ -1120,11 +1125,6 @@ static enum status apply_node_info(json_t *node, void *arg, struct err *e)
 
 /* --- logs and statistics (issue 8) ----------------------------------------------------------- */
 
-static json_t *rpc_error(json_int_t id, int code, const char *msg)
-{
-    return json_pack("[i, I, {s:i, s:s}, n]", 1, id, "code", code, "message", msg);
-}
-
 /* The stored line goes to the grid's syslog forwarder, if it has one. */
 static void forward_line(void *arg, const char *grid, const struct log_item *it,
                          const char *created_at, const char *line, size_t len)
@@ -1148,7 +1148,7 @@ static json_t *on_log_batch(struct agentws *w, struct wsess *s, struct logbatch 
     enum status st;
 
     if (!w->api->logs)
-        return rpc_error(id, 503, "the master keeps no logs: its log directory is unusable");
+        return rpcmsg_error(id, 503, "the master keeps no logs: its log directory is unusable");
     for (i = 0; i < lb->n; i++) {
         lb->items[i].node = s->name; /* the session's node, whatever the item says */
         if (!lb->items[i].service)
@@ -1165,7 +1165,7 @@ static json_t *on_log_batch(struct agentws *w, struct wsess *s, struct logbatch 
                   "connection, it resumes from the stored cursors\"",
                   s->name, s->grid, e.msg);
         s->store_failed = 1;
-        return rpc_error(id, 500, e.msg);
+        return rpcmsg_error(id, 500, e.msg);
     }
     acked = json_object();
     for (i = 0; i < lb->n; i++) {
@@ -1176,7 +1176,7 @@ static json_t *on_log_batch(struct agentws *w, struct wsess *s, struct logbatch 
         if (logstore_cursor(w->api->logs, s->grid, cid, t))
             json_object_set_new(acked, cid, json_string(t));
     }
-    return json_pack("[i, I, n, {s:o}]", 1, id, "acked", acked);
+    return rpcmsg_ok(id, json_pack("{s:o}", "acked", acked));
 }
 
 /* [0, id, "/containers/log_cursor", [["<docker id>", ...]]] */
@@ -1188,9 +1188,9 @@ static json_t *on_log_cursor(struct agentws *w, struct wsess *s, json_int_t id,
     size_t i;
 
     if (!json_is_array(ids))
-        return rpc_error(id, 400, "params must be [[\"<container id>\", ...]]");
+        return rpcmsg_error(id, 400, "params must be [[\"<container id>\", ...]]");
     if (!w->api->logs)
-        return rpc_error(id, 503, "the master keeps no logs: its log directory is unusable");
+        return rpcmsg_error(id, 503, "the master keeps no logs: its log directory is unusable");
     cur = json_object();
     json_array_foreach(ids, i, x)
     {
@@ -1201,7 +1201,7 @@ static json_t *on_log_cursor(struct agentws *w, struct wsess *s, json_int_t id,
             logstore_cursor(w->api->logs, s->grid, json_string_value(x), t))
             json_object_set_new(cur, json_string_value(x), json_string(t));
     }
-    return json_pack("[i, I, n, {s:o}]", 1, id, "cursors", cur);
+    return rpcmsg_ok(id, json_pack("{s:o}", "cursors", cur));
 }
 
 static void on_notification(struct agentws *w, struct wsess *s, const char *method,
@@ -1222,8 +1222,8 @@ static void on_message(struct agentws *w, struct ev *v)
     struct wsess *s = find_wsess(w, v->sid);
     json_error_t jerr;
     json_t *m = NULL, *reply = NULL;
-    const char *method, *why;
-    json_int_t id;
+    const char *why;
+    struct rpcmsg r;
     struct logbatch lb;
     int fast;
 
@@ -1247,31 +1247,29 @@ static void on_message(struct agentws *w, struct ev *v)
     }
     if (fast == -1) {
         log_warn("msg=\"node '%s': bad log batch: %s\"", s->name, why);
-        reply = rpc_error((json_int_t)lb.msgid, 400, why);
+        reply = rpcmsg_error((json_int_t)lb.msgid, 400, why);
         send_text(w, v->sid, reply);
         goto out;
     }
     m = json_loadb(v->msg, v->len, 0, &jerr);
-    if (!json_is_array(m) || json_array_size(m) < 3 || !json_is_integer(json_array_get(m, 0))) {
+    if (rpcmsg_parse(m, &r) != 0 || r.size < 3) {
         log_warn("msg=\"node '%s': unparsable message dropped\"", s->name);
         goto out;
     }
-    if (json_integer_value(json_array_get(m, 0)) == 1) { /* a response to agentws_call() */
-        rpc_complete(w, v->sid, m);
+    if (r.type == RPCMSG_RESPONSE) { /* a response to agentws_call() */
+        rpc_complete(w, v->sid, &r);
         goto out;
     }
-    if (json_integer_value(json_array_get(m, 0)) == 2) { /* notifications */
-        on_notification(w, s, json_string_value(json_array_get(m, 1)), json_array_get(m, 2));
+    if (r.type == RPCMSG_NOTIFICATION) {
+        on_notification(w, s, r.method, r.params);
         goto out;
     }
-    if (json_integer_value(json_array_get(m, 0)) != 0)
+    if (r.type != RPCMSG_REQUEST)
         goto out;
-    id = json_integer_value(json_array_get(m, 1));
-    method = json_string_value(json_array_get(m, 2));
-    if (method && !strcmp(method, "/containers/log_cursor")) {
-        reply = on_log_cursor(w, s, id, json_array_get(m, 3));
-    } else if (method && !strcmp(method, "/nodes/update")) {
-        json_t *params = json_array_get(m, 3), *info = json_array_get(params, 1);
+    if (r.method && !strcmp(r.method, "/containers/log_cursor")) {
+        reply = on_log_cursor(w, s, r.idval, r.params);
+    } else if (r.method && !strcmp(r.method, "/nodes/update")) {
+        json_t *info = json_array_get(r.params, 1);
         struct err e = ERR_INIT;
         char *key = key_node(s->grid, s->name);
         enum status st = json_is_object(info)
@@ -1279,13 +1277,15 @@ static void on_message(struct agentws *w, struct ev *v)
                              : err_set(&e, ST_INVALID, "params must be [node_id, info]");
         free(key);
         if (st == ST_OK)
-            reply = json_pack("[i, I, n, {}]", 1, id);
+            reply = rpcmsg_ok(r.idval, json_object());
         else
-            reply = json_pack("[i, I, {s:i, s:s}, n]", 1, id, "code", st == ST_INVALID ? 422 : 500,
-                              "message", e.msg);
-    } else {
-        reply = json_pack("[i, I, {s:i, s:s}, n]", 1, id, "code", 501, "error",
-                          "service not implemented");
+            reply = rpcmsg_error(r.idval, st == ST_INVALID ? 422 : 500, e.msg);
+    } else { /* "error", not "message", as the master always answered it */
+        json_t *id = json_integer(r.idval);
+        reply = rpcmsg_response(id, json_pack("{s:i, s:s}", "code", 501, "error",
+                                              "service not implemented"),
+                                NULL);
+        json_decref(id);
     }
     send_text(w, v->sid, reply);
 out:
