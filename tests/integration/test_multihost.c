@@ -18,7 +18,8 @@
  * host's underlay address (and not answering on node-3's). VXLAN admission: crafted VXLAN
  * frames from the switch netns (not a peer) to node-1 are learned by its vxlan0 only while
  * the KONTENA-VXLAN jump is deleted by hand; with it (repaired within a pass, as is a flushed
- * chain) they are dropped and counted, and passes that change nothing rewrite nothing.
+ * chain) they are dropped and counted, and passes that change nothing rewrite nothing;
+ * node-2's agent runs with iptables broken: it logs that once and its overlay still works.
  * Every process (agents, controllers, apiserver) exits 0 on SIGTERM. The hosts (and so every
  * container) go in .fini and in ReportHook(POST_ALL).
  */
@@ -35,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -138,43 +140,44 @@ static const char *const *short_graces(const char *name, void *arg)
     return NULL;
 }
 
+/* Node-2's agent runs with iptables broken (VXLAN admission's failure path): in a mount
+ * namespace of its own, this script is bind-mounted over /usr/sbin/iptables-save (the
+ * kernel follows its symlink to xtables-nft-multi, so iptables-restore fails the same way).
+ * Nothing outside that agent sees it: `ip netns exec` gives every command its own mount
+ * namespace, and unshare -m makes this one private. */
+#define BROKEN_IPTABLES_HOST 1
+#define BROKEN_IPTABLES_MSG "simulated iptables failure"
+
 static void start_agent(int i)
 {
     const struct hosts_host *h = &hs.host[i];
     char *name = xasprintf("node-%d", i + 1);
-    const char *argv[] = {"ip",
-                          "netns",
-                          "exec",
-                          h->netns,
-                          KONTENA_BIN_DIR "/kontena-agent",
-                          "--uri",
-                          agents_uri,
-                          "--token",
-                          pf.grid_token,
-                          "--insecure",
-                          "--node-name",
-                          name,
-                          "--grid",
-                          pf.grid,
-                          "--etcd-endpoints",
-                          etcd_uri,
-                          "--docker-socket",
-                          h->sock,
-                          "--private-ip",
-                          h->ip,
-                          "--public-ip",
-                          h->ip,
-                          "--overlay",
-                          "--backoff-max",
-                          "1000",
-                          "--resync-interval",
-                          "2000",
-                          NULL};
+    char *script = xasprintf("%s/broken-iptables.sh", tmp);
+    const char *argv[] = {"ip", "netns", "exec", h->netns,
+                          /* with BROKEN_IPTABLES_HOST only, see below */
+                          "unshare", "-m", "--propagation", "private", "sh", "-c",
+                          "mount --bind \"$0\" /usr/sbin/iptables-save && exec \"$@\"", script,
+                          KONTENA_BIN_DIR "/kontena-agent", "--uri", agents_uri, "--token",
+                          pf.grid_token, "--insecure", "--node-name", name, "--grid", pf.grid,
+                          "--etcd-endpoints", etcd_uri, "--docker-socket", h->sock, "--private-ip",
+                          h->ip, "--public-ip", h->ip, "--overlay", "--backoff-max", "1000",
+                          "--resync-interval", "2000", NULL};
 
     if (!agent_logs[i])
         agent_logs[i] = xasprintf("%s/agent-node-%d.log", tmp, i + 1);
-    agents[i] = proc_spawn(argv, NULL, agent_logs[i]);
+    if (i == BROKEN_IPTABLES_HOST) {
+        FILE *f = fopen(script, "w");
+        cr_assert_not_null(f, "cannot write %s", script);
+        fprintf(f, "#!/bin/sh\necho \"" BROKEN_IPTABLES_MSG "\" >&2\nexit 3\n");
+        fclose(f);
+        cr_assert_eq(chmod(script, 0755), 0);
+        agents[i] = proc_spawn(argv, NULL, agent_logs[i]);
+    } else {
+        memmove(&argv[4], &argv[12], (sizeof(argv) / sizeof(argv[0]) - 12) * sizeof(argv[0]));
+        agents[i] = proc_spawn(argv, NULL, agent_logs[i]);
+    }
     cr_assert_gt(agents[i], 0, "cannot start the agent of host %d", i + 1);
+    free(script);
     free(name);
 }
 
@@ -599,6 +602,27 @@ static int chain_until(int i, const char *const want[], int ms, char **last)
     }
 }
 
+/* Node-2's agent cannot run iptables (BROKEN_IPTABLES_HOST): it said so once, naming the
+ * command and its stderr, made no chain, and its overlay carries traffic all the same (the
+ * names checks fetched web-1 and web-2, one of which runs on node-2, from node-3). */
+static void check_admission_failure_logged(void)
+{
+    const char *show[] = {"iptables", "-w", "-S", "KONTENA-VXLAN", NULL};
+    char *log = proc_read_file(agent_logs[BROKEN_IPTABLES_HOST]);
+    int n = 0;
+
+    CHECK(log, "no log of node-2's agent");
+    for (const char *p = log; (p = strstr(p, "cannot keep the VXLAN admission rules")); p++)
+        n++;
+    CHECK(n == 1, "node-2 logged the admission failure %d times, want once", n);
+    CHECK(strstr(log, "the overlay runs without them: iptables-save -t filter: iptables-save "
+                      "exited 3: " BROKEN_IPTABLES_MSG),
+          "node-2's admission failure does not name the command and its stderr");
+    free(log);
+    CHECK(hosts_exec(&hs.host[BROKEN_IPTABLES_HOST], show, NULL, NULL) != 0,
+          "node-2 has an admission chain although its agent cannot run iptables");
+}
+
 /* Node-1's VXLAN socket admits only its peers (agent/vxfilter.h). The sender is the switch
  * netns (10.250.<subnet>.1, the underlay's router: on the underlay, not a peer).
  *  1. The chains: node-1 admits node-2's underlay address and node-3's WireGuard address on
@@ -838,6 +862,8 @@ Test(multihost, stack_across_three_hosts, .fini = fini, .timeout = 120)
         free(fq1);
     }
     step("names resolve and answer");
+    check_admission_failure_logged();
+    step("node-2 without iptables: the failure logged once, its overlay answers");
 
     check_encryption();
     step("untrusted node-3 talks WireGuard only; node-1 and node-2 plain VXLAN");
