@@ -15,15 +15,11 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/output.h"
+#include "common/jsonutil.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
 #include "common/banned.h"
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
 
 /* "/v1/containers/<grid>/<node>/<name>/<what>" from "node/name"; NULL after printing the
  * error. */

@@ -13,15 +13,11 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "cli/output.h"
+#include "common/jsonutil.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
 #include "common/banned.h"
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
 
 /* "/v1/nodes/<grid>/<name><suffix>", segments escaped; caller frees. */
 static char *node_path(const char *grid, const char *name, const char *suffix)

@@ -11,6 +11,7 @@
 #include "cli/opts.h"
 #include "cli/output.h"
 #include "common/buf.h"
+#include "common/jsonutil.h"
 #include "common/specparse.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
@@ -79,11 +80,6 @@ void svc_ref_release(struct svc_ref *r)
     FREE_AND_NULL(r->name);
     FREE_AND_NULL(r->path);
     FREE_AND_NULL(r->typed);
-}
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
 }
 
 /* "svc" for stack-less services, else "stack/svc". Caller frees. */

@@ -10,17 +10,13 @@
 #include "cli/opts.h"
 #include "cli/output.h"
 #include "common/buf.h"
+#include "common/jsonutil.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
 #include "common/banned.h"
 
 #define POLL_MS 1000
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
 
 long cli_deploy_timeout(struct cli *c, struct opts *o)
 {

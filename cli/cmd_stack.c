@@ -13,6 +13,7 @@
 #include "cli/output.h"
 #include "cli/stackfile/ynode.h"
 #include "common/buf.h"
+#include "common/jsonutil.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
 
@@ -21,11 +22,6 @@
 #define POLL_MS 1000
 #define REMOVE_WAIT_S 60
 #define LABELS_MAX 41
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
 
 static const char *jstr_or(const json_t *o, const char *key, const char *def)
 {

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/jsonutil.h"
 #include "common/specparse.h"
 #include "common/xmalloc.h"
 
@@ -34,11 +35,6 @@ static const char *const fields[] = {
 /* Stack fields compared. */
 static const char *const stack_fields[] = {"stack",    "version", "expose", "variables",
                                            "metadata", "volumes", "labels"};
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
 
 static int is_empty(const json_t *v)
 {

@@ -13,17 +13,13 @@
 #include "cli/stackfile/stackfile.h"
 #include "cli/stackfile/ynode.h"
 #include "common/buf.h"
+#include "common/jsonutil.h"
 #include "common/xmalloc.h"
 
 #include "common/banned.h"
 
 #define MAX_DEPTH 16
 #define VALUES_FILE_MAX (1u << 20)
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
 
 static int want_flag(struct opts *o, const char *name) /* --[no-]x, default on */
 {

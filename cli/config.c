@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/jsonutil.h"
 #include "common/xmalloc.h"
 
 #include "common/banned.h"
@@ -200,11 +201,6 @@ const char *config_grid(const struct server *s)
 }
 
 /* A string member, or NULL when absent, null or not a string. */
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
-
 static const char *const server_keys[] = {"name",  "url",      "grid",          "username",
                                           "token", "token_id", "refresh_token", "token_expires_at"};
 

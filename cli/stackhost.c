@@ -8,6 +8,7 @@
 #include "cli/api.h"
 #include "cli/cli.h"
 #include "cli/stackfile/vars.h"
+#include "common/jsonutil.h"
 #include "common/xmalloc.h"
 
 #include "common/banned.h"
@@ -17,11 +18,6 @@ struct stackhost {
     struct cli *c;
     char *grid;
 };
-
-static const char *jstr(const json_t *o, const char *key)
-{
-    return json_string_value(json_object_get(o, key));
-}
 
 /* `service_instances` resolver: the current instance count of an installed service, so an
  * upgrade keeps a scaled service's size. */
