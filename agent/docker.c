@@ -527,6 +527,29 @@ enum status docker_image_inspect(struct docker *d, const char *name, json_t **ou
     return st;
 }
 
+enum status docker_image_list(struct docker *d, json_t **out, struct err *e)
+{
+    return get_json(d, pathf("/images/json"), out, e, "cannot list images");
+}
+
+enum status docker_image_remove(struct docker *d, const char *name, int force, json_t **out,
+                                struct err *e)
+{
+    char *n = esc(d, name);
+    struct req r;
+    enum status st;
+
+    if (out)
+        *out = NULL;
+    req_init(&r, "DELETE", pathf("/images/%s?force=%d&noprune=0", n, force ? 1 : 0));
+    free(n);
+    st = perform(d, &r, e, "cannot remove image '%s'", name);
+    if (st == ST_OK && out)
+        st = reply_json(&r, out, e, "cannot remove image");
+    req_release(&r);
+    return st;
+}
+
 /* --- containers ----------------------------------------------------------------------------- */
 
 enum status docker_container_list(struct docker *d, const char *const *labels, int all,

@@ -90,6 +90,18 @@ void docker_node_info_release(struct docker_node_info *ni); /* fields freed, zer
 enum status docker_image_inspect(struct docker *d, const char *name, json_t **out,
                                  struct err *e) WARN_UNUSED_RESULT;
 
+/* GET /images/json (top-level images, not intermediate layers): array of summaries {Id,
+ * RepoTags, RepoDigests, Created, Size, Labels, ...}. Added for agent/imagegc.c. */
+enum status docker_image_list(struct docker *d, json_t **out, struct err *e) WARN_UNUSED_RESULT;
+/* DELETE /images/<name>?force=<force>&noprune=0: name is an image id, "repo:tag" or
+ * "repo@digest". By a reference, the reference goes (and the image with its last one); by
+ * id, every reference goes, unless they are of several repositories (ST_CONFLICT "...
+ * referenced in multiple repositories" without force). An image used by a container, even a
+ * stopped one, is ST_CONFLICT without force. *out (may be NULL) gets Docker's array of
+ * {Untagged} / {Deleted} items. Added for agent/imagegc.c. */
+enum status docker_image_remove(struct docker *d, const char *name, int force, json_t **out,
+                                struct err *e) WARN_UNUSED_RESULT;
+
 /* --- containers -------------------------------------------------------------------------- */
 
 /* GET /containers/json?all=<all>&filters={"label":[...]}. labels: NULL-terminated list of

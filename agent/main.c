@@ -20,6 +20,7 @@
 #include "agent/agent.h"
 #include "agent/dns.h"
 #include "agent/docker.h"
+#include "agent/imagegc.h"
 #include "agent/logs.h"
 #include "agent/metrics.h"
 #include "agent/reconcile.h"
@@ -88,6 +89,10 @@ static void usage(FILE *f)
         "                           e.g. 127.0.0.1:9310 (env KONTENA_AGENT_METRICS; default\n"
         "                           off)\n"
         "    --no-logs              do not stream the containers' logs to the master\n"
+        "    --image-gc-interval S  look for images no container uses every S seconds (default\n"
+        "                           60; 0: never remove images; env KONTENA_IMAGE_GC_INTERVAL)\n"
+        "    --image-gc-grace S     remove such an image once unused this long, if it can be\n"
+        "                           pulled again (default 3600; env KONTENA_IMAGE_GC_GRACE)\n"
         "    --ping-interval MS     ping the master this often (default 30000)\n"
         "    --ping-timeout MS      reconnect when a pong is this late (default 5000)\n"
         "    --backoff-max MS       longest wait between reconnects (default 90000)\n"
@@ -124,6 +129,8 @@ enum {
     OPT_STATS_INTERVAL,
     OPT_METRICS,
     OPT_NO_LOGS,
+    OPT_IMAGE_GC_INTERVAL,
+    OPT_IMAGE_GC_GRACE,
 };
 
 static const struct option long_opts[] = {
@@ -152,6 +159,8 @@ static const struct option long_opts[] = {
     {"stats-interval", required_argument, NULL, OPT_STATS_INTERVAL},
     {"metrics-listen", required_argument, NULL, OPT_METRICS},
     {"no-logs", no_argument, NULL, OPT_NO_LOGS},
+    {"image-gc-interval", required_argument, NULL, OPT_IMAGE_GC_INTERVAL},
+    {"image-gc-grace", required_argument, NULL, OPT_IMAGE_GC_GRACE},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -230,6 +239,7 @@ struct node_hooks {
     struct recon_starter *rs; /* NULL: no reconciler to start */
     struct logs *logs;
     struct stats *stats;
+    struct imagegc *gc;
 };
 
 static void on_node_info(void *arg, const json_t *node)
@@ -243,6 +253,7 @@ static void on_node_info(void *arg, const json_t *node)
         start_reconciler(h->rs, grid);
     logs_set_grid(h->logs, grid);
     stats_set_grid(h->stats, grid);
+    imagegc_set_grid(h->gc, grid);
 }
 
 /* The master's requests go to the request worker; its answers back to the socket. */
@@ -447,7 +458,9 @@ int main(int argc, char **argv)
     struct logs *logs = NULL;
     struct stats *stats = NULL;
     struct agent_metrics *metrics = NULL;
-    struct node_hooks hooks = {NULL, NULL, NULL};
+    struct node_hooks hooks = {NULL, NULL, NULL, NULL};
+    struct imagegc *gc = NULL;
+    long gc_interval_s = 60, gc_grace_s = 3600;
     const char *metrics_listen = env_or("KONTENA_AGENT_METRICS", NULL);
     int stats_interval_s = 60, no_logs = 0;
     struct utsname un;
@@ -486,6 +499,12 @@ int main(int argc, char **argv)
         stats_interval_s = (int)v;
     }
 
+    if (env_or("KONTENA_IMAGE_GC_INTERVAL", NULL) &&
+        (gc_interval_s = cmdline_long(env_or("KONTENA_IMAGE_GC_INTERVAL", NULL), 0, 86400)) == -1)
+        return die_usage("bad KONTENA_IMAGE_GC_INTERVAL: seconds from 0 to 86400");
+    if (env_or("KONTENA_IMAGE_GC_GRACE", NULL) &&
+        (gc_grace_s = cmdline_long(env_or("KONTENA_IMAGE_GC_GRACE", NULL), 1, 31536000)) == -1)
+        return die_usage("bad KONTENA_IMAGE_GC_GRACE: seconds from 1 to 31536000");
     if (drain_env && (lb_drain_ms = (int)cmdline_long(drain_env, 0, 60000)) == -1)
         return die_usage("bad KONTENA_LB_DRAIN '%s': ms from 0 to 60000", drain_env);
     while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
@@ -568,6 +587,14 @@ int main(int argc, char **argv)
             break;
         case OPT_NO_LOGS:
             no_logs = 1;
+            break;
+        case OPT_IMAGE_GC_INTERVAL:
+            if ((gc_interval_s = cmdline_long(optarg, 0, 86400)) == -1)
+                return die_usage("bad --image-gc-interval '%s': seconds from 0 to 86400", optarg);
+            break;
+        case OPT_IMAGE_GC_GRACE:
+            if ((gc_grace_s = cmdline_long(optarg, 1, 31536000)) == -1)
+                return die_usage("bad --image-gc-grace '%s': seconds from 1 to 31536000", optarg);
             break;
         case OPT_RESYNC:
             if ((v = cmdline_long(optarg, 100, 86400000)) == -1)
@@ -728,6 +755,18 @@ int main(int argc, char **argv)
             hooks.rs = &rs;
         }
     }
+    if (!no_docker && gc_interval_s > 0) {
+        struct imagegc_opts go = {.docker_socket = docker_socket,
+                                  .etcd_endpoints = etcd_endpoints,
+                                  .grid = grid,
+                                  .node = c.node_name,
+                                  .interval_ms = gc_interval_s * 1000,
+                                  .grace_ms = gc_grace_s * 1000};
+        gc = imagegc_start(&go, &e);
+        if (!gc)
+            log_error("msg=\"cannot clean up unused images: %s\"", e.msg);
+        hooks.gc = gc;
+    }
     if (uri) {
         log_info("msg=\"node '%s' (id %s) connecting to %s\"", c.node_name, c.node_id, uri);
         if (!no_docker) {
@@ -793,6 +832,8 @@ int main(int argc, char **argv)
 stop:
     agent_metrics_stop(metrics);
     metrics = NULL;
+    imagegc_stop(gc);
+    gc = NULL;
     stats_stop(stats);
     stats = NULL;
     agent_rpc_stop(rpc); /* before the socket it answers through */
@@ -809,6 +850,7 @@ stop:
     rs.dns = NULL;
 out:
     agent_metrics_stop(metrics);
+    imagegc_stop(gc);
     stats_stop(stats);
     logs_stop(logs);
     logs_free(logs);
