@@ -17,10 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "apiserver/agentws.h"
 #include "apiserver/api.h"
 #include "apiserver/logstore.h"
-#include "apiserver/store.h"
+#include "apiserver/scope.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
@@ -475,40 +474,14 @@ static void answer(struct req *r, struct query *q)
         reply_query(r, q);
 }
 
-static int load_grid(struct req *r, const char *grid)
-{
-    json_t *g = grid_load(r, grid, NULL);
-    if (!g)
-        return 0;
-    json_decref(g);
-    return 1;
-}
-
-static int must_exist(struct req *r, const char *key, const char *what)
-{
-    json_t *o = NULL;
-    struct err e = ERR_INIT;
-    enum status st = store_get(r->api->etcd, key, &o, NULL, &e);
-
-    json_decref(o);
-    if (st == ST_NOTFOUND) {
-        reply_error(r, 404, "%s not found", what);
-        return 0;
-    }
-    if (st != ST_OK) {
-        reply_status(r, st, &e);
-        return 0;
-    }
-    return 1;
-}
-
 static void h_grid_logs(struct req *r, char **params)
 {
     struct query q = {0};
+    struct scope sc;
 
-    if (!load_grid(r, params[0]))
+    if (!scope_parse(r, SCOPE_GRID, params, &sc))
         return;
-    q.grid = xstrdup(params[0]);
+    q.grid = xstrdup(sc.grid);
     if (parse_common(r, &q) && parse_instance(r, &q) &&
         parse_lists(r, &q, req_query(r, "containers"), req_query(r, "nodes"),
                     req_query(r, "stacks"), req_query(r, "services"), NULL))
@@ -521,19 +494,13 @@ static void h_stack_logs(struct req *r, char **params)
     struct query q = {0};
     const char *c = req_query(r, "containers") ? req_query(r, "containers")
                                                 : req_query(r, "container");
-    char *key;
-    int ok;
+    struct scope sc;
 
-    if (!load_grid(r, params[0]))
+    if (!scope_parse(r, SCOPE_STACK, params, &sc))
         return;
-    key = xasprintf(KEY_STACKS "%s/%s", params[0], params[1]);
-    ok = !strcmp(params[1], "null") || must_exist(r, key, "Stack");
-    free(key);
-    if (!ok)
-        return;
-    q.grid = xstrdup(params[0]);
+    q.grid = xstrdup(sc.grid);
     if (parse_common(r, &q) && parse_instance(r, &q) &&
-        parse_lists(r, &q, c, NULL, params[1], req_query(r, "services"), params[1]))
+        parse_lists(r, &q, c, NULL, sc.stack, req_query(r, "services"), sc.stack))
         answer(r, &q);
     query_release(&q);
 }
@@ -543,18 +510,13 @@ static void h_service_logs(struct req *r, char **params)
     struct query q = {0};
     const char *c = req_query(r, "containers") ? req_query(r, "containers")
                                                 : req_query(r, "container");
-    char *key, *svc;
-    int ok;
+    struct scope sc;
+    char *svc;
 
-    if (!load_grid(r, params[0]))
+    if (!scope_parse(r, SCOPE_SERVICE, params, &sc))
         return;
-    key = xasprintf(KEY_SERVICES "%s/%s/%s", params[0], params[1], params[2]);
-    ok = must_exist(r, key, "Service");
-    free(key);
-    if (!ok)
-        return;
-    q.grid = xstrdup(params[0]);
-    svc = xasprintf("%s/%s", params[1], params[2]);
+    q.grid = xstrdup(sc.grid);
+    svc = xasprintf("%s/%s", sc.stack, sc.service);
     if (parse_common(r, &q) && parse_instance(r, &q) &&
         parse_lists(r, &q, c, NULL, NULL, svc, NULL))
         answer(r, &q);
@@ -562,30 +524,16 @@ static void h_service_logs(struct req *r, char **params)
     query_release(&q);
 }
 
+/* The node must exist; its container may be gone (its lines stay readable). */
 static void h_container_logs(struct req *r, char **params)
 {
     struct query q = {0};
-    char *key;
-    int ok;
+    struct scope sc;
 
-    if (!load_grid(r, params[0]))
+    if (!scope_parse(r, SCOPE_NODE, params, &sc))
         return;
-    /* the node must exist (its container may be gone: its lines stay readable) */
-    if (!node_name_valid(params[1])) {
-        reply_error(r, 404, "Node %s not found", params[1]);
-        return;
-    }
-    key = key_node(params[0], params[1]);
-    {
-        char what[200];
-        snprintf(what, sizeof(what), "Node %s", params[1]);
-        ok = must_exist(r, key, what);
-    }
-    free(key);
-    if (!ok)
-        return;
-    q.grid = xstrdup(params[0]);
-    if (parse_common(r, &q) && parse_lists(r, &q, params[2], params[1], NULL, NULL, NULL))
+    q.grid = xstrdup(sc.grid);
+    if (parse_common(r, &q) && parse_lists(r, &q, sc.container, sc.node, NULL, NULL, NULL))
         answer(r, &q);
     query_release(&q);
 }

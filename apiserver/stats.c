@@ -12,6 +12,7 @@
 
 #include "apiserver/agentws.h"
 #include "apiserver/api.h"
+#include "apiserver/scope.h"
 #include "apiserver/store.h"
 #include "common/jsonutil.h"
 #include "common/log.h"
@@ -377,61 +378,26 @@ out:
 
 static void h_grid_stats(struct req *r, char **params)
 {
-    json_t *g = grid_load(r, params[0], NULL);
-    if (!g)
-        return;
-    json_decref(g);
-    reply_stats(r, params[0], NULL, NULL);
-}
+    struct scope sc;
 
-static int exists(struct req *r, const char *key, const char *what)
-{
-    json_t *o = NULL;
-    struct err e = ERR_INIT;
-    enum status st = store_get(r->api->etcd, key, &o, NULL, &e);
-
-    json_decref(o);
-    if (st == ST_NOTFOUND) {
-        reply_error(r, 404, "%s not found", what);
-        return 0;
-    }
-    if (st != ST_OK) {
-        reply_status(r, st, &e);
-        return 0;
-    }
-    return 1;
+    if (scope_parse(r, SCOPE_GRID, params, &sc))
+        reply_stats(r, sc.grid, NULL, NULL);
 }
 
 static void h_stack_stats(struct req *r, char **params)
 {
-    json_t *g = grid_load(r, params[0], NULL);
-    char *key;
-    int ok;
+    struct scope sc;
 
-    if (!g)
-        return;
-    json_decref(g);
-    key = xasprintf(KEY_STACKS "%s/%s", params[0], params[1]);
-    ok = !strcmp(params[1], "null") || exists(r, key, "Stack");
-    free(key);
-    if (ok)
-        reply_stats(r, params[0], params[1], NULL);
+    if (scope_parse(r, SCOPE_STACK, params, &sc))
+        reply_stats(r, sc.grid, sc.stack, NULL);
 }
 
 static void h_service_stats(struct req *r, char **params)
 {
-    json_t *g = grid_load(r, params[0], NULL);
-    char *key;
-    int ok;
+    struct scope sc;
 
-    if (!g)
-        return;
-    json_decref(g);
-    key = xasprintf(KEY_SERVICES "%s/%s/%s", params[0], params[1], params[2]);
-    ok = exists(r, key, "Service");
-    free(key);
-    if (ok)
-        reply_stats(r, params[0], params[1], params[2]);
+    if (scope_parse(r, SCOPE_SERVICE, params, &sc))
+        reply_stats(r, sc.grid, sc.stack, sc.service);
 }
 
 const struct route stats_routes[] = {
