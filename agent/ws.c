@@ -115,17 +115,27 @@ static void free_txmsg(struct txmsg *m, const char *why)
     free(m);
 }
 
-static void queue_json(struct agent_ws *w, json_t *msg)
+/* msg framed for lws_write(), or NULL when it cannot be dumped. */
+static struct txmsg *txmsg_of(const json_t *msg)
 {
     size_t len;
     unsigned char *buf = rpcmsg_frame(msg, LWS_PRE, &len);
     struct txmsg *m;
 
     if (!buf)
-        return;
+        return NULL;
     m = xcalloc(1, sizeof(*m));
     m->len = len;
     m->buf = buf;
+    return m;
+}
+
+static void queue_json(struct agent_ws *w, json_t *msg)
+{
+    struct txmsg *m = txmsg_of(msg);
+
+    if (!m)
+        return;
     *w->txtail = m;
     w->txtail = &m->next;
     if (w->wsi)
@@ -643,15 +653,10 @@ int agent_ws_stop(struct agent_ws *w)
 
 void agent_ws_send(struct agent_ws *w, const json_t *msg)
 {
-    size_t len;
-    unsigned char *buf = rpcmsg_frame(msg, LWS_PRE, &len);
-    struct txmsg *m;
+    struct txmsg *m = txmsg_of(msg);
 
-    if (!buf)
+    if (!m)
         return;
-    m = xcalloc(1, sizeof(*m));
-    m->len = len;
-    m->buf = buf;
     pthread_mutex_lock(&w->mu);
     *w->outtail = m;
     w->outtail = &m->next;
