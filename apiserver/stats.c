@@ -84,6 +84,24 @@ static json_t *container_sample(const json_t *c, const char *node)
     return o;
 }
 
+/* Commit *t and start over once it holds TXN_OPS operations, or (last) any: a failure is
+ * logged as "cannot <what> container stats of node ...". */
+static void txn_flush(struct api *a, struct etcd_txn **t, size_t *ops, int last,
+                      const char *what, const char *node)
+{
+    struct etcd_txn_result r = {0};
+    struct err e = ERR_INIT;
+
+    if (!*t || !*ops || (*ops < TXN_OPS && !last))
+        return;
+    if (etcd_txn_commit(a->etcd, *t, &r, &e) != ST_OK)
+        log_warn("msg=\"cannot %s container stats of node '%s': %s\"", what, node, e.msg);
+    etcd_txn_result_release(&r);
+    etcd_txn_free(*t);
+    *t = NULL;
+    *ops = 0;
+}
+
 void stats_containers_update(struct api *a, const char *grid, const char *node, const json_t *p,
                              int64_t lease, json_t **names)
 {
@@ -124,15 +142,8 @@ void stats_containers_update(struct api *a, const char *grid, const char *node, 
             t = etcd_txn_new();
         etcd_txn_put(t, ETCD_THEN, keys[nv], vals[nv], strlen(vals[nv]), lease);
         nv++;
-        if (++ops == TXN_OPS) {
-            struct etcd_txn_result r = {0};
-            if (etcd_txn_commit(a->etcd, t, &r, &e) != ST_OK)
-                log_warn("msg=\"cannot write the container stats of node '%s': %s\"", node, e.msg);
-            etcd_txn_result_release(&r);
-            etcd_txn_free(t);
-            t = NULL;
-            ops = 0;
-        }
+        ops++;
+        txn_flush(a, &t, &ops, 0, "write the", node);
     }
     __atomic_add_fetch(&a->ctr.stats_container_samples, nv, __ATOMIC_RELAXED);
     /* This node's samples of containers it no longer runs: those it reported last time
@@ -151,16 +162,8 @@ void stats_containers_update(struct api *a, const char *grid, const char *node, 
             key = xasprintf("%s%s", prefix, name);
             etcd_txn_delete(t, ETCD_THEN, key, NULL);
             free(key);
-            if (++ops == TXN_OPS) {
-                struct etcd_txn_result r = {0};
-                if (etcd_txn_commit(a->etcd, t, &r, &e) != ST_OK)
-                    log_warn("msg=\"cannot delete container stats of node '%s': %s\"", node,
-                             e.msg);
-                etcd_txn_result_release(&r);
-                etcd_txn_free(t);
-                t = NULL;
-                ops = 0;
-            }
+            ops++;
+            txn_flush(a, &t, &ops, 0, "delete", node);
         }
     } else if (etcd_range(a->etcd, prefix, &o, &res, &e) == ST_OK) {
         for (size_t k = 0; k < res.n; k++) {
@@ -176,16 +179,7 @@ void stats_containers_update(struct api *a, const char *grid, const char *node, 
                 ops++;
             }
             json_decref(v);
-            if (ops == TXN_OPS) {
-                struct etcd_txn_result r = {0};
-                if (etcd_txn_commit(a->etcd, t, &r, &e) != ST_OK)
-                    log_warn("msg=\"cannot delete container stats of node '%s': %s\"", node,
-                             e.msg);
-                etcd_txn_result_release(&r);
-                etcd_txn_free(t);
-                t = NULL;
-                ops = 0;
-            }
+            txn_flush(a, &t, &ops, 0, "delete", node);
         }
     } else {
         log_warn("msg=\"cannot list the container stats of grid '%s': %s\"", grid, e.msg);
@@ -194,12 +188,7 @@ void stats_containers_update(struct api *a, const char *grid, const char *node, 
         json_decref(*names);
         *names = json_incref(seen);
     }
-    if (t && ops) {
-        struct etcd_txn_result r = {0};
-        if (etcd_txn_commit(a->etcd, t, &r, &e) != ST_OK)
-            log_warn("msg=\"cannot write the container stats of node '%s': %s\"", node, e.msg);
-        etcd_txn_result_release(&r);
-    }
+    txn_flush(a, &t, &ops, 1, "write the", node);
 out:
     etcd_txn_free(t);
     etcd_range_result_release(&res);
