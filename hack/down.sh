@@ -53,13 +53,18 @@ if command -v docker >/dev/null && timeout 5 docker version >/dev/null 2>&1; the
 fi
 
 # Agents first: a stopped agent leaves its containers alone, nothing restarts them.
+# Each group stops in parallel.
 for f in "$data"/agent-*.pid; do
   [ -e "$f" ] || continue
   f=${f##*/}
-  stop "${f%.pid}"
+  stop "${f%.pid}" &
 done
+wait
 for name in scheduler ipam rescheduler health lbconfig; do
-  stop "$name"
+  stop "$name" &
+done
+wait
+for name in scheduler ipam rescheduler health lbconfig; do
   if [ $docker_ok = 1 ] && docker inspect "kontena-$grid-$name" >/dev/null 2>&1; then
     # stop (SIGTERM) first: the controller gives its leader lease back on the way out
     docker stop -t 10 "kontena-$grid-$name" >/dev/null 2>&1 || true

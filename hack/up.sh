@@ -19,7 +19,7 @@
 #                                endpoint also listen on the hosts' master address
 #   hack/up.sh --shared-dockerd  the N agents share the machine's dockerd and network
 #                                namespace, without --overlay (no service discovery)
-#   hack/up.sh                   the default mode: --shared-dockerd (see docs/internals/multihost.md)
+#   hack/up.sh                   the same as hack/up.sh --hosts
 #   --controllers-in-containers  controllers as containers (hack/images.sh images,
 #                                --network host, --restart unless-stopped), either mode
 # Switching modes needs a hack/down.sh first (state is kept).
@@ -50,7 +50,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 in_containers=0
-mode=shared
+mode=hosts
 for a in "$@"; do
   case "$a" in
     --controllers-in-containers) in_containers=1 ;;
@@ -96,7 +96,7 @@ if ! [[ "$nodes" =~ ^[0-9]{1,3}$ ]] || [ "$nodes" -lt 1 ] || [ "$nodes" -gt 200 
   exit 2
 fi
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%3ss] %s\n' "$SECONDS" "$*"; }
 die() { echo "up.sh: $*" >&2; exit 1; }
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 wait_http() { # url what seconds
@@ -151,9 +151,16 @@ agent_listen=127.0.0.1:$agent_port
 agent_etcd=$etcd_url
 if [ "$mode" = hosts ]; then
   step "Starting $nodes hosts (hack/hosts.sh up $nodes --prefix $hprefix --subnet $hsubnet)"
+  # hosts of one prefix belong to one data dir: another platform's hosts are never reused
+  owner_file=/run/kontena-hosts/$hprefix/kontena-up-data-dir
+  owner=$(cat "$owner_file" 2>/dev/null || true)
+  if [ -n "$owner" ] && [ "$owner" != "$data" ]; then
+    die "the hosts $hprefix-h* belong to the platform in $owner: set KONTENA_HOSTS_PREFIX and KONTENA_HOSTS_SUBNET to others (or stop that one with KONTENA_DATA_DIR=$owner hack/down.sh)"
+  fi
   echo "$hprefix" >"$data/hosts-prefix"
   hosts_out=$(hack/hosts.sh up "$nodes" --prefix "$hprefix" --subnet "$hsubnet") ||
     die "hack/hosts.sh could not make the hosts (another prefix on subnet $hsubnet? KONTENA_HOSTS_SUBNET picks another; hack/hosts.sh down --prefix $hprefix cleans up)"
+  echo "$data" >"$owner_file"
   master=$(awk '$1 == "master" { print $2 }' <<<"$hosts_out")
   declare -a host_ns host_ip host_sock
   while read -r what i ns ip sock; do
@@ -174,6 +181,24 @@ if [ "$mode" = hosts ]; then
   agent_listen=$master:$agent_port
   agents_uri="wss://$master:$agent_port/"
   agent_etcd=http://$master:$etcd_port
+fi
+
+step "Building the load balancer image kontena/lb (hack/lb-image.sh)"
+KONTENA_BIN_DIR=$bin hack/lb-image.sh || die "cannot build the load balancer image kontena/lb"
+if [ "$mode" = hosts ]; then
+  # the hosts have no registry: copy the image into each host's dockerd when it differs,
+  # before the agents start (an instance whose image is missing waits for a resync)
+  lb_id=$(docker image inspect -f '{{.Id}}' kontena/lb:latest)
+  for ((n = 1; n <= nodes; n++)); do
+    h=(docker -H "unix://${host_sock[n]}")
+    if [ "$("${h[@]}" image inspect -f '{{.Id}}' kontena/lb:latest 2>/dev/null || true)" = "$lb_id" ]; then
+      echo "node-$n: kontena/lb up to date"
+    else
+      docker save kontena/lb:latest | "${h[@]}" load >/dev/null ||
+        die "cannot load kontena/lb into the dockerd of node-$n (${host_sock[n]})"
+      echo "node-$n: kontena/lb loaded"
+    fi
+  done
 fi
 
 step "Starting the embedded etcd ($etcd_url, data in $data/etcd)"
@@ -320,23 +345,6 @@ for i in "${!controllers[@]}"; do
     die "kontena-${controllers[$i]} is not healthy (log: $data/${controllers[$i]}.log or docker logs $(container_name "${controllers[$i]}"))"
 done
 echo "controllers healthy: ${controllers[*]}"
-
-step "Building the load balancer image kontena/lb (hack/lb-image.sh)"
-KONTENA_BIN_DIR=$bin hack/lb-image.sh || die "cannot build the load balancer image kontena/lb"
-if [ "$mode" = hosts ]; then
-  # the hosts have no registry: copy the image into each host's dockerd when it differs
-  lb_id=$(docker image inspect -f '{{.Id}}' kontena/lb:latest)
-  for ((n = 1; n <= nodes; n++)); do
-    h=(docker -H "unix://${host_sock[n]}")
-    if [ "$("${h[@]}" image inspect -f '{{.Id}}' kontena/lb:latest 2>/dev/null || true)" = "$lb_id" ]; then
-      echo "node-$n: kontena/lb up to date"
-    else
-      docker save kontena/lb:latest | "${h[@]}" load >/dev/null ||
-        die "cannot load kontena/lb into the dockerd of node-$n (${host_sock[n]})"
-      echo "node-$n: kontena/lb loaded"
-    fi
-  done
-fi
 
 stacks=("$stack" "$lb_stack")
 step "Installing the example stacks $example and $lb_example"
