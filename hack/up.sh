@@ -141,8 +141,12 @@ mkdir -p "$data"
 chmod 700 "$data"
 
 # One mode per data dir at a time: etcd and the apiserver listen on other addresses in each.
-if [ -s "$data/mode" ] && [ "$(cat "$data/mode")" != "$mode" ] && running "$data/etcd.pid"; then
-  die "the platform in $data runs in '$(cat "$data/mode")' mode; stop it with hack/down.sh first (state is kept), then run hack/up.sh --$([ "$mode" = hosts ] && echo hosts || echo shared-dockerd)"
+# A platform started before there were modes (no mode file) shares the machine's dockerd.
+if running "$data/etcd.pid"; then
+  old_mode=$(cat "$data/mode" 2>/dev/null || echo shared)
+  if [ "$old_mode" != "$mode" ]; then
+    die "the platform in $data runs in the $([ "$old_mode" = hosts ] && echo --hosts || echo --shared-dockerd) mode: stop it with hack/down.sh first (state is kept), then run hack/up.sh $([ "$mode" = hosts ] && echo --hosts || echo --shared-dockerd); or run hack/up.sh $([ "$old_mode" = hosts ] && echo --hosts || echo --shared-dockerd)"
+  fi
 fi
 echo "$mode" >"$data/mode"
 
