@@ -320,7 +320,11 @@ struct imagegc *imagegc_start(const struct imagegc_opts *o, struct err *e)
     dopts.request_timeout_ms = 60000; /* removing a large image takes a while */
     g->d = docker_create(&dopts, e);
     if (g->d && o->etcd_endpoints) {
-        struct etcd_opts eo = {.endpoints = o->etcd_endpoints};
+        /* Short timeouts: a pass must not hold up the agent's shutdown for long while etcd
+         * hangs (a stopped etcd answers nothing; a dead one refuses at once). */
+        struct etcd_opts eo = {.endpoints = o->etcd_endpoints,
+                               .connect_timeout_ms = 1000,
+                               .request_timeout_ms = 3000};
         g->etcd = etcd_create(&eo, e);
         if (!g->etcd)
             goto fail;
