@@ -116,7 +116,7 @@ static char *client_logs(void)
 {
     const char *argv[] = {KONTENA_BIN_DIR "/kontena", "service", "logs", "--tail", "30",
                           "discovery/client",         NULL};
-    const char *env[] = {"KONTENA_CONFIG=" DATA "/cli.json", NULL};
+    const char *env[] = {"KONTENA_CONFIG=" DATA "/cli.json", "KONTENA_GRID=" GRID, NULL};
     char *out = NULL, *err = NULL;
 
     if (proc_run(argv, env, NULL, &out, &err) != 0) {
