@@ -28,6 +28,7 @@ for a in "$@"; do
       ;;
   esac
 done
+[ -d "$data" ] && data=$(cd "$data" && pwd -P) # as up.sh spells it
 hprefix=${KONTENA_HOSTS_PREFIX:-$(cat "$data/hosts-prefix" 2>/dev/null || echo kup)}
 
 stop() { # pid-file-name
@@ -75,13 +76,15 @@ done
 stop apiserver
 stop etcd
 # the hosts of up.sh --hosts, with every container and process in them
-if [ -f "$data/hosts-prefix" ] || [ -e "/run/kontena-hosts/$hprefix" ] ||
-  [ -e "/var/run/netns/$hprefix-h1" ]; then
+# (only this data dir's: up.sh wrote their owner next to their state)
+owner=$(cat "/run/kontena-hosts/$hprefix/kontena-up-data-dir" 2>/dev/null || true)
+if [ -n "$owner" ] && [ "$owner" != "$data" ]; then
+  echo "left the hosts $hprefix-h* alone: they belong to the platform in $owner"
+elif [ -f "$data/hosts-prefix" ] || [ "$owner" = "$data" ]; then
   "$here/hosts.sh" down --prefix "$hprefix"
   rm -f "$data/hosts-prefix"
   echo "removed the hosts $hprefix-h*"
-fi
-if [ -d "/run/kontena/dns/$grid" ]; then
+  # the DNS run directories of their agents (--overlay); the hosts' dnsmasq went with them
   rm -rf "/run/kontena/dns/$grid"
 fi
 if [ $docker_ok = 1 ]; then

@@ -139,6 +139,7 @@ hack/test-image.sh
 
 mkdir -p "$data"
 chmod 700 "$data"
+data=$(cd "$data" && pwd -P) # one spelling: the hosts' owner file compares it
 
 # One mode per data dir at a time: etcd and the apiserver listen on other addresses in each.
 # A platform started before there were modes (no mode file) shares the machine's dockerd.
@@ -259,7 +260,10 @@ if [ "$mode" = hosts ]; then
   fi
   # the generated certificate names 127.0.0.1 (and is kept in etcd): the agents dialling the
   # master address pin it instead
-  pin=$(openssl x509 -in "$data/master.pem" -noout -fingerprint -sha256 | cut -d= -f2)
+  # (SHA-256 of the first certificate's DER: coreutils only, no openssl CLI needed)
+  pin=$(awk '/-----BEGIN CERTIFICATE-----/ { on = 1; next } /-----END CERTIFICATE-----/ { exit }
+    on' "$data/master.pem" | base64 -d | sha256sum | cut -d' ' -f1)
+  [[ "$pin" =~ ^[0-9a-f]{64}$ ]] || die "cannot read the certificate in $data/master.pem"
 fi
 
 step "Starting the controllers ($([ $in_containers = 1 ] && echo containers || echo host processes))"
