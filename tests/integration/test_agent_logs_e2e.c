@@ -67,41 +67,6 @@ TestSuite(e2e, .init = e2e_init, .fini = e2e_fini, .timeout = 240);
 
 #define E2E_N 3000
 
-/* The service's stored entries, oldest first (new reference). */
-static json_t *stored(const char *svc)
-{
-    json_t *arr = json_array();
-    const char *p;
-
-    if (platform_cli(&pf, "service", "logs", "--tail", "10000", "-o", "json", svc, NULL) != 0)
-        return arr;
-    for (p = pf.out; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        json_t *e = len && *p == '{' ? json_loadb(p, len, 0, NULL) : NULL;
-        if (e)
-            json_array_append_new(arr, e);
-        p = nl ? nl + 1 : NULL;
-    }
-    return arr;
-}
-
-static size_t wait_stored(const char *svc, size_t n, int timeout_ms)
-{
-    int64_t end = time_mono_ms() + timeout_ms;
-    size_t got = 0;
-
-    while (time_mono_ms() < end) {
-        json_t *a = stored(svc);
-        got = json_array_size(a);
-        json_decref(a);
-        if (got >= n)
-            break;
-        time_sleep_ms(300);
-    }
-    return got;
-}
-
 static size_t count_keys(const char *prefix)
 {
     struct etcd_range_result r;
@@ -149,26 +114,26 @@ Test(e2e, agent_and_master_restarts_lose_and_duplicate_nothing)
           "stack install: %s%s", pf.out, pf.err);
     svc = xasprintf("%s/seq", stack);
 
-    got = wait_stored(svc, 600, 60000);
+    got = platform_wait_service_logs(&pf, svc, 600, 60000);
     CHECK(got >= 600, "%zu lines stored", got);
     fprintf(stderr, "e2e: agent SIGTERM after %zu lines\n", got);
     CHECK(platform_agent_stop(&pf, 0, SIGTERM) == 0, "agent stop");
     time_sleep_ms(1000);
     CHECK(platform_agent_start(&pf, 0) == 0, "agent start");
-    got = wait_stored(svc, got + 600, 60000);
+    got = platform_wait_service_logs(&pf, svc, got + 600, 60000);
     fprintf(stderr, "e2e: agent SIGKILL after %zu lines\n", got);
     CHECK(platform_agent_stop(&pf, 0, SIGKILL) == 0, "agent kill");
     time_sleep_ms(1000);
     CHECK(platform_agent_start(&pf, 0) == 0, "agent start");
-    got = wait_stored(svc, got + 600, 60000);
+    got = platform_wait_service_logs(&pf, svc, got + 600, 60000);
     fprintf(stderr, "e2e: apiserver restart after %zu lines\n", got);
     CHECK(api_proc_stop(&pf.api) == 0, "apiserver stop");
     time_sleep_ms(1000);
     CHECK(api_proc_restart(&pf.api) == 0, "apiserver restart");
-    got = wait_stored(svc, 2 * E2E_N, 90000);
+    got = platform_wait_service_logs(&pf, svc, 2 * E2E_N, 90000);
     CHECK(got == 2 * E2E_N, "%zu lines stored, want %d", got, 2 * E2E_N);
     time_sleep_ms(1000);
-    a = stored(svc);
+    a = platform_service_logs(&pf, svc);
     cr_assert_eq(json_array_size(a), 2 * E2E_N);
     json_array_foreach(a, i, e) {
         const char *type = json_string_value(json_object_get(e, "type"));

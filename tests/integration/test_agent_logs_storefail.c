@@ -73,41 +73,6 @@ TestSuite(storefail, .init = sf_init, .fini = sf_fini, .timeout = 240);
 
 #define SF_N 1500
 
-/* The service's stored entries, oldest first (new reference). */
-static json_t *stored(const char *svc)
-{
-    json_t *arr = json_array();
-    const char *p;
-
-    if (platform_cli(&pf, "service", "logs", "--tail", "10000", "-o", "json", svc, NULL) != 0)
-        return arr;
-    for (p = pf.out; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        json_t *e = len && *p == '{' ? json_loadb(p, len, 0, NULL) : NULL;
-        if (e)
-            json_array_append_new(arr, e);
-        p = nl ? nl + 1 : NULL;
-    }
-    return arr;
-}
-
-static size_t wait_stored(const char *svc, size_t n, int timeout_ms)
-{
-    int64_t end = time_mono_ms() + timeout_ms;
-    size_t got = 0;
-
-    while (time_mono_ms() < end) {
-        json_t *a = stored(svc);
-        got = json_array_size(a);
-        json_decref(a);
-        if (got >= n)
-            break;
-        time_sleep_ms(300);
-    }
-    return got;
-}
-
 /* Whether file `path` contains `what` within timeout_ms. */
 static int wait_in_file(const char *path, const char *what, int timeout_ms)
 {
@@ -180,7 +145,7 @@ Test(storefail, full_log_store_closes_the_agent_which_resumes_from_the_cursors)
           "stack install: %s%s", pf.out, pf.err);
     svc = xasprintf("%s/seq", stack);
 
-    got = wait_stored(svc, 300, 60000);
+    got = platform_wait_service_logs(&pf, svc, 300, 60000);
     CHECK(got >= 300, "%zu lines stored", got);
     fprintf(stderr, "storefail: log store full after %zu lines\n", got);
     filler = xasprintf("%s/filler", sf_logdir);
@@ -193,17 +158,17 @@ Test(storefail, full_log_store_closes_the_agent_which_resumes_from_the_cursors)
           "the apiserver never failed to store a batch");
     CHECK(wait_in_file(pf.agents[0].log, "cannot store logs: ", 10000),
           "the agent never logged the master's close reason");
-    got = json_array_size(a = stored(svc));
+    got = json_array_size(a = platform_service_logs(&pf, svc));
     json_decref(a);
     fprintf(stderr, "storefail: %zu lines stored while full\n", got);
     time_sleep_ms(3000);
     CHECK(unlink(filler) == 0, "unlink %s: %s", filler, strerror(errno));
     fprintf(stderr, "storefail: log store writable again\n");
 
-    got = wait_stored(svc, 2 * SF_N, 90000);
+    got = platform_wait_service_logs(&pf, svc, 2 * SF_N, 90000);
     CHECK(got == 2 * SF_N, "%zu lines stored, want %d", got, 2 * SF_N);
     time_sleep_ms(1000);
-    a = stored(svc);
+    a = platform_service_logs(&pf, svc);
     cr_assert_eq(json_array_size(a), 2 * SF_N);
     json_array_foreach(a, i, e) {
         const char *type = json_string_value(json_object_get(e, "type"));

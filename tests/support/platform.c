@@ -633,6 +633,40 @@ void platform_health_unwatch(struct platform_health_log *h)
     free(h);
 }
 
+json_t *platform_service_logs(struct platform *p, const char *svc)
+{
+    json_t *arr = json_array();
+    const char *s;
+
+    if (platform_cli(p, "service", "logs", "--tail", "10000", "-o", "json", svc, NULL) != 0)
+        return arr;
+    for (s = p->out; s && *s;) {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl ? (size_t)(nl - s) : strlen(s);
+        json_t *e = len && *s == '{' ? json_loadb(s, len, 0, NULL) : NULL;
+        if (e)
+            json_array_append_new(arr, e);
+        s = nl ? nl + 1 : NULL;
+    }
+    return arr;
+}
+
+size_t platform_wait_service_logs(struct platform *p, const char *svc, size_t n, int timeout_ms)
+{
+    int64_t end = time_mono_ms() + timeout_ms;
+    size_t got = 0;
+
+    while (time_mono_ms() < end) {
+        json_t *a = platform_service_logs(p, svc);
+        got = json_array_size(a);
+        json_decref(a);
+        if (got >= n)
+            break;
+        time_sleep_ms(300);
+    }
+    return got;
+}
+
 void platform_dump_logs(struct platform *p)
 {
     char *path;

@@ -172,6 +172,14 @@ int64_t platform_health_first(struct platform_health_log *h, const char *id_pref
 /* Stop the thread and free; NULL is fine. */
 void platform_health_unwatch(struct platform_health_log *h);
 
+/* The stored log entries of a service ("stack/service" or a bare name in the CLI's sense),
+ * oldest first, as `kontena service logs --tail 10000 -o json` prints them: a new array,
+ * empty when the CLI fails. */
+json_t *platform_service_logs(struct platform *p, const char *svc);
+/* Poll platform_service_logs() every 300 ms until it holds at least n entries or timeout_ms
+ * passed; how many it held last. */
+size_t platform_wait_service_logs(struct platform *p, const char *svc, size_t n, int timeout_ms);
+
 /* Print every process log of the platform to stderr (a failing test's evidence). */
 void platform_dump_logs(struct platform *p);
 
