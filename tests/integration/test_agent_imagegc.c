@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <criterion/hooks.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -435,8 +437,15 @@ static size_t n_refs;
 static void gc_init(void)
 {
     struct etcd_opts o = {0};
+    int lock;
 
     docker_env_require();
+    /* One test of this suite at a time on the machine's dockerd: each test's agent removes
+     * every pullable image its own node's instances do not name, so under -j2 one test's
+     * agent removed the other's "desired" image (seen once in CI under ASan). The lock is
+     * held until this test's process exits. */
+    lock = open("/tmp/kontena-test-imagegc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    cr_assert(lock >= 0 && flock(lock, LOCK_EX) == 0, "cannot lock /tmp/kontena-test-imagegc.lock");
     dh = curl_easy_init();
     cr_assert_not_null(dh);
     cr_assert_eq(etcd_proc_start(&etcd), 0, "cannot start etcd");
