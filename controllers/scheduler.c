@@ -300,6 +300,8 @@ static void deploy_written(struct scheduler *s, const char *key, const json_t *r
     }
 }
 
+static void wake_stack_deploy(struct scheduler *s, const json_t *new_val);
+
 /* Commit ops[0, n) as one transaction (every op compared on its key's revision, plus the
  * leadership fence); write-through to the caches on success. Called without s->mu. */
 static enum status commit_batch(struct scheduler *s, struct op *ops, size_t n, struct err *e)
@@ -336,6 +338,9 @@ static enum status commit_batch(struct scheduler *s, struct op *ops, size_t n, s
                 deploy_written(s, ops[i].key, ops[i].val, res.revision);
         }
         pthread_mutex_unlock(&s->mu);
+        for (size_t i = 0; i < n; i++)
+            if (ops[i].inf == s->deploys && ops[i].val)
+                wake_stack_deploy(s, ops[i].val);
     }
     for (size_t i = 0; i < n; i++)
         free(vals[i]);
@@ -1291,13 +1296,15 @@ static void on_by_service_id(void *arg, const char *key, const json_t *old_val,
         wq_add(s->q, b);
 }
 
-static void on_deploy(void *arg, const char *key, const json_t *old_val, const json_t *new_val)
+/* A finished deploy of a stack deploy may unblock the services that link to it: queue every
+ * service of that stack deploy. Called for deploys others wrote (the informer's handler) and
+ * for the ones this scheduler finished itself (commit_batch(): the handler is not called for
+ * write-through changes, so without this a service waiting on a link was queued again only
+ * at the next resync, up to 30 s later). */
+static void wake_stack_deploy(struct scheduler *s, const json_t *new_val)
 {
-    struct scheduler *s = arg;
     const char *sd = jstr(new_val, "stack_deploy_id");
 
-    on_by_service_id(arg, key, old_val, new_val);
-    /* A finished deploy of a stack deploy may unblock the services that link to it. */
     if (sd && new_val && !deploy_unfinished(new_val) && jstr(new_val, "grid")) {
         char *k = xasprintf(P_STACK_DEPLOYS "%s/%s", jstr(new_val, "grid"), sd);
         json_t *rec = informer_get(s->stack_deploys, k, NULL, NULL), *x;
@@ -1317,6 +1324,12 @@ static void on_deploy(void *arg, const char *key, const json_t *old_val, const j
         }
         json_decref(rec);
     }
+}
+
+static void on_deploy(void *arg, const char *key, const json_t *old_val, const json_t *new_val)
+{
+    on_by_service_id(arg, key, old_val, new_val);
+    wake_stack_deploy(arg, new_val);
 }
 
 static void on_stack_deploy(void *arg, const char *key, const json_t *old_val,

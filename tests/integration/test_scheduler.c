@@ -627,6 +627,35 @@ SCHED_TEST(scheduler, stack_deploy_waits_for_linked_services_and_removal_deletes
     WAIT_COUNT(NULL, 0);
 }
 
+/* The scheduler finishes redis's deploy itself (its instance observed running); app, waiting
+ * on that link, must be placed at once, not at the next resync (30 s here): the informer
+ * calls no handler for the scheduler's own write-through, so commit_batch() queues the stack
+ * deploy's services itself. Without that, app waited ~30 s (hack/up.sh's worker services). */
+SCHED_TEST(scheduler, a_service_waiting_on_a_link_is_placed_as_soon_as_the_link_deployed)
+{
+    struct count_arg app = {"app", 2};
+    int64_t t0, took;
+
+    setup_grid("grd");
+    fake_node("node-1", 1, NULL, 1);
+    start_scheduler(0);
+    EXPECT(
+        201, "POST", "/v1/grids/grd/stacks",
+        "{'name':'shop','stack':'test/shop','version':'1.0.0','source':'...','services':["
+        "{'name':'redis','image':'redis:3-alpine'},"
+        "{'name':'app','image':'busybox','instances':2,'links':[{'name':'redis','alias':'db'}]}]}");
+    EXPECT(200, "POST", "/v1/stacks/grd/shop/deploy", NULL);
+    WAIT_COUNT("redis", 1);
+    time_sleep_ms(500); /* app's deploy is waiting for redis by now */
+    t0 = time_mono_ms();
+    observe_running(1);
+    cr_assert(wait_for(has_count, &app, 10000),
+              "app not placed within 10 s of redis running (resync is 30 s): %zu instances",
+              count_instances("app", NULL));
+    took = time_mono_ms() - t0;
+    fprintf(stderr, "scheduler: app placed %lld ms after redis ran\n", (long long)took);
+}
+
 SCHED_TEST(scheduler, new_deploy_supersedes_an_unfinished_one)
 {
     json_t *d1, *d2;
