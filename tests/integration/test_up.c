@@ -19,10 +19,13 @@
 #include <criterion/hooks.h>
 #include <dirent.h>
 #include <glob.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -195,6 +198,40 @@ static size_t read_pids(pid_t *pids, size_t max)
     return n;
 }
 
+#define UP_PORT_BLOCK 16
+
+/* Whether port is free on every address (bind to INADDR_ANY). */
+static int port_free(int port)
+{
+    struct sockaddr_in sin;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+    if (fd == -1)
+        return 0;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_ANY);
+    sin.sin_port = htons((uint16_t)port);
+    ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* The first port of n consecutive free ones in 20000-30000, from a random start; -1: none. */
+static int port_block(int n)
+{
+    int start = 20000 + (int)(time_mono_ms() % 9000);
+
+    for (int tries = 0; tries < 9000; tries += n) {
+        int base = 20000 + (start - 20000 + tries) % (10000 - n), k;
+        for (k = 0; k < n && port_free(base + k); k++)
+            ;
+        if (k == n)
+            return base;
+    }
+    return -1;
+}
+
 Test(up, hosts_discovery_lb_and_down)
 {
     char *out = NULL, *err = NULL, *url, *logs = NULL, *s;
@@ -209,10 +246,17 @@ Test(up, hosts_discovery_lb_and_down)
         cr_skip_test("needs root (network namespaces, dockerd per host)");
     t_start = time_mono_ms();
     down_all(); /* a crashed run's leftovers */
-    /* free ports; etcd's peer port is +1 and the controllers use +0..+4 of theirs: a port
-     * from proc_free_port() plus a few is free as a rule (ephemeral range, short test) */
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        env_ports[i] = xasprintf("%s=%d", names[i], proc_free_port());
+    /* One block of free ports below the ephemeral range (32768-60999), so no outgoing
+     * connection takes one meanwhile: up.sh uses etcd's port +1 (peer), the controllers' +0..+4
+     * and the agents' metrics +1..+3. Separate proc_free_port() ports plus offsets could
+     * overlap each other or a busy port (kontena-ipam once found its port taken, CI, ASan). */
+    {
+        const int offs[] = {0, 1, 2, 4, 9, 10}; /* etcd 2-3, controllers 4-8, agents 11-13 */
+        int base = port_block(UP_PORT_BLOCK);
+        cr_assert_gt(base, 0, "no block of %d free ports in 20000-30000", UP_PORT_BLOCK);
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            env_ports[i] = xasprintf("%s=%d", names[i], base + offs[i]);
+    }
 
     step("hack/up.sh --hosts");
     rc = run_script("up.sh", "--hosts", &out, &err);
