@@ -10,6 +10,7 @@
 
 #include "agent/docker.h"
 #include "agent/reconcile.h"
+#include "common/jsonutil.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
@@ -30,11 +31,6 @@ struct imagegc {
     int stop;
     atomic_ullong passes, removed, errors;
 };
-
-static const char *sget(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
 
 /* Docker 20.10 shows "<none>:<none>" / "<none>@<none>" for an image without tags / digests. */
 static int real_ref(const char *s)
@@ -66,10 +62,10 @@ json_t *imagegc_select(const json_t *images, const json_t *containers, const jso
     {
         /* ImageID is what the container runs; Image is the name it was created with (or the
          * id again): either one protects the image. */
-        if (sget(x, "ImageID"))
-            json_object_set_new(used, sget(x, "ImageID"), json_true());
-        if (sget(x, "Image"))
-            json_object_set_new(used, sget(x, "Image"), json_true());
+        if (jstr(x, "ImageID"))
+            json_object_set_new(used, jstr(x, "ImageID"), json_true());
+        if (jstr(x, "Image"))
+            json_object_set_new(used, jstr(x, "Image"), json_true());
     }
     json_array_foreach(keep, i, x)
     {
@@ -79,7 +75,7 @@ json_t *imagegc_select(const json_t *images, const json_t *containers, const jso
 
     json_array_foreach(images, i, x)
     {
-        const char *id = sget(x, "Id");
+        const char *id = jstr(x, "Id");
         json_t *t, *since;
         size_t j;
         int in_use;
@@ -137,7 +133,7 @@ static enum status desired_ids(struct imagegc *g, json_t **out, struct err *e)
     free(prefix);
     for (size_t i = 0; st == ST_OK && i < res.n; i++) {
         json_t *inst = json_loadb(res.kvs[i].value, res.kvs[i].value_len, 0, NULL), *img = NULL;
-        const char *name = sget(json_object_get(inst, "spec"), "image");
+        const char *name = jstr(json_object_get(inst, "spec"), "image");
         struct err ie = ERR_INIT;
         enum status ist;
 
@@ -145,8 +141,8 @@ static enum status desired_ids(struct imagegc *g, json_t **out, struct err *e)
             /* The name as given (a tag, a digest); its id too, for containers made from it. */
             json_array_append_new(*out, json_string(name));
             ist = docker_image_inspect(g->d, name, &img, &ie);
-            if (ist == ST_OK && sget(img, "Id"))
-                json_array_append_new(*out, json_string(sget(img, "Id")));
+            if (ist == ST_OK && jstr(img, "Id"))
+                json_array_append_new(*out, json_string(jstr(img, "Id")));
             else if (ist != ST_OK && ist != ST_NOTFOUND)
                 st = err_set(e, ist, "%s", ie.msg);
         }
@@ -182,7 +178,7 @@ static char *refs_text(const json_t *image)
  * last one takes the image). */
 static enum status remove_image(struct imagegc *g, const json_t *image, struct err *e)
 {
-    const char *id = sget(image, "Id");
+    const char *id = jstr(image, "Id");
     enum status st = docker_image_remove(g->d, id, 0, NULL, e);
     const char *lists[] = {"RepoTags", "RepoDigests"};
 
@@ -230,7 +226,7 @@ static void pass(struct imagegc *g)
     doomed = imagegc_select(images, containers, keep, g->unused, now, g->grace_ms);
     json_array_foreach(doomed, i, x)
     {
-        const char *id = sget(x, "Id");
+        const char *id = jstr(x, "Id");
         json_t *since = json_object_get(g->unused, id);
         char *refs = refs_text(x);
         struct err re = ERR_INIT;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "agent/docker.h"
+#include "common/jsonutil.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/xmalloc.h"
@@ -68,11 +69,6 @@ static void now_text(char *out, size_t len)
     time_iso8601_now(out, len);
 }
 
-static const char *sget(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 json_t *stats_container_item(const json_t *summary, const json_t *raw, struct stats_prev *prev,
                              int64_t now_ms)
 {
@@ -101,7 +97,7 @@ json_t *stats_container_item(const json_t *summary, const json_t *raw, struct st
         tx += ju(v, "tx_bytes");
     }
     json_array_foreach(blk, i, v) {
-        const char *op = sget(v, "op");
+        const char *op = jstr(v, "op");
         if (op && !strcasecmp(op, "read"))
             rd += ju(v, "value");
         else if (op && !strcasecmp(op, "write"))
@@ -130,20 +126,20 @@ json_t *stats_container_item(const json_t *summary, const json_t *raw, struct st
     prev->at_ms = now_ms;
     prev->valid = 1;
 
-    name = sget(labels, "io.kontena.container.name");
+    name = jstr(labels, "io.kontena.container.name");
     if (!name) {
         name = json_string_value(json_array_get(json_object_get(summary, "Names"), 0));
         if (name && *name == '/')
             name++;
     }
-    inst = sget(labels, "io.kontena.instance");
+    inst = jstr(labels, "io.kontena.instance");
     now_text(t, sizeof(t));
     item = json_pack(
         "{s:s?, s:s?, s:s, s:s?, s:o, s:{s:f, s:I}, s:{s:I, s:I}, s:{s:I, s:I, s:f, s:f}, "
         "s:{s:I, s:I}, s:s}",
-        "id", sget(summary, "Id"), "name", name, "stack",
-        sget(labels, "io.kontena.stack") ? sget(labels, "io.kontena.stack") : "null", "service",
-        sget(labels, "io.kontena.service"), "instance",
+        "id", jstr(summary, "Id"), "name", name, "stack",
+        jstr(labels, "io.kontena.stack") ? jstr(labels, "io.kontena.stack") : "null", "service",
+        jstr(labels, "io.kontena.service"), "instance",
         inst && *inst ? json_integer(strtol(inst, NULL, 10)) : json_null(), "cpu", "usage_pct",
         round2(pct), "num_cores", (json_int_t)ncpu, "memory", "usage", (json_int_t)usage, "limit",
         (json_int_t)limit, "network", "rx_bytes", (json_int_t)rx, "tx_bytes", (json_int_t)tx,
@@ -383,7 +379,7 @@ static void sample(struct stats *s)
         items = NULL;
     }
     json_array_foreach(list, i, c) {
-        const char *id = sget(c, "Id");
+        const char *id = jstr(c, "Id");
         json_t *raw = NULL;
         struct prev_entry *p;
         if (!id)
